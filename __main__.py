@@ -1,0 +1,35 @@
+"""image-gallery: a gallery, its image definitions, the publisher's role, and versions captured from VMs."""
+
+import pulumi
+
+import config
+from components.captured_image_version import CapturedImageVersion, CapturedImageVersionArgs
+from components.image_gallery import ImageGallery, ImageGalleryArgs
+from hooks.errors import ConfigError
+
+try:
+    stack = config.from_pulumi()
+except ConfigError as exc:
+    # A clear list of every problem, no traceback.
+    raise SystemExit(str(exc)) from None
+
+gallery = ImageGallery(stack.gallery.name, ImageGalleryArgs(stack.gallery, stack.images, stack.publisher))
+version_ids: dict[str, pulumi.Output[str]] = {}
+for definition in stack.images:
+    for version in definition.versions:
+        captured = CapturedImageVersion(
+            f"{definition.name}-{version.version}",
+            CapturedImageVersionArgs(
+                version=version,
+                definition=definition,
+                gallery=stack.gallery,
+                azure=stack.azure,
+                gallery_image=gallery.definitions[definition.name],
+                publisher_tenant_id=stack.publisher.tenant_id if stack.publisher else None,
+            ),
+        )
+        version_ids[f"{definition.name}/{version.version}"] = captured.image_version.id
+
+pulumi.export("galleryId", gallery.gallery.id)
+pulumi.export("definitionIds", {name: d.id for name, d in gallery.definitions.items()})
+pulumi.export("versionIds", version_ids)

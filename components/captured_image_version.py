@@ -1,0 +1,187 @@
+"""CapturedImageVersion: generalize one source VM, then capture it into a gallery image version.
+
+Layer 2: specs -> Pulumi resources. The two halves of the chain are dynamic resources (hooks/providers.py); the
+version takes its source VM ID from the ARM half's output and depends on it explicitly, so it can never race
+the chain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi_azure_native import compute
+
+from config import AzureSpec, GallerySpec, ImageDefinitionSpec, ImageVersionSpec, SourceVmSpec
+from hooks.providers import GuestGeneralization, VmGeneralization
+
+SECONDS_PER_MINUTE = 60.0
+
+
+@dataclass(frozen=True)
+class CapturedImageVersionArgs:
+    """Inputs of CapturedImageVersion."""
+
+    version: ImageVersionSpec
+    """The version to create and where it is replicated."""
+    definition: ImageDefinitionSpec
+    """The image definition it belongs to (its OS type/state decide the chain)."""
+    gallery: GallerySpec
+    """The gallery holding the definition."""
+    azure: AzureSpec
+    """How the chain reaches ARM."""
+    gallery_image: pulumi.Resource
+    """The GalleryImage resource; the version depends on it."""
+    publisher_tenant_id: str | None = None
+    """When set, checks the gallery's subscription belongs to this tenant (Partner Center requirement)."""
+
+
+def arm_props(azure: AzureSpec) -> dict[str, Any]:
+    return {
+        "endpoint": azure.arm_endpoint,
+        "audience": azure.audience,
+        "poll_interval": azure.poll_interval_seconds,
+        "operation_timeout": azure.operation_timeout_minutes * SECONDS_PER_MINUTE,
+    }
+
+
+def guest_props(source: SourceVmSpec, definition: ImageDefinitionSpec, azure: AzureSpec) -> dict[str, Any]:
+    """Non-secret inputs of the guest half."""
+    props: dict[str, Any] = {
+        "vm_id": source.id,
+        "os_type": definition.os_type,
+        "arm": arm_props(azure),
+        "ssh": None,
+        "winrm": None,
+    }
+    if source.ssh is not None:
+        s = source.ssh
+        props["ssh"] = {
+            "host": s.host,
+            "port": s.port,
+            "username": s.username,
+            "host_key": s.host_key,
+            "insecure_ignore_host_key": s.insecure_ignore_host_key,
+            "connect_timeout": s.connect_timeout_minutes * SECONDS_PER_MINUTE,
+            "command_timeout": s.command_timeout_minutes * SECONDS_PER_MINUTE,
+        }
+    if source.winrm is not None:
+        w = source.winrm
+        props["winrm"] = {
+            "host": w.host,
+            "port": w.port,
+            "scheme": "https" if w.use_https else "http",
+            "transport": w.transport,
+            "username": w.username,
+            "ca_certificate": w.ca_certificate,
+            "certificate_sha256": w.certificate_sha256,
+            "insecure_skip_certificate_validation": w.insecure_skip_certificate_validation,
+            "connect_timeout": w.connect_timeout_minutes * SECONDS_PER_MINUTE,
+            "sysprep": {
+                "mode": w.sysprep.mode,
+                "extra_args": list(w.sysprep.extra_args),
+                "skip_checks": sorted(w.sysprep.skip_checks),
+                "agent_timeout": w.sysprep.agent_timeout_minutes * SECONDS_PER_MINUTE,
+                "timeout": w.sysprep.timeout_minutes * SECONDS_PER_MINUTE,
+                "poll_interval": w.sysprep.poll_interval_seconds,
+            },
+        }
+    return props
+
+
+def guest_credentials(source: SourceVmSpec) -> pulumi.Output[dict[str, str]]:
+    """The secret input of the guest half: encrypted in the state, never copied into outputs."""
+    creds: dict[str, str] = {}
+    if source.ssh is not None:
+        for key, secret in (
+            ("private_key", source.ssh.private_key),
+            ("passphrase", source.ssh.passphrase),
+            ("password", source.ssh.password),
+        ):
+            if secret is not None:
+                creds[key] = secret.reveal()
+    if source.winrm is not None:
+        creds["password"] = source.winrm.password.reveal()
+    return pulumi.Output.secret(creds)
+
+
+def publishing_profile(v: ImageVersionSpec) -> compute.GalleryImageVersionPublishingProfileArgsDict:
+    return {
+        "target_regions": [
+            {
+                "name": r.name,
+                "regional_replica_count": r.replica_count,
+                "storage_account_type": r.storage_account_type,
+                "exclude_from_latest": r.exclude_from_latest,
+            }
+            for r in v.target_regions
+        ],
+        "replica_count": v.replica_count,
+        "storage_account_type": v.storage_account_type,
+        "replication_mode": v.replication_mode,
+        "exclude_from_latest": v.exclude_from_latest,
+        "end_of_life_date": v.end_of_life_date,
+    }
+
+
+class CapturedImageVersion(pulumi.ComponentResource):
+    """A gallery image version captured from a source VM, after that VM was generalized and deallocated."""
+
+    guest: GuestGeneralization | None
+    vm: VmGeneralization
+    image_version: compute.GalleryImageVersion
+
+    def __init__(self, name: str, args: CapturedImageVersionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("image-gallery:index:CapturedImageVersion", name, None, opts)
+        v, d, source = args.version, args.definition, args.version.source_vm
+        generalize = d.os_state == "Generalized"
+
+        # A Specialized image keeps the VM's identity: no guest step, no generalize call.
+        self.guest = None
+        vm_depends: list[pulumi.Resource] = []
+        guest_done: pulumi.Input[str | None] = None
+        if generalize:
+            self.guest = GuestGeneralization(
+                f"{name}-guest",
+                {**guest_props(source, d, args.azure), "credentials": guest_credentials(source)},
+                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["credentials"]),
+            )
+            vm_depends.append(self.guest)
+            guest_done = self.guest.finished_at
+
+        self.vm = VmGeneralization(
+            f"{name}-vm",
+            {
+                "vm_id": source.id,
+                "arm": arm_props(args.azure),
+                "generalize": generalize,
+                "deallocate": source.deallocate or generalize,
+                # Data dependency on the guest half: this input is unknown until the guest half has finished.
+                "after_guest": guest_done,
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=vm_depends),
+        )
+
+        safety: compute.GalleryImageVersionSafetyProfileArgsDict = {
+            "allow_deletion_of_replicated_locations": v.allow_deletion_of_replicated_locations,
+            "block_deletion_before_end_of_life": v.block_deletion_before_end_of_life,
+        }
+        self.image_version = compute.GalleryImageVersion(
+            name,
+            gallery_image_version_name=v.version,
+            gallery_image_name=d.name,
+            gallery_name=args.gallery.name,
+            resource_group_name=args.gallery.resource_group,
+            location=args.gallery.location,
+            # The VM ID comes from the ARM half's output: the capture cannot start before verification.
+            storage_profile={"source": {"virtual_machine_id": self.vm.vm_id}},
+            publishing_profile=publishing_profile(v),
+            safety_profile=safety,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.vm, args.gallery_image],
+                custom_timeouts=pulumi.CustomTimeouts(create=f"{v.create_timeout_minutes:g}m"),
+                protect=v.protect,
+            ),
+        )
+        self.register_outputs({"versionId": self.image_version.id, "sourceVmId": source.id})

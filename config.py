@@ -1,0 +1,907 @@
+"""Stack configuration -> typed, immutable specs.
+
+Layer 1 of 3: pure Python, no Pulumi resources. `load(raw)` validates everything at once and raises one
+ConfigError listing every problem with its key path (`images[0].versions[1].version: ...`). Components receive
+these specs, never `pulumi.Config`.
+
+Secrets (private keys, passphrases, passwords) are wrapped in `Secret` as soon as they are read, so a spec can be
+printed or logged without leaking them; the components hand them to Pulumi as secret outputs.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from hooks.linux import parse_host_key
+
+from hooks.errors import ConfigError
+from hooks.targets import PUBLIC_CLOUD_ARM, VmRef
+
+PROJECT = "image-gallery"
+TOP_LEVEL_KEYS = ("gallery", "publisher", "azure", "images", "sourceVms")
+
+OS_TYPES = ("Linux", "Windows")
+OS_STATES = ("Generalized", "Specialized")
+HYPER_V_GENERATIONS = ("V1", "V2")
+ARCHITECTURES = ("x64", "Arm64")
+SECURITY_TYPES = (
+    "Standard",
+    "TrustedLaunch",
+    "TrustedLaunchSupported",
+    "ConfidentialVM",
+    "ConfidentialVmSupported",
+    "TrustedLaunchAndConfidentialVmSupported",
+)
+STORAGE_ACCOUNT_TYPES = ("Standard_LRS", "Standard_ZRS", "Premium_LRS", "PremiumV2_LRS")
+REPLICATION_MODES = ("Full", "Shallow")
+PRINCIPAL_TYPES = ("User", "Group", "ServicePrincipal", "ForeignGroup", "Device")
+PUBLISHER_ROLES = {
+    # Partner Center needs Owner on the gallery (second seed document).
+    "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+    # Newer guidance also accepts this narrower role for the Partner Center service principals.
+    "ComputeGalleryImageReader": "cf7c76d2-98a3-4358-a134-615aa78bf44d",
+}
+WINRM_TRANSPORTS = ("ntlm", "kerberos", "credssp", "basic")
+SYSPREP_MODES = ("vm", "")
+SYSPREP_CHECKS = ("guest-agent", "server-roles", "bitlocker", "appx", "pending-reboot")
+ON_ARM_UNREACHABLE = ("fail", "warn")
+
+_GALLERY_NAME = re.compile(r"^[A-Za-z0-9_.]{1,80}$")
+_DEFINITION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,78}[A-Za-z0-9]$|^[A-Za-z0-9]$")
+_IDENTIFIER_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+_REGION = re.compile(r"^[a-z][a-z0-9]{1,40}$")
+_RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$|^\[?[0-9a-fA-F:]+\]?$")
+_SYSPREP_ARG = re.compile(r"^/[A-Za-z]+(:[A-Za-z0-9]+)?$")
+_SHA256_HEX = re.compile(r"^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$")
+_MAX_U32 = 2**31 - 1  # Azure stores each version part as a 32-bit signed integer
+
+
+class Secret:
+    """A secret config value. Its repr and str never show the value; `.reveal()` does, on purpose."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret([secret])"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+# ---------------------------------------------------------------------------------------------------------- specs
+
+
+@dataclass(frozen=True)
+class GallerySpec:
+    """The Azure Compute Gallery that holds the image definitions."""
+
+    name: str
+    """Gallery name: letters, digits, `_` and `.`, 1-80 characters, no leading or trailing period."""
+    resource_group: str
+    """Existing resource group the gallery lives in."""
+    location: str
+    """Azure region of the gallery resource (e.g. `westeurope`)."""
+    description: str = ""
+    """Free text shown in the portal."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags on the gallery."""
+
+
+@dataclass(frozen=True)
+class PublisherSpec:
+    """The Partner Center publisher account that gets a role on the gallery (and only the gallery)."""
+
+    principal_id: str
+    """Object ID (GUID) of the publisher's user, group or service principal."""
+    principal_type: str
+    """User | Group | ServicePrincipal | ForeignGroup | Device (avoids replication-lag failures)."""
+    role: str = "Owner"
+    """Owner (Partner Center's documented requirement) or ComputeGalleryImageReader."""
+    tenant_id: str | None = None
+    """Publisher's tenant; when set, preview checks the gallery's subscription belongs to it."""
+
+    @property
+    def role_definition_guid(self) -> str:
+        return PUBLISHER_ROLES[self.role]
+
+
+@dataclass(frozen=True)
+class AzureSpec:
+    """How the imperative side reaches Azure Resource Manager."""
+
+    arm_endpoint: str = PUBLIC_CLOUD_ARM
+    """ARM base URL; change for sovereign clouds or Azure Stack."""
+    audience: str | None = None
+    """Token audience if it differs from the endpoint (Azure Stack Hub)."""
+    poll_interval_seconds: float = 15.0
+    """Seconds between polls of long-running operations when Azure sends no Retry-After."""
+    operation_timeout_minutes: float = 30.0
+    """Bound for each ARM wait (deallocation, state changes)."""
+    on_arm_unreachable: str = "fail"
+    """During preview checks: `fail` or `warn` when ARM cannot be reached or credentials fail."""
+
+
+@dataclass(frozen=True)
+class SshSpec:
+    """SSH access to a Linux source VM (for `waagent -deprovision+user`)."""
+
+    host: str
+    """Address the machine running Pulumi can reach (private IP, DNS name, or a forwarded bastion port)."""
+    username: str
+    """Admin user with passwordless sudo; waagent deletes this user."""
+    port: int = 22
+    private_key: Secret | None = None
+    """OpenSSH private key (secret: `pulumi config set --secret --path ...`)."""
+    passphrase: Secret | None = None
+    """Passphrase of the private key, if any (secret)."""
+    password: Secret | None = None
+    """Password instead of a key (secret)."""
+    host_key: str | None = None
+    """Expected host key, `ssh-ed25519 AAAA...` or a known_hosts line. Required unless insecureIgnoreHostKey."""
+    insecure_ignore_host_key: bool = False
+    """Accept any host key. Loudly warned; only for throwaway test VMs."""
+    connect_timeout_minutes: float = 10.0
+    """Bound for connecting while the VM boots (retries with backoff)."""
+    command_timeout_minutes: float = 15.0
+    """Bound for the deprovision script."""
+
+
+@dataclass(frozen=True)
+class SysprepSpec:
+    """How sysprep is run and watched on a Windows source VM."""
+
+    mode: str = "vm"
+    """Value for `/mode:` (`vm`), or empty for none."""
+    extra_args: tuple[str, ...] = ()
+    """Extra sysprep flags such as `/unattend:...` are not allowed; only `/flag` or `/flag:value` words."""
+    skip_checks: frozenset[str] = frozenset()
+    """Pre-checks to skip by name: guest-agent, server-roles, bitlocker, appx, pending-reboot."""
+    agent_timeout_minutes: float = 10.0
+    """Bound for the Azure guest agent services to be Running."""
+    timeout_minutes: float = 60.0
+    """Bound for sysprep to reach IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE."""
+    poll_interval_seconds: float = 5.0
+    """Seconds between ImageState polls."""
+
+
+@dataclass(frozen=True)
+class WinRmSpec:
+    """WinRM access to a Windows source VM (for sysprep)."""
+
+    host: str
+    username: str
+    """Local administrator sysprep runs as (never SYSTEM)."""
+    password: Secret
+    """Password of that user (secret)."""
+    port: int = 5986
+    use_https: bool = True
+    transport: str = "ntlm"
+    """ntlm | kerberos | credssp | basic."""
+    ca_certificate: str | None = None
+    """PEM of the CA (or self-signed certificate) that issued the WinRM listener's certificate."""
+    certificate_sha256: str | None = None
+    """Pinned SHA-256 fingerprint of the listener certificate (instead of caCertificate)."""
+    insecure_skip_certificate_validation: bool = False
+    """Accept any certificate. Loudly warned; only for throwaway test VMs."""
+    connect_timeout_minutes: float = 10.0
+    sysprep: SysprepSpec = field(default_factory=SysprepSpec)
+
+
+@dataclass(frozen=True)
+class SourceVmSpec:
+    """An existing VM that versions are captured from, and how to reach its guest."""
+
+    key: str
+    """Name under `sourceVms` that versions refer to."""
+    vm: VmRef
+    ssh: SshSpec | None = None
+    winrm: WinRmSpec | None = None
+    deallocate: bool = True
+    """For Specialized definitions: deallocate before capture (recommended for a consistent disk)."""
+
+    @property
+    def id(self) -> str:
+        return self.vm.id
+
+
+@dataclass(frozen=True)
+class TargetRegionSpec:
+    """A region the version is replicated to."""
+
+    name: str
+    replica_count: int = 1
+    """1-100 replicas in this region."""
+    storage_account_type: str = "Standard_LRS"
+    exclude_from_latest: bool = False
+
+
+@dataclass(frozen=True)
+class ImageVersionSpec:
+    """One gallery image version captured from a source VM."""
+
+    version: str
+    """Major.Minor.Patch, each a non-negative 32-bit integer."""
+    source_vm: SourceVmSpec
+    target_regions: tuple[TargetRegionSpec, ...]
+    replica_count: int = 1
+    """Default replicas per region."""
+    storage_account_type: str = "Standard_LRS"
+    replication_mode: str = "Full"
+    exclude_from_latest: bool = False
+    end_of_life_date: str | None = None
+    """ISO date after which the version should not be used."""
+    create_timeout_minutes: float = 180.0
+    """Bound for Azure's capture + replication (it can take hours with many regions)."""
+    protect: bool = True
+    """Protect the published version from `pulumi destroy` and accidental replacement."""
+    allow_deletion_of_replicated_locations: bool = False
+    block_deletion_before_end_of_life: bool = False
+
+
+@dataclass(frozen=True)
+class ImageDefinitionSpec:
+    """A gallery image definition and the versions captured into it."""
+
+    name: str
+    os_type: str
+    os_state: str
+    hyper_v_generation: str
+    architecture: str
+    security_type: str
+    publisher: str
+    offer: str
+    sku: str
+    description: str = ""
+    eula: str | None = None
+    privacy_statement_uri: str | None = None
+    release_note_uri: str | None = None
+    end_of_life_date: str | None = None
+    min_vcpus: int | None = None
+    max_vcpus: int | None = None
+    min_memory_gb: int | None = None
+    max_memory_gb: int | None = None
+    versions: tuple[ImageVersionSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """Everything one stack declares."""
+
+    gallery: GallerySpec
+    images: tuple[ImageDefinitionSpec, ...]
+    publisher: PublisherSpec | None = None
+    azure: AzureSpec = field(default_factory=AzureSpec)
+    source_vms: Mapping[str, SourceVmSpec] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------------- reader
+
+T = TypeVar("T")
+_MISSING = object()
+
+
+class _Node:
+    """A mapping in the raw config, with its key path; records problems instead of raising."""
+
+    def __init__(self, value: Mapping[str, Any], path: str, problems: list[str], secret_ok: bool) -> None:
+        self.value = value
+        self.path = path
+        self.problems = problems
+        self.secret_ok = secret_ok
+        self._used: set[str] = set()
+
+    def at(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.at(key)}: {message}")
+
+    def raw(self, key: str) -> Any:
+        self._used.add(key)
+        return self.value.get(key, _MISSING)
+
+    def string(self, key: str, default: Any = _MISSING, pattern: re.Pattern[str] | None = None, hint: str = "") -> Any:
+        value = self.raw(key)
+        if value is _MISSING or value is None:
+            if default is _MISSING:
+                self.problem(key, "is required")
+            return default
+        if isinstance(value, Secret):
+            self.problem(key, "must not be a secret value")
+            return default
+        if not isinstance(value, str) or not value.strip():
+            self.problem(key, f"must be a non-empty string, got {value!r}")
+            return default
+        if pattern is not None and not pattern.match(value):
+            self.problem(key, f"{value!r} {hint or 'is malformed'}")
+            return default
+        return value
+
+    def choice(self, key: str, choices: Iterable[str], default: Any = _MISSING) -> Any:
+        options = tuple(choices)
+        value = self.string(key, default)
+        if value is default:
+            return default
+        if value not in options:
+            shown = ", ".join(repr(o) for o in options)
+            self.problem(key, f"{value!r} is not one of {shown}")
+            return default
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw(key)
+        if value is _MISSING or value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        self.problem(key, f"must be true or false, got {value!r}")
+        return default
+
+    def integer(self, key: str, default: Any, low: int, high: int) -> Any:
+        value = self.raw(key)
+        if value is _MISSING or value is None:
+            if default is _MISSING:
+                self.problem(key, "is required")
+            return default
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(key, f"must be an integer, got {value!r}")
+            return default
+        if not low <= value <= high:
+            self.problem(key, f"{value} is out of range {low}-{high}")
+            return default
+        return value
+
+    def positive(self, key: str, default: float) -> float:
+        value = self.raw(key)
+        if value is _MISSING or value is None:
+            return default
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.problem(key, f"must be a positive number, got {value!r}")
+            return default
+        if isinstance(value, bool) or not number > 0:
+            self.problem(key, f"must be a positive number, got {value!r}")
+            return default
+        return number
+
+    def secret(self, key: str) -> Secret | None:
+        value = self.raw(key)
+        if value is _MISSING or value is None:
+            return None
+        if isinstance(value, Secret):
+            if not value.reveal().strip():
+                self.problem(key, "is empty")
+                return None
+            return value
+        if isinstance(value, str) and value.strip():
+            if not self.secret_ok:
+                self.problem(
+                    key,
+                    "is stored in plaintext; store it encrypted with "
+                    f"`pulumi config set --secret --path '{self.at(key)}'`",
+                )
+            return Secret(value)
+        self.problem(key, "must be a non-empty string")
+        return None
+
+    def child(self, key: str, required: bool = False) -> _Node | None:
+        value = self.raw(key)
+        if value is _MISSING or value is None:
+            if required:
+                self.problem(key, "is required")
+            return None
+        if not isinstance(value, Mapping):
+            self.problem(key, f"must be an object, got {type(value).__name__}")
+            return None
+        return _Node(value, self.at(key), self.problems, self.secret_ok)
+
+    def items(self, key: str, required: bool = False) -> list[_Node]:
+        value = self.raw(key)
+        if value is _MISSING or value is None:
+            if required:
+                self.problem(key, "is required and must list at least one entry")
+            return []
+        if not isinstance(value, list):
+            self.problem(key, f"must be a list, got {type(value).__name__}")
+            return []
+        if required and not value:
+            self.problem(key, "must list at least one entry")
+        nodes = []
+        for i, item in enumerate(value):
+            path = f"{self.at(key)}[{i}]"
+            if not isinstance(item, Mapping):
+                self.problems.append(f"{path}: must be an object, got {type(item).__name__}")
+                continue
+            nodes.append(_Node(item, path, self.problems, self.secret_ok))
+        return nodes
+
+    def strings(self, key: str, pattern: re.Pattern[str] | None = None, hint: str = "") -> tuple[str, ...]:
+        value = self.raw(key)
+        if value is _MISSING or value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(key, "must be a list of strings")
+            return ()
+        for i, v in enumerate(value):
+            if pattern is not None and not pattern.match(v):
+                self.problems.append(f"{self.at(key)}[{i}]: {v!r} {hint}")
+        return tuple(value)
+
+    def done(self) -> None:
+        """Report keys nobody read: typos must not be silently ignored."""
+        for key in self.value:
+            if key not in self._used:
+                known = ", ".join(sorted(self._used))
+                self.problem(str(key), f"unknown key (known keys here: {known})")
+
+
+def _guid(node: _Node, key: str, default: Any = _MISSING) -> Any:
+    value = node.string(key, default)
+    if value is default or value is None:
+        return value
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        node.problem(key, f"{value!r} is not a GUID (object ID like 00000000-0000-0000-0000-000000000000)")
+        return default
+
+
+def _future_date(node: _Node, key: str, today: date) -> str | None:
+    value = node.raw(key)
+    if value is _MISSING or value is None:
+        return None
+    if isinstance(value, date):  # YAML parses unquoted dates
+        parsed = value if not isinstance(value, datetime) else value.date()
+    else:
+        try:
+            parsed = date.fromisoformat(str(value)[:10]) if isinstance(value, str) else None
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            node.problem(key, f"{value!r} is not an ISO date (YYYY-MM-DD)")
+            return None
+    if parsed <= today:
+        node.problem(key, f"{parsed.isoformat()} is not in the future")
+        return None
+    return parsed.isoformat() + "T00:00:00Z"
+
+
+# ----------------------------------------------------------------------------------------------------- sections
+
+
+def _gallery(node: _Node | None) -> GallerySpec | None:
+    if node is None:
+        return None
+    name = node.string("name", None)
+    if name is not None and (not _GALLERY_NAME.match(name) or name.startswith(".") or name.endswith(".")):
+        node.problem(
+            "name",
+            f"{name!r} is not a valid gallery name: use 1-80 letters, digits, '_' or '.', "
+            "not starting or ending with '.'",
+        )
+        name = None
+    rg = node.string("resourceGroup", None, _RESOURCE_GROUP, "is not a valid resource group name")
+    location = node.string("location", None, _REGION, "is not an Azure region name like 'westeurope'")
+    description = node.string("description", "")
+    tags_raw = node.raw("tags")
+    tags: dict[str, str] = {}
+    if tags_raw is not _MISSING and tags_raw is not None:
+        if isinstance(tags_raw, Mapping) and all(isinstance(v, str) for v in tags_raw.values()):
+            tags = {str(k): v for k, v in tags_raw.items()}
+        else:
+            node.problem("tags", "must be a map of strings")
+    node.done()
+    if name is None or rg is None or location is None:
+        return None
+    return GallerySpec(name, rg, location, description, tags)
+
+
+def _publisher(node: _Node | None) -> PublisherSpec | None:
+    if node is None:
+        return None
+    principal_id = _guid(node, "principalId", None)
+    principal_type = node.choice("principalType", PRINCIPAL_TYPES, None)
+    role = node.choice("role", PUBLISHER_ROLES, "Owner")
+    tenant_id = _guid(node, "tenantId", None)
+    node.done()
+    if principal_id is None or principal_type is None:
+        return None
+    return PublisherSpec(principal_id, principal_type, role, tenant_id)
+
+
+def _azure(node: _Node | None) -> AzureSpec:
+    if node is None:
+        return AzureSpec()
+    endpoint = node.string("armEndpoint", PUBLIC_CLOUD_ARM)
+    if not endpoint.startswith("https://"):
+        node.problem("armEndpoint", f"{endpoint!r} must be an https:// URL (ARM tokens are never sent over http)")
+        endpoint = PUBLIC_CLOUD_ARM
+    audience = node.string("audience", None)
+    spec = AzureSpec(
+        arm_endpoint=endpoint.rstrip("/"),
+        audience=audience,
+        poll_interval_seconds=node.positive("pollIntervalSeconds", AzureSpec.poll_interval_seconds),
+        operation_timeout_minutes=node.positive("operationTimeoutMinutes", AzureSpec.operation_timeout_minutes),
+        on_arm_unreachable=node.choice("onArmUnreachable", ON_ARM_UNREACHABLE, "fail"),
+    )
+    node.done()
+    return spec
+
+
+def _ssh(node: _Node) -> SshSpec | None:
+    host = node.string("host", None, _HOST, "is not a host name or IP address")
+    username = node.string("username", None)
+    port = node.integer("port", 22, 1, 65535)
+    private_key = node.secret("privateKey")
+    passphrase = node.secret("passphrase")
+    password = node.secret("password")
+    if (private_key is None) == (password is None):
+        node.problems.append(
+            f"{node.path}: set exactly one of privateKey or password (got {'both' if private_key else 'neither'})"
+        )
+    if passphrase is not None and private_key is None:
+        node.problem("passphrase", "is only used with privateKey")
+    host_key = node.string("hostKey", None)
+    if host_key is not None:
+        try:
+            parse_host_key(host_key)
+        except ValueError as exc:
+            node.problem("hostKey", str(exc))
+    insecure = node.boolean("insecureIgnoreHostKey", False)
+    if host_key is None and not insecure:
+        node.problem(
+            "hostKey",
+            "is required: the VM's host key (`ssh-keyscan <host>` from a trusted network, or "
+            "`az vm run-command invoke ... cat /etc/ssh/ssh_host_ed25519_key.pub`); "
+            "set insecureIgnoreHostKey: true only for throwaway VMs",
+        )
+    connect = node.positive("connectTimeoutMinutes", SshSpec.connect_timeout_minutes)
+    command = node.positive("commandTimeoutMinutes", SshSpec.command_timeout_minutes)
+    node.done()
+    if host is None or username is None:
+        return None
+    return SshSpec(host, username, port, private_key, passphrase, password, host_key, insecure, connect, command)
+
+
+def _sysprep(node: _Node | None) -> SysprepSpec:
+    if node is None:
+        return SysprepSpec()
+    mode = node.choice("mode", SYSPREP_MODES, "vm")
+    extra = node.strings("extraArgs", _SYSPREP_ARG, "is not a sysprep flag like /flag or /flag:value")
+    for i, arg in enumerate(extra):
+        if arg.lower().split(":")[0] in (
+            "/unattend",
+            "/shutdown",
+            "/reboot",
+            "/quit",
+            "/oobe",
+            "/generalize",
+            "/audit",
+        ):
+            node.problems.append(f"{node.at('extraArgs')}[{i}]: {arg!r} is set by image-gallery itself; remove it")
+    skip = node.strings("skipChecks")
+    for i, name in enumerate(skip):
+        if name not in SYSPREP_CHECKS:
+            node.problems.append(f"{node.at('skipChecks')}[{i}]: {name!r} is not one of {', '.join(SYSPREP_CHECKS)}")
+    spec = SysprepSpec(
+        mode=mode,
+        extra_args=extra,
+        skip_checks=frozenset(skip),
+        agent_timeout_minutes=node.positive("agentTimeoutMinutes", SysprepSpec.agent_timeout_minutes),
+        timeout_minutes=node.positive("timeoutMinutes", SysprepSpec.timeout_minutes),
+        poll_interval_seconds=node.positive("pollIntervalSeconds", SysprepSpec.poll_interval_seconds),
+    )
+    node.done()
+    return spec
+
+
+def _winrm(node: _Node) -> WinRmSpec | None:
+    host = node.string("host", None, _HOST, "is not a host name or IP address")
+    username = node.string("username", None)
+    password = node.secret("password")
+    if password is None:
+        node.problem("password", "is required (secret: `pulumi config set --secret --path ...`)")
+    use_https = node.boolean("useHttps", True)
+    port = node.integer("port", 5986 if use_https else 5985, 1, 65535)
+    transport = node.choice("transport", WINRM_TRANSPORTS, "ntlm")
+    ca = node.string("caCertificate", None)
+    if ca is not None and "-----BEGIN CERTIFICATE-----" not in ca:
+        node.problem("caCertificate", "must be a PEM certificate (-----BEGIN CERTIFICATE----- ...)")
+    pin = node.string("certificateSha256", None, _SHA256_HEX, "is not a SHA-256 fingerprint (64 hex digits)")
+    insecure = node.boolean("insecureSkipCertificateValidation", False)
+    if use_https and ca is None and pin is None and not insecure:
+        node.problem(
+            "caCertificate",
+            "set caCertificate or certificateSha256 so the WinRM listener's certificate can be verified "
+            "(or insecureSkipCertificateValidation: true for throwaway VMs only)",
+        )
+    if not use_https and transport == "basic":
+        node.problem("transport", "basic over http would send the password in clear; use useHttps: true")
+    connect = node.positive("connectTimeoutMinutes", WinRmSpec.connect_timeout_minutes)
+    sysprep = _sysprep(node.child("sysprep"))
+    node.done()
+    if host is None or username is None or password is None:
+        return None
+    return WinRmSpec(host, username, password, port, use_https, transport, ca, pin, insecure, connect, sysprep)
+
+
+def _source_vms(node: _Node | None) -> dict[str, SourceVmSpec]:
+    result: dict[str, SourceVmSpec] = {}
+    if node is None:
+        return result
+    for key in list(node.value):
+        vm_node = node.child(str(key))
+        if vm_node is None:
+            continue
+        vm_id = vm_node.string("id", None)
+        vm: VmRef | None = None
+        if vm_id is not None:
+            try:
+                vm = VmRef.parse(vm_id)
+            except ValueError as exc:
+                vm_node.problem("id", str(exc))
+        ssh_node = vm_node.child("ssh")
+        winrm_node = vm_node.child("winrm")
+        if ssh_node is not None and winrm_node is not None:
+            vm_node.problems.append(f"{vm_node.path}: set ssh (Linux) or winrm (Windows), not both")
+        ssh = _ssh(ssh_node) if ssh_node is not None else None
+        winrm = _winrm(winrm_node) if winrm_node is not None else None
+        deallocate = vm_node.boolean("deallocate", True)
+        vm_node.done()
+        if vm is not None:
+            result[str(key)] = SourceVmSpec(str(key), vm, ssh, winrm, deallocate)
+    return result
+
+
+def _target_region(node: _Node, default_replicas: int, default_storage: str) -> TargetRegionSpec | None:
+    name = node.string("name", None, _REGION, "is not an Azure region name like 'westeurope'")
+    replicas = node.integer("replicaCount", default_replicas, 1, 100)
+    storage = node.choice("storageAccountType", STORAGE_ACCOUNT_TYPES, default_storage)
+    exclude = node.boolean("excludeFromLatest", False)
+    node.done()
+    if name is None:
+        return None
+    return TargetRegionSpec(name, replicas, storage, exclude)
+
+
+def _version(
+    node: _Node, definition: dict[str, Any], source_vms: Mapping[str, SourceVmSpec], today: date
+) -> ImageVersionSpec | None:
+    version = node.string("version", None)
+    if version is not None:
+        m = _VERSION.match(version)
+        if not m:
+            node.problem("version", f"{version!r} is not Major.Minor.Patch")
+            version = None
+        elif any(int(part) > _MAX_U32 for part in m.groups()):
+            node.problem("version", f"{version!r}: each part must be a non-negative 32-bit integer (<= {_MAX_U32})")
+            version = None
+    source_key = node.string("sourceVm", None)
+    source = None
+    if source_key is not None:
+        source = source_vms.get(source_key)
+        if source is None:
+            known = ", ".join(sorted(source_vms)) or "none defined"
+            node.problem("sourceVm", f"{source_key!r} is not a key under sourceVms (defined: {known})")
+    replicas = node.integer("replicaCount", 1, 1, 100)
+    storage = node.choice("storageAccountType", STORAGE_ACCOUNT_TYPES, "Standard_LRS")
+    regions = [r for r in (_target_region(n, replicas, storage) for n in node.items("targetRegions", True)) if r]
+    names = [r.name for r in regions]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        node.problem("targetRegions", f"region {dup!r} is listed more than once")
+    spec_kwargs = dict(
+        replication_mode=node.choice("replicationMode", REPLICATION_MODES, "Full"),
+        exclude_from_latest=node.boolean("excludeFromLatest", False),
+        end_of_life_date=_future_date(node, "endOfLifeDate", today),
+        create_timeout_minutes=node.positive("createTimeoutMinutes", ImageVersionSpec.create_timeout_minutes),
+        protect=node.boolean("protect", True),
+        allow_deletion_of_replicated_locations=node.boolean("allowDeletionOfReplicatedLocations", False),
+        block_deletion_before_end_of_life=node.boolean("blockDeletionBeforeEndOfLife", False),
+    )
+    node.done()
+    if source is not None:
+        _check_source_fits(node, source, definition)
+    if version is None or source is None or not regions:
+        return None
+    return ImageVersionSpec(
+        version=version,
+        source_vm=source,
+        target_regions=tuple(regions),
+        replica_count=replicas,
+        storage_account_type=storage,
+        **spec_kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _check_source_fits(node: _Node, source: SourceVmSpec, definition: dict[str, Any]) -> None:
+    """The guest transport must fit the definition: ssh for Linux, winrm for Windows, none when Specialized."""
+    os_type, os_state = definition.get("os_type"), definition.get("os_state")
+    where = f"sourceVms.{source.key}"
+    if os_state == "Specialized":
+        return  # no guest step: the VM is captured as it is
+    if os_type == "Linux" and source.ssh is None:
+        node.problem("sourceVm", f"{where} needs an ssh block: Linux VMs are deprovisioned with waagent over SSH")
+    if os_type == "Windows" and source.winrm is None:
+        node.problem("sourceVm", f"{where} needs a winrm block: Windows VMs are sysprepped over WinRM")
+    if os_type == "Linux" and source.winrm is not None:
+        node.problem("sourceVm", f"{where} has a winrm block but the definition's osType is Linux")
+    if os_type == "Windows" and source.ssh is not None:
+        node.problem("sourceVm", f"{where} has an ssh block but the definition's osType is Windows")
+
+
+def _definition(node: _Node, source_vms: Mapping[str, SourceVmSpec], today: date) -> ImageDefinitionSpec | None:
+    name = node.string(
+        "name", None, _DEFINITION_NAME, "is not a valid image definition name (1-80 letters, digits, '.', '_', '-')"
+    )
+    fields: dict[str, Any] = {
+        "os_type": node.choice("osType", OS_TYPES, None),
+        "os_state": node.choice("osState", OS_STATES, "Generalized"),
+        "hyper_v_generation": node.choice("hyperVGeneration", HYPER_V_GENERATIONS, "V2"),
+        "architecture": node.choice("architecture", ARCHITECTURES, "x64"),
+        "security_type": node.choice("securityType", SECURITY_TYPES, "Standard"),
+    }
+    if fields["hyper_v_generation"] == "V1" and fields["security_type"] != "Standard":
+        node.problem("securityType", f"{fields['security_type']} needs hyperVGeneration V2")
+    if fields["architecture"] == "Arm64" and fields["hyper_v_generation"] == "V1":
+        node.problem("architecture", "Arm64 images need hyperVGeneration V2")
+    ident = node.child("identifier", required=True)
+    publisher = offer = sku = None
+    if ident is not None:
+        hint = "is not a valid identifier part (letters, digits, '.', '_', '-', up to 128)"
+        publisher = ident.string("publisher", None, _IDENTIFIER_PART, hint)
+        offer = ident.string("offer", None, _IDENTIFIER_PART, hint)
+        sku = ident.string("sku", None, _IDENTIFIER_PART, hint)
+        ident.done()
+    extras = {
+        "description": node.string("description", ""),
+        "eula": node.string("eula", None),
+        "privacy_statement_uri": node.string("privacyStatementUri", None),
+        "release_note_uri": node.string("releaseNoteUri", None),
+        "end_of_life_date": _future_date(node, "endOfLifeDate", today),
+    }
+    rec = node.child("recommended")
+    limits: dict[str, Any] = {}
+    if rec is not None:
+        limits = {
+            "min_vcpus": rec.integer("minVCpus", None, 1, 1024),
+            "max_vcpus": rec.integer("maxVCpus", None, 1, 1024),
+            "min_memory_gb": rec.integer("minMemoryGb", None, 1, 16384),
+            "max_memory_gb": rec.integer("maxMemoryGb", None, 1, 16384),
+        }
+        for low, high in (("min_vcpus", "max_vcpus"), ("min_memory_gb", "max_memory_gb")):
+            if limits[low] is not None and limits[high] is not None and limits[low] > limits[high]:
+                rec.problems.append(f"{rec.path}: {low} is larger than {high}")
+        rec.done()
+    versions = [v for v in (_version(n, fields, source_vms, today) for n in node.items("versions")) if v]
+    seen: set[str] = set()
+    for i, v in enumerate(versions):
+        if v.version in seen:
+            node.problems.append(f"{node.at('versions')}[{i}].version: {v.version!r} is declared twice in {name!r}")
+        seen.add(v.version)
+    node.done()
+    if name is None or publisher is None or offer is None or sku is None or None in fields.values():
+        return None
+    return ImageDefinitionSpec(
+        name=name, publisher=publisher, offer=offer, sku=sku, versions=tuple(versions), **fields, **extras, **limits
+    )
+
+
+# -------------------------------------------------------------------------------------------------------- loader
+
+
+def load(
+    raw: Mapping[str, Any],
+    secret_keys: Iterable[str] = (),
+    today: date | None = None,
+) -> StackSpec:
+    """Validate the project's config (keys without the `image-gallery:` prefix) into a StackSpec.
+
+    `secret_keys` names the top-level keys Pulumi holds encrypted; a secret field (privateKey, password,
+    passphrase) under any other key is reported, because it would sit in plaintext in `Pulumi.<stack>.yaml`.
+    Raises ConfigError listing every problem.
+    """
+    problems: list[str] = []
+    today = today or date.today()
+    secret_set = set(secret_keys)
+    root = _Node({k: v for k, v in raw.items()}, "", problems, secret_ok=False)
+
+    gallery = _gallery(root.child("gallery", required=True))
+    publisher = _publisher(root.child("publisher"))
+    azure = _azure(root.child("azure"))
+    source_node = root.child("sourceVms")
+    if source_node is not None:
+        source_node.secret_ok = "sourceVms" in secret_set
+    source_vms = _source_vms(source_node)
+    images = [d for d in (_definition(n, source_vms, today) for n in root.items("images", True)) if d]
+    root.done()
+
+    _check_uniqueness(images, problems)
+    _check_source_reuse(images, problems)
+    if problems:
+        raise ConfigError(problems)
+    assert gallery is not None
+    return StackSpec(gallery, tuple(images), publisher, azure, source_vms)
+
+
+def _check_uniqueness(images: list[ImageDefinitionSpec], problems: list[str]) -> None:
+    by_name: dict[str, int] = {}
+    by_ident: dict[tuple[str, str, str], str] = {}
+    for i, d in enumerate(images):
+        if d.name.lower() in by_name:
+            problems.append(f"images[{i}].name: {d.name!r} is used by images[{by_name[d.name.lower()]}] too")
+        by_name.setdefault(d.name.lower(), i)
+        ident = (d.publisher.lower(), d.offer.lower(), d.sku.lower())
+        if ident in by_ident:
+            problems.append(
+                f"images[{i}].identifier: publisher/offer/sku {d.publisher}/{d.offer}/{d.sku} is already used by "
+                f"{by_ident[ident]!r}; it must be unique within the gallery"
+            )
+        by_ident.setdefault(ident, d.name)
+
+
+def _check_source_reuse(images: list[ImageDefinitionSpec], problems: list[str]) -> None:
+    """A generalized VM can be captured many times, but only one chain may generalize it."""
+    users: dict[str, list[str]] = {}
+    for d in images:
+        for v in d.versions:
+            if d.os_state == "Generalized":
+                users.setdefault(v.source_vm.key, []).append(f"{d.name}/{v.version}")
+    for key, who in users.items():
+        if len(who) > 1:
+            problems.append(
+                f"sourceVms.{key}: generalized by more than one version ({', '.join(who)}); a VM is generalized "
+                "once: capture it into one version, and build a new source VM for the next version"
+            )
+
+
+def from_pulumi() -> StackSpec:
+    """Read this project's stack config from the Pulumi runtime (plaintext, then wrapped) and validate it."""
+    import json
+
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    raw: dict[str, Any] = {}
+    secret_keys: list[str] = []
+    project = pulumi.get_project()
+    for key in TOP_LEVEL_KEYS:
+        full = f"{project}:{key}"
+        value = runtime_config.get_config(full)
+        if value is None:
+            continue
+        try:
+            raw[key] = json.loads(value)
+        except json.JSONDecodeError:
+            raw[key] = value
+        if runtime_config.is_config_secret(full):
+            secret_keys.append(key)
+    every_key = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    unknown = [k for k in every_key if k.startswith(f"{project}:") and k.split(":", 1)[1] not in TOP_LEVEL_KEYS]
+    if unknown:
+        raise ConfigError([f"{k}: unknown key (known: {', '.join(TOP_LEVEL_KEYS)})" for k in sorted(unknown)])
+    return load(raw, secret_keys)

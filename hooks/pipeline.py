@@ -1,0 +1,166 @@
+"""The generalization chain, read top to bottom in one place.
+
+Two halves, each behind its own dynamic resource so Pulumi shows them separately:
+
+- the guest half (GuestGeneralization): read the VM's state through ARM; if Azure already reports it generalized,
+  stop here without contacting the guest; run the capture-time checks; then deprovision (Linux, waagent over SSH)
+  or sysprep (Windows, over WinRM);
+- the ARM half (VmGeneralization): wait until stopped, deallocate, generalize, verify.
+
+Every step is re-entrant: it looks at the VM's real state first and skips what is already done, so a re-run after
+a failure at any point finishes the job without repeating a finished step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from hooks import arm
+from hooks.errors import PreCheckFailed
+from hooks.log import Log
+from hooks.targets import ArmSettings, GuestResult, SshTarget, SysprepOptions, VmRef, WinRmTarget
+
+# What the offline plan prints, and what the README documents: keep in step with the functions below.
+LINUX_GUEST_STEPS = (
+    "read the VM's power and OS state through ARM (GET only); stop here if Azure reports it generalized",
+    "capture-time checks against the image definition (same as in preview)",
+    "connect over SSH, host key verified, retrying with backoff while the VM boots (bounded)",
+    "run hooks/scripts/deprovision.sh with sudo: cloud-init clean, waagent -force -deprovision+user, "
+    "history clean-up, sync",
+)
+WINDOWS_GUEST_STEPS = (
+    "read the VM's power and OS state through ARM (GET only); stop here if Azure reports it generalized",
+    "capture-time checks against the image definition (same as in preview)",
+    "connect over WinRM, TLS certificate verified, retrying with backoff while the VM boots (bounded)",
+    "read ImageState; if IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE, sysprep already ran: do not run it again",
+    "wait for the Azure guest agent services to be Running (bounded)",
+    "pre-checks: unsupported server roles, BitLocker, per-user AppX packages, pending reboot",
+    "remove leftover unattend.xml files, start Sysprep.exe /oobe /generalize /quiet /quit as the admin user",
+    "watch ImageState (reconnecting after drops) until IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE; fail fast with the "
+    "Panther log tail if sysprep exits in any other state",
+)
+VM_STEPS_GENERALIZED = (
+    "wait until the VM has stopped if it is shutting down (bounded)",
+    "deallocate (POST .../deallocate, polled to Succeeded, bounded)",
+    "mark generalized (POST .../generalize)",
+    "verify the instance view shows PowerState/deallocated and OSState/generalized",
+)
+VM_STEPS_SPECIALIZED = (
+    "wait until the VM has stopped if it is shutting down (bounded)",
+    "deallocate (POST .../deallocate, polled to Succeeded, bounded) unless sourceVms.<key>.deallocate is false",
+)
+
+RUNNABLE_POWER_STATES = ("running", "starting")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class GuestRequest:
+    """Everything the guest half needs."""
+
+    vm: VmRef
+    os_type: str
+    arm: ArmSettings
+    ssh: SshTarget | None = None
+    winrm: WinRmTarget | None = None
+    sysprep: SysprepOptions = field(default_factory=SysprepOptions)
+    capture_checks: Callable[[Log], None] | None = None
+    """Capture-time checks to run before anything irreversible; raises CaptureMismatch."""
+
+
+@dataclass(frozen=True)
+class GuestOutcome:
+    """What the guest half did."""
+
+    action: str
+    """deprovisioned | sysprepped | skipped."""
+    method: str
+    detail: str
+    started_at: str
+    finished_at: str
+
+
+def generalize_guest(req: GuestRequest, log: Log) -> GuestOutcome:
+    """The guest half. Never contacts the guest of a VM that Azure already reports generalized."""
+    started = now()
+    status = arm.get_status(req.arm, req.vm)
+    if status.generalized:
+        log.info(f"Azure reports {req.vm} generalized already: the guest is not contacted")
+        return GuestOutcome("skipped", "none", "VM already generalized in Azure; guest not contacted", started, now())
+    if status.power_state not in RUNNABLE_POWER_STATES:
+        raise PreCheckFailed(
+            f"{req.vm} is {status.power_state or 'in an unknown power state'}, but the guest step needs it running. "
+            "If nothing has generalized it yet, start it (`az vm start --ids <id>`) and run `pulumi up` again. If "
+            "sysprep or waagent already ran on it, do NOT start it: mark it generalized with "
+            "`az vm deallocate` + `az vm generalize` and run `pulumi up` again (the guest is then skipped)."
+        )
+    if req.capture_checks is not None:
+        req.capture_checks(log)
+    result = _run_in_guest(req, log)
+    action = "deprovisioned" if req.os_type == "Linux" else "sysprepped"
+    return GuestOutcome(action, result.method, result.detail, started, now())
+
+
+def _run_in_guest(req: GuestRequest, log: Log) -> GuestResult:
+    # Imported here so that Linux-only users never import pywinrm and vice versa.
+    if req.os_type == "Linux":
+        from hooks import linux
+
+        assert req.ssh is not None, "Linux guest step without SSH target"
+        return linux.deprovision(req.ssh, log)
+    from hooks import windows
+
+    assert req.winrm is not None, "Windows guest step without WinRM target"
+    return windows.sysprep(req.winrm, req.sysprep, log)
+
+
+@dataclass(frozen=True)
+class VmRequest:
+    """Everything the ARM half needs."""
+
+    vm: VmRef
+    arm: ArmSettings
+    generalize: bool = True
+    """False for Specialized definitions: the VM is captured as it is."""
+    deallocate: bool = True
+
+
+@dataclass(frozen=True)
+class VmOutcome:
+    """What the ARM half did and what it verified."""
+
+    actions: tuple[str, ...]
+    power_state: str | None
+    generalized: bool
+    finished_at: str
+
+
+def generalize_vm(req: VmRequest, log: Log) -> VmOutcome:
+    """The ARM half: stop -> deallocate -> generalize -> verify, each step skipped if already done."""
+    actions: list[str] = []
+    status = arm.get_status(req.arm, req.vm)
+    if status.power_state in ("stopping", "deallocating"):
+        log.info(f"{req.vm} is {status.power_state}; waiting until it has stopped")
+        status = arm.wait_until_stopped(req.arm, req.vm, log)
+    if req.deallocate or req.generalize:
+        if status.power_state == "deallocated":
+            actions.append("already deallocated")
+        else:
+            arm.deallocate(req.arm, req.vm, log)
+            actions.append("deallocated")
+    if req.generalize:
+        if status.generalized:
+            actions.append("already generalized")
+        else:
+            arm.generalize(req.arm, req.vm, log)
+            actions.append("generalized")
+        status = arm.verify_generalized(req.arm, req.vm)
+        log.info(f"verified: {req.vm} is deallocated and generalized")
+    else:
+        status = arm.get_status(req.arm, req.vm)
+    return VmOutcome(tuple(actions), status.power_state, status.generalized, now())
