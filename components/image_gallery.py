@@ -88,7 +88,7 @@ class ImageGallery(pulumi.ComponentResource):
         return compute.GalleryImage(
             f"{name}-{d.name}",
             gallery_image_name=d.name,
-            gallery_name=self.gallery.name,
+            gallery_name=gallery.name,
             resource_group_name=gallery.resource_group,
             location=gallery.location,
             os_type=d.os_type,
@@ -103,7 +103,7 @@ class ImageGallery(pulumi.ComponentResource):
             release_note_uri=d.release_note_uri,
             end_of_life_date=d.end_of_life_date,
             recommended=recommended or None,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gallery]),
         )
 
     def _publisher_role(self, name: str, publisher: PublisherSpec) -> authorization.RoleAssignment:

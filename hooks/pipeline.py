@@ -88,7 +88,7 @@ class GuestOutcome:
 def generalize_guest(req: GuestRequest, log: Log) -> GuestOutcome:
     """The guest half. Never contacts the guest of a VM that Azure already reports generalized."""
     started = now()
-    status = arm.get_status(req.arm, req.vm)
+    status = arm.get_status(req.arm, req.vm, log)
     if status.generalized:
         log.info(f"Azure reports {req.vm} generalized already: the guest is not contacted")
         return GuestOutcome("skipped", "none", "VM already generalized in Azure; guest not contacted", started, now())
@@ -143,7 +143,7 @@ class VmOutcome:
 def generalize_vm(req: VmRequest, log: Log) -> VmOutcome:
     """The ARM half: stop -> deallocate -> generalize -> verify, each step skipped if already done."""
     actions: list[str] = []
-    status = arm.get_status(req.arm, req.vm)
+    status = arm.get_status(req.arm, req.vm, log)
     if status.power_state in ("stopping", "deallocating"):
         log.info(f"{req.vm} is {status.power_state}; waiting until it has stopped")
         status = arm.wait_until_stopped(req.arm, req.vm, log)
@@ -159,8 +159,8 @@ def generalize_vm(req: VmRequest, log: Log) -> VmOutcome:
         else:
             arm.generalize(req.arm, req.vm, log)
             actions.append("generalized")
-        status = arm.verify_generalized(req.arm, req.vm)
+        status = arm.verify_generalized(req.arm, req.vm, log)
         log.info(f"verified: {req.vm} is deallocated and generalized")
     else:
-        status = arm.get_status(req.arm, req.vm)
+        status = arm.get_status(req.arm, req.vm, log)
     return VmOutcome(tuple(actions), status.power_state, status.generalized, now())
