@@ -130,7 +130,7 @@ def run_program(project: str, stack: str, config: dict[str, str], secret_keys: l
             return {}, None
 
     class RecordingMonitor(pmocks.MockMonitor):
-        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC name)
+        def RegisterResource(self, request: Any) -> Any:
             if request.type != "pulumi:pulumi:Stack":
                 raw = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
                 registered.append(
@@ -204,7 +204,7 @@ def describe(resources: list[PlannedResource]) -> list[dict[str, Any]]:
             "parentUrn": r.parent,
             "type": r.type,
             "name": r.name,
-            "parent": by_urn.get(r.parent or "", None),
+            "parent": by_urn.get(r.parent or ""),
             "dependsOn": sorted({by_urn.get(d, d) for d in r.depends_on}),
             "inputs": inputs,
         }

@@ -1,0 +1,77 @@
+# image-gallery: every target installs what it needs. On a fresh Debian machine, Python 3.11 and make suffice.
+#   make plan STACK=dev [FORMAT=json]   offline plan of a stack (no network, no credentials)
+#   make test                           the whole suite (installs test prerequisites with apt-get when root)
+#   make lint | make bench | make clean
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+STACK ?= dev
+FORMAT ?= text
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+CACHE := .cache
+BOOTSTRAP := $(CACHE)/bootstrap
+UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
+VENV_STAMP := .venv/.synced
+
+# This environment may set PYTHONDONTWRITEBYTECODE; without byte-code caching every run recompiles
+# pulumi-azure-native (seconds per process).
+unexport PYTHONDONTWRITEBYTECODE
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help venv plan test unit integration lint typecheck bench sandbox prereqs clean
+
+help:
+	@sed -n '2,5p' Makefile
+
+# uv itself: the one on PATH, or a private copy installed with pip into .cache/bootstrap.
+$(BOOTSTRAP)/bin/uv:
+	@if ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing python3-venv with apt-get"; apt-get update -qq; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv; \
+	  else echo "error: $(PYTHON) has no venv/ensurepip; install python3-venv (apt-get install python3-venv)" >&2; exit 1; fi; \
+	fi
+	$(PYTHON) -m venv $(BOOTSTRAP)
+	$(BOOTSTRAP)/bin/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV_STAMP): pyproject.toml uv.lock | $(if $(shell command -v uv 2>/dev/null),,$(BOOTSTRAP)/bin/uv)
+	$(UV) sync --frozen
+	@touch $@
+
+venv: $(VENV_STAMP)
+
+plan: $(VENV_STAMP)
+	@$(UV) run --frozen --no-sync python plan.py $(STACK) --format $(FORMAT)
+
+lint: $(VENV_STAMP)
+	$(UV) run --frozen --no-sync ruff check .
+	$(UV) run --frozen --no-sync ruff format --check .
+	$(UV) run --frozen --no-sync mypy
+
+# Root-only prerequisites of the Linux guest tests: debootstrap, and the throwaway Debian root with the real
+# waagent (built once, cached as a tarball under .cache/sandbox).
+prereqs:
+	@if [ "$$(id -u)" = 0 ]; then sh tests/fakes/install-prereqs.sh; \
+	else echo "prereqs: not root: the waagent sandbox tests will be skipped (they need root for chroot/unshare)"; fi
+
+sandbox: prereqs $(VENV_STAMP)
+	@if [ "$$(id -u)" = 0 ]; then $(UV) run --frozen --no-sync python -m tests.fakes.sandbox build; fi
+
+test: $(VENV_STAMP) sandbox lint
+	$(UV) run --frozen --no-sync pytest
+
+unit: $(VENV_STAMP)
+	$(UV) run --frozen --no-sync pytest tests/unit
+
+integration: $(VENV_STAMP) sandbox
+	$(UV) run --frozen --no-sync pytest tests/integration
+
+bench: $(VENV_STAMP)
+	$(UV) run --frozen --no-sync python -m tests.bench
+
+clean:
+	rm -rf .venv $(CACHE) .pytest_cache .mypy_cache .ruff_cache

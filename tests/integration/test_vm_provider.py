@@ -1,0 +1,153 @@
+"""The ARM half (VmGeneralization) through the real dynamic provider host, against the HTTPS fake of ARM."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hooks.providers import VmGeneralizationProvider
+from tests.fakes.arm import FakeArm, fake_arm  # noqa: F401 (fixture)
+from tests.fakes.dynamic_host import DynamicHost, HostError, host_factory, urn, with_provider  # noqa: F401
+
+URN = urn("VmGeneralization", "img-1.0.0-vm")
+
+
+def props(fake: FakeArm, vm_id: str, **overrides: Any) -> dict[str, Any]:
+    p: dict[str, Any] = {
+        "resource_name": "img-1.0.0-vm",
+        "vm_id": vm_id,
+        "arm": {"endpoint": fake.endpoint, "audience": None, "poll_interval": 0.05, "operation_timeout": 10.0},
+        "generalize": True,
+        "deallocate": True,
+        "after_guest": "2026-11-22T10:00:00+00:00",
+        "actions": None,
+        "power_state": None,
+        "generalized": None,
+        "finished_at": None,
+    }
+    p.update(overrides)
+    return with_provider(VmGeneralizationProvider(), p)
+
+
+@pytest.fixture
+def host(fake_arm: FakeArm, host_factory: Any) -> DynamicHost:  # noqa: F811
+    h: DynamicHost = host_factory(fake_arm.env)
+    h.configure({"image-gallery:gallery": "{}"})
+    return h
+
+
+def test_create_deallocates_generalizes_and_verifies(fake_arm: FakeArm, host: DynamicHost) -> None:  # noqa: F811
+    vm = fake_arm.add_vm(power_state="running")
+    id_, outs = host.create(URN, props(fake_arm, vm.id))
+    assert id_ == f"{vm.id}/vmGeneralization"
+    assert outs["actions"] == ["deallocated", "generalized"]
+    assert outs["power_state"] == "deallocated" and outs["generalized"] is True
+    assert vm.power_state == "deallocated" and vm.generalized
+    assert fake_arm.count("POST", r"/deallocate$") == 1 and fake_arm.count("POST", r"/generalize$") == 1
+    # The LRO was followed through its Azure-AsyncOperation document.
+    assert fake_arm.count("GET", r"/operations/") >= 1
+    assert "verified" in host.close()
+
+
+def test_rerun_on_generalized_vm_changes_nothing(fake_arm: FakeArm, host: DynamicHost) -> None:  # noqa: F811
+    vm = fake_arm.add_vm(power_state="deallocated", generalized=True)
+    _, outs = host.create(URN, props(fake_arm, vm.id))
+    assert outs["actions"] == ["already deallocated", "already generalized"]
+    assert fake_arm.non_get_requests() == []
+
+
+def test_resumes_after_failure_between_deallocate_and_generalize(fake_arm: FakeArm, host: DynamicHost) -> None:  # noqa: F811
+    vm = fake_arm.add_vm(power_state="running")
+    fake_arm.add_fault_generalize = fake_arm.deny(403, method="POST", path=r"/generalize$", times=1)
+    with pytest.raises(HostError) as first:
+        host.create(URN, props(fake_arm, vm.id))
+    assert "generalize" in first.value.details
+    assert vm.power_state == "deallocated" and not vm.generalized
+    _, outs = host.create(URN, props(fake_arm, vm.id))
+    assert outs["actions"] == ["already deallocated", "generalized"]
+    assert fake_arm.count("POST", r"/deallocate$") == 1, "deallocation must not be repeated"
+
+
+def test_waits_for_a_stopping_vm(fake_arm: FakeArm, host: DynamicHost) -> None:  # noqa: F811
+    vm = fake_arm.add_vm(power_state="stopping", settles_to="stopped", settle_after_reads=3)
+    _, outs = host.create(URN, props(fake_arm, vm.id))
+    assert outs["actions"] == ["deallocated", "generalized"]
+
+
+def test_failed_lro_is_reported_with_azures_message(fake_arm: FakeArm, host: DynamicHost) -> None:  # noqa: F811
+    vm = fake_arm.add_vm(power_state="running")
+    fake_arm.fail_next_lro("AllocationFailed", "Deallocation failed because of a platform problem 4711.")
+    with pytest.raises(HostError) as err:
+        host.create(URN, props(fake_arm, vm.id))
+    assert "4711" in err.value.details and "AllocationFailed" in err.value.details
+    assert vm.name in err.value.details
+    assert not vm.generalized, "nothing after the failed step may run"
+
+
+def test_hanging_lro_is_bounded(fake_arm: FakeArm, host: DynamicHost) -> None:  # noqa: F811
+    vm = fake_arm.add_vm(power_state="running")
+    fake_arm.hang_next_lro()
+    p = props(fake_arm, vm.id)
+    p["arm"]["operation_timeout"] = 1.5
+    with pytest.raises(HostError) as err:
+        host.create(URN, p)
+    assert "gave up after" in err.value.details and "dealloc" in err.value.details.lower()
+
+
+def test_throttling_and_transient_errors_are_retried(fake_arm: FakeArm, host: DynamicHost) -> None:  # noqa: F811
+    vm = fake_arm.add_vm(power_state="running")
+    fake_arm.throttle(times=2, method="GET", retry_after=1)
+    fake_arm.fail_transient(times=1, method="POST", path=r"/generalize$")
+    _, outs = host.create(URN, props(fake_arm, vm.id))
+    assert outs["generalized"] is True
+
+
+def test_specialized_only_deallocates(fake_arm: FakeArm, host: DynamicHost) -> None:  # noqa: F811
+    vm = fake_arm.add_vm(power_state="running")
+    _, outs = host.create(URN, props(fake_arm, vm.id, generalize=False))
+    assert outs["actions"] == ["deallocated"]
+    assert not vm.generalized and fake_arm.count("POST", r"/generalize$") == 0
+
+
+def test_check_diff_read_update_delete(fake_arm: FakeArm, host: DynamicHost) -> None:  # noqa: F811
+    vm = fake_arm.add_vm(power_state="running")
+    news = props(fake_arm, vm.id)
+    check = host.check(URN, {}, news)
+    assert check.failures == []
+    bad = host.check(URN, {}, props(fake_arm, "/subscriptions/nope/virtualMachines/x"))
+    assert bad.failures and bad.failures[0][0] == "vm_id"
+    id_, outs = host.create(URN, news)
+    same = host.diff(URN, id_, outs, news)
+    assert not same.changes
+    other = fake_arm.add_vm(name="other-vm")
+    moved = host.diff(URN, id_, outs, props(fake_arm, other.id))
+    assert moved.changes and moved.replaces == ["vm_id"]
+    # The source VM is deleted after capture: a refresh keeps the resource and does not fail.
+    del fake_arm.vms[next(k for k, v in fake_arm.vms.items() if v is vm)]
+    read_id, read_outs = host.read(URN, id_, outs)
+    assert read_id == id_ and read_outs["generalized"] is True
+    updated = host.update(URN, id_, outs, props(fake_arm, vm.id, arm={**news["arm"], "poll_interval": 1.0}))
+    assert updated["actions"] == outs["actions"]
+    before = len(fake_arm.requests)
+    host.delete(URN, id_, outs)
+    assert len(fake_arm.requests) == before, "delete must not touch the VM"
+    assert "left untouched" in host.close()
+
+
+def test_unreachable_arm_is_clear_and_bounded(fake_arm: FakeArm, host_factory: Any) -> None:  # noqa: F811
+    host = host_factory(fake_arm.env)
+    p = props(fake_arm, fake_arm.add_vm().id)
+    p["arm"]["endpoint"] = "https://127.0.0.1:9"  # nothing listens on the discard port
+    with pytest.raises(HostError) as err:
+        host.create(URN, p)
+    assert "reach" in err.value.details.lower()
+
+
+def test_logged_out_credentials_say_so(fake_arm: FakeArm, host_factory: Any) -> None:  # noqa: F811
+    fake_arm.az_logged_out = True
+    host = host_factory(fake_arm.env)
+    with pytest.raises(HostError) as err:
+        host.create(URN, props(fake_arm, fake_arm.add_vm().id))
+    assert "az login" in err.value.details
+    assert fake_arm.token not in err.value.details
