@@ -82,7 +82,7 @@ def _credential() -> DefaultAzureCredential:
         return DefaultAzureCredential()
     except ValueError as exc:  # e.g. an invalid AZURE_TOKEN_CREDENTIALS value
         raise ArmUnreachable(
-            f"cannot set up the Azure login: {_scrub(str(exc))}. Fix the AZURE_* environment variables "
+            f"cannot set up the Azure login: {_quote(str(exc))}. Fix the AZURE_* environment variables "
             "(AZURE_TOKEN_CREDENTIALS in particular), or unset them and run `az login`."
         ) from exc
 
@@ -149,6 +149,12 @@ def _scrub(text: str) -> str:
     return text
 
 
+def _quote(text: str) -> str:
+    """Azure's or azure-identity's text, made fit to embed in one of our sentences: no token, one line, no final
+    period (our sentence continues)."""
+    return " ".join(_scrub(text).split()).rstrip(". ")
+
+
 def azure_error_detail(exc: HttpResponseError) -> tuple[str, str]:
     """Azure's error (code, message) from an ARM error body, or the HTTP status and reason when there is none."""
     error = exc.error
@@ -165,7 +171,7 @@ def azure_error_detail(exc: HttpResponseError) -> tuple[str, str]:
             code = code or inner.get("code")
             message = message or inner.get("message")
     status = f"HTTP {exc.status_code}" if exc.status_code else "no HTTP status"
-    return _scrub(str(code or status)), _scrub(str(message or exc.reason or exc.message or "no details"))
+    return _quote(str(code or status)), _quote(str(message or exc.reason or exc.message or "no details"))
 
 
 @dataclass(frozen=True)
@@ -187,7 +193,7 @@ def _translate(exc: AzureError, call: _Call) -> ArmError:
         # No HTTP response: the credential chain itself failed (not logged in, no identity available).
         return ArmUnreachable(
             f"could not {call.doing} {call.target}: no Azure access token could be obtained for {s.scope} "
-            f"({_scrub(exc.message)}). This is a login problem, not a network one: run `az login` (and "
+            f"({_quote(exc.message)}). This is a login problem, not a network one: run `az login` (and "
             "`az account set` if needed), or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET "
             "or a managed identity for DefaultAzureCredential."
         )
@@ -197,19 +203,19 @@ def _translate(exc: AzureError, call: _Call) -> ArmError:
             return VmNotFound(
                 f"{call.vm} was not found in subscription {call.vm.subscription_id} ({code}): it was deleted or the "
                 f"identity cannot see it. Check the VM resource ID {call.vm.id} and that the identity has at least "
-                f"Reader on it. Azure said: {message}"
+                f"Reader on it. Azure said: {message}."
             )
         if exc.status_code == 401:
             return ArmAccessDenied(
                 f"ARM at {s.endpoint} rejected the access token while trying to {call.doing} {call.target} "
                 f"(401 {code}). Check that the token audience {s.scope} belongs to this endpoint and the login is "
-                f"for the right tenant; run `az login` again if the session expired. Azure said: {message}"
+                f"for the right tenant; run `az login` again if the session expired. Azure said: {message}."
             )
         if exc.status_code == 403:
             return ArmAccessDenied(
                 f"Azure denied the request to {call.doing} {call.target} (403 {code}): the identity needs the "
                 f"permission {call.permission} on it (grant a role that includes it, then run again). "
-                f"Azure said: {message}"
+                f"Azure said: {message}."
             )
         return ArmError(
             f"Azure refused to {call.doing} {call.target} (HTTP {exc.status_code} {code}): {message}. "
@@ -218,17 +224,17 @@ def _translate(exc: AzureError, call: _Call) -> ArmError:
     if isinstance(exc, ServiceRequestError):
         # The request never reached ARM: DNS, connection refused, proxy, or TLS trust.
         return ArmUnreachable(
-            f"could not reach ARM at {s.endpoint} to {call.doing} {call.target}: {_scrub(str(exc))}. This is a "
+            f"could not reach ARM at {s.endpoint} to {call.doing} {call.target}: {_quote(str(exc))}. This is a "
             "network problem, not a login one: check the endpoint, network and proxy settings, and TLS trust "
             "(REQUESTS_CA_BUNDLE)."
         )
     if isinstance(exc, ServiceResponseError):
         return ArmUnreachable(
             f"ARM at {s.endpoint} did not answer in time to {call.doing} {call.target} (per-request bound "
-            f"{s.request_timeout:g}s, operation bound {s.operation_timeout:g}s): {_scrub(str(exc))}. Check the "
+            f"{s.request_timeout:g}s, operation bound {s.operation_timeout:g}s): {_quote(str(exc))}. Check the "
             "network and run again; the operation is safe to repeat."
         )
-    return ArmError(f"could not {call.doing} {call.target}: {_scrub(str(exc))}. Run again; if it persists, check ARM.")
+    return ArmError(f"could not {call.doing} {call.target}: {_quote(str(exc))}. Run again; if it persists, check ARM.")
 
 
 @contextmanager
@@ -583,7 +589,7 @@ def get_subscription_tenant(settings: ArmSettings, subscription_id: str) -> str:
             code, message = azure_error_detail(HttpResponseError(response=response))
             raise ArmError(
                 f"{target} was not found ({code}): it does not exist or the identity has no role in it. "
-                f"Check the subscription id and the login (`az account list`). Azure said: {message}"
+                f"Check the subscription id and the login (`az account list`). Azure said: {message}."
             )
         response.raise_for_status()
         body = response.json()

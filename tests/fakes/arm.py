@@ -21,6 +21,7 @@ monkeypatch). Test modules load them with `pytest_plugins = ["tests.fakes.arm"]`
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import os
@@ -31,12 +32,12 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -78,6 +79,10 @@ _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
         ),
     ),
 ]
+
+_Answer: TypeAlias = tuple[int, dict[str, Any] | None, dict[str, str]]
+"""status, JSON body (None: empty), extra headers."""
+_Route: TypeAlias = Callable[[re.Match[str], dict[str, str]], _Answer]
 
 # RBAC actions, so a scripted 403 reads like ARM's AuthorizationFailed.
 _ACTIONS = {
@@ -303,7 +308,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self.server.fake._handle(self, "DELETE")
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -339,6 +344,9 @@ class FakeArm:
         self.accepted_token: str | None = None
         """The token the server accepts; None: `token`. Set to something else to make every request 401."""
         self.tenant_id = DEFAULT_TENANT
+        """The tenant of subscriptions registered without one."""
+        self.subscription_id = DEFAULT_SUBSCRIPTION
+        """The subscription add_vm and friends use by default."""
         self.lro_polls = 1
         """Default number of InProgress answers of an operation document before it finishes."""
         self.vms: dict[tuple[str, str, str], FakeVm] = {}
@@ -367,7 +375,10 @@ class FakeArm:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         cert.configure_cert(context)
         self._server = _Server(self, context)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-arm", daemon=True)
+        # A short poll interval keeps stop() (shutdown waits for the serve loop to notice) fast.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-arm", daemon=True
+        )
         self._thread.start()
         self._write_az()
         return self
@@ -379,10 +390,8 @@ class FakeArm:
             self._server.server_close()
         with self._lock:
             for sock in list(self._sockets):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
             self._sockets.clear()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -424,7 +433,7 @@ class FakeArm:
 
     def _write_az(self) -> None:
         self.bin_dir.mkdir(parents=True, exist_ok=True)
-        expires = datetime.now() + timedelta(hours=1)  # noqa: DTZ005 - az prints local time, like this
+        expires = datetime.now() + timedelta(hours=1)  # az prints expiresOn in local time
         token = {
             "accessToken": self.token,
             "expiresOn": expires.strftime("%Y-%m-%d %H:%M:%S.%f"),
@@ -522,7 +531,9 @@ exit 2
 
     # scripting faults
 
-    def add_fault(self, fault: Fault) -> Fault:
+    def add_fault(self, status: int, **fields: Any) -> Fault:
+        """Script an answer (see Fault for the fields: method, path, times, headers, body, hang)."""
+        fault = Fault(status, **fields)
         with self._lock:
             self.faults.append(fault)
         return fault
@@ -530,37 +541,34 @@ exit 2
     def throttle(
         self, times: int = 1, method: str | None = None, path: str | None = None, retry_after: int = 1
     ) -> Fault:
-        """`times` × 429 with Retry-After, shaped like ARM's throttling answer."""
+        """`times` x 429 with Retry-After, shaped like ARM's throttling answer."""
         return self.add_fault(
-            Fault(
-                429,
-                method,
-                path,
-                times,
-                headers={
-                    "Retry-After": str(retry_after),
-                    "x-ms-ratelimit-remaining-resource": "Microsoft.Compute/LowCostGet3Min;0,Microsoft.Compute/LowCostGet30Min;3990",
-                },
-                body=_error(
-                    "OperationNotAllowed",
-                    "The server rejected the request because too many requests have been received for this "
-                    "subscription.",
+            429,
+            method=method,
+            path=path,
+            times=times,
+            headers={
+                "Retry-After": str(retry_after),
+                "x-ms-ratelimit-remaining-resource": (
+                    "Microsoft.Compute/LowCostGet3Min;0,Microsoft.Compute/LowCostGet30Min;3990"
                 ),
-            )
+            },
+            body=_error(
+                "OperationNotAllowed",
+                "The server rejected the request because too many requests have been received for this subscription.",
+            ),
         )
 
     def fail_transient(
         self, times: int = 1, status: int = 500, method: str | None = None, path: str | None = None
     ) -> Fault:
-        """`times` × a 5xx without Retry-After (azure-core retries these with its own backoff)."""
+        """`times` x a 5xx without Retry-After (azure-core retries these with its own backoff)."""
         return self.add_fault(
-            Fault(
-                status,
-                method,
-                path,
-                times,
-                body=_error("InternalServerError", "An unexpected error occured while processing the request."),
-            )
+            status,
+            method=method,
+            path=path,
+            times=times,
+            body=_error("InternalServerError", "An unexpected error occured while processing the request."),
         )
 
     def deny(
@@ -576,13 +584,13 @@ exit 2
         else:
             body = {}  # filled per request with the action, see _fault_body
             headers = {}
-        return self.add_fault(Fault(status, method, path, times, headers=headers, body=body))
+        return self.add_fault(status, method=method, path=path, times=times, headers=headers, body=body)
 
     def hang(
         self, method: str | None = None, path: str | None = None, seconds: float = 30.0, times: int | None = None
     ) -> Fault:
         """Hold matching requests without answering (until `seconds` pass or the fake stops)."""
-        return self.add_fault(Fault(0, method, path, times, hang=seconds))
+        return self.add_fault(0, method=method, path=path, times=times, hang=seconds)
 
     def fail_next_lro(
         self, code: str = "InternalExecutionError", message: str = "An internal execution error occurred."
@@ -693,8 +701,9 @@ exit 2
         for route_method, kind, pattern in _ROUTES:
             m = pattern.match(path)
             if m and route_method == method:
+                handler: _Route = getattr(self, f"_on_{kind}")
                 with self._lock:
-                    return getattr(self, f"_on_{kind}")(m, query)
+                    return handler(m, query)
         for _, _, pattern in _ROUTES:
             if pattern.match(path):
                 return (
@@ -724,7 +733,7 @@ exit 2
         tenant = self.subscriptions.get(sub)
         if tenant is None:
             return 404, _error("SubscriptionNotFound", f"The subscription '{m['sub']}' could not be found."), {}
-        body = {
+        body: dict[str, Any] = {
             "id": f"/subscriptions/{sub}",
             "authorizationSource": "RoleBased",
             "managedByTenants": [],
@@ -851,7 +860,8 @@ exit 2
             "networkProfile": {
                 "networkInterfaces": [
                     {
-                        "id": f"/subscriptions/{vm.subscription_id}/resourceGroups/{vm.resource_group}/providers/Microsoft.Network/networkInterfaces/{vm.name}-nic"
+                        "id": f"/subscriptions/{vm.subscription_id}/resourceGroups/{vm.resource_group}"
+                        f"/providers/Microsoft.Network/networkInterfaces/{vm.name}-nic"
                     }
                 ]
             },
@@ -899,7 +909,9 @@ exit 2
             "creationData": {
                 "createOption": "FromImage",
                 "imageReference": {
-                    "id": f"/Subscriptions/{vm.subscription_id}/Providers/Microsoft.Compute/Locations/{vm.location}/Publishers/canonical/ArtifactTypes/VMImage/Offers/ubuntu-24_04-lts/Skus/server/Versions/24.04.202501010"
+                    "id": f"/Subscriptions/{vm.subscription_id}/Providers/Microsoft.Compute/Locations/{vm.location}"
+                    "/Publishers/canonical/ArtifactTypes/VMImage/Offers/ubuntu-24_04-lts/Skus/server"
+                    "/Versions/24.04.202501010"
                 },
             },
             "diskSizeGB": 30,
@@ -1043,12 +1055,17 @@ exit 2
         vm.power_state = during
         vm.settles_to = None
         api = query.get("api-version", "")
-        base = f"{self.endpoint}/subscriptions/{vm.subscription_id}/providers/Microsoft.Compute/locations/{vm.location}/operations/{op.id}"
+        base = (
+            f"{self.endpoint}/subscriptions/{vm.subscription_id}/providers/Microsoft.Compute"
+            f"/locations/{vm.location}/operations/{op.id}"
+        )
         p = uuid.uuid5(uuid.NAMESPACE_URL, vm.id)
         headers = {
             "Azure-AsyncOperation": f"{base}?p={p}&api-version={api}",
             "Location": f"{base}?p={p}&monitor=true&api-version={api}",
-            "x-ms-ratelimit-remaining-resource": "Microsoft.Compute/UpdateVM3Min;239,Microsoft.Compute/UpdateVM30Min;1199",
+            "x-ms-ratelimit-remaining-resource": (
+                "Microsoft.Compute/UpdateVM3Min;239,Microsoft.Compute/UpdateVM30Min;1199"
+            ),
         }
         return 202, None, headers
 
@@ -1064,7 +1081,8 @@ exit 2
                     202,
                     None,
                     {
-                        "Location": f"{self.endpoint}{m[0]}?p={query.get('p', '')}&monitor=true&api-version={query.get('api-version', '')}"
+                        "Location": f"{self.endpoint}{m[0]}?p={query.get('p', '')}&monitor=true"
+                        f"&api-version={query.get('api-version', '')}"
                     },
                 )
             return 200, None, {}
