@@ -15,8 +15,8 @@ except ConfigError as exc:
 
 gallery = ImageGallery(stack.gallery.name, ImageGalleryArgs(stack.gallery, stack.images, stack.publisher))
 version_ids: dict[str, pulumi.Output[str]] = {}
-for definition in stack.images:
-    for version in definition.versions:
+for d_index, definition in enumerate(stack.images):
+    for v_index, version in enumerate(definition.versions):
         captured = CapturedImageVersion(
             f"{definition.name}-{version.version}",
             CapturedImageVersionArgs(
@@ -25,6 +25,9 @@ for definition in stack.images:
                 gallery=stack.gallery,
                 azure=stack.azure,
                 gallery_image=gallery.definitions[definition.name],
+                gallery_id=gallery.gallery.id,
+                definition_path=f"images[{d_index}]",
+                version_path=f"images[{d_index}].versions[{v_index}]",
                 publisher_tenant_id=stack.publisher.tenant_id if stack.publisher else None,
             ),
         )

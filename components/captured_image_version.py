@@ -32,8 +32,14 @@ class CapturedImageVersionArgs:
     """How the chain reaches ARM."""
     gallery_image: pulumi.Resource
     """The GalleryImage resource; the version depends on it."""
+    gallery_id: pulumi.Input[str] | None = None
+    """The gallery's resource ID (unknown in the first preview of a new stack; checks needing it then wait)."""
     publisher_tenant_id: str | None = None
     """When set, checks the gallery's subscription belongs to this tenant (Partner Center requirement)."""
+    definition_path: str = "images[?]"
+    """Config key path of the definition, for messages (e.g. `images[0]`)."""
+    version_path: str = "images[?].versions[?]"
+    """Config key path of the version, for messages (e.g. `images[0].versions[1]`)."""
 
 
 def arm_props(azure: AzureSpec) -> dict[str, Any]:
@@ -87,6 +93,33 @@ def guest_props(source: SourceVmSpec, definition: ImageDefinitionSpec, azure: Az
             },
         }
     return props
+
+
+def capture_props(args: CapturedImageVersionArgs) -> dict[str, Any]:
+    """What the capture-time checks compare the source VM with (hooks/preflight.py), and where it came from."""
+    d, v = args.definition, args.version
+    return {
+        "definition": {
+            "name": d.name,
+            "os_type": d.os_type,
+            "os_state": d.os_state,
+            "hyper_v_generation": d.hyper_v_generation,
+            "architecture": d.architecture,
+            "security_type": d.security_type,
+        },
+        "version": v.version,
+        "target_regions": [r.name for r in v.target_regions],
+        "gallery_id": args.gallery_id,
+        "gallery_resource_group": args.gallery.resource_group,
+        "gallery_name": args.gallery.name,
+        "publisher_tenant_id": args.publisher_tenant_id,
+        "on_arm_unreachable": args.azure.on_arm_unreachable,
+        "paths": {
+            "definition": args.definition_path,
+            "version": args.version_path,
+            "source_vm": f"sourceVms.{v.source_vm.key}",
+        },
+    }
 
 
 def guest_credentials(source: SourceVmSpec) -> pulumi.Output[dict[str, str]]:
@@ -143,7 +176,11 @@ class CapturedImageVersion(pulumi.ComponentResource):
         if generalize:
             self.guest = GuestGeneralization(
                 f"{name}-guest",
-                {**guest_props(source, d, args.azure), "credentials": guest_credentials(source)},
+                {
+                    **guest_props(source, d, args.azure),
+                    "capture": capture_props(args),
+                    "credentials": guest_credentials(source),
+                },
                 opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["credentials"]),
             )
             vm_depends.append(self.guest)
@@ -158,6 +195,8 @@ class CapturedImageVersion(pulumi.ComponentResource):
                 "deallocate": source.deallocate or generalize,
                 # Data dependency on the guest half: this input is unknown until the guest half has finished.
                 "after_guest": guest_done,
+                # Specialized images have no guest half: the ARM half runs the capture-time checks instead.
+                "capture": None if generalize else capture_props(args),
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=vm_depends),
         )
