@@ -318,10 +318,17 @@ class _Node:
         self._used.add(key)
         return self.value.get(key, _MISSING)
 
-    def string(self, key: str, default: Any = _MISSING, pattern: re.Pattern[str] | None = None, hint: str = "") -> Any:
+    def string(
+        self,
+        key: str,
+        default: Any = _MISSING,
+        pattern: re.Pattern[str] | None = None,
+        hint: str = "",
+        required: bool = False,
+    ) -> Any:
         value = self.raw(key)
         if value is _MISSING or value is None:
-            if default is _MISSING:
+            if default is _MISSING or required:
                 self.problem(key, "is required")
             return default
         if isinstance(value, Secret):
@@ -330,14 +337,14 @@ class _Node:
         if not isinstance(value, str) or not value.strip():
             self.problem(key, f"must be a non-empty string, got {value!r}")
             return default
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             self.problem(key, f"{value!r} {hint or 'is malformed'}")
             return default
         return value
 
-    def choice(self, key: str, choices: Iterable[str], default: Any = _MISSING) -> Any:
+    def choice(self, key: str, choices: Iterable[str], default: Any = _MISSING, required: bool = False) -> Any:
         options = tuple(choices)
-        value = self.string(key, default)
+        value = self.string(key, default, required=required)
         if value is default:
             return default
         if value not in options:
@@ -363,7 +370,7 @@ class _Node:
             if default is _MISSING:
                 self.problem(key, "is required")
             return default
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
             value = int(value)
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -448,7 +455,7 @@ class _Node:
             self.problem(key, "must be a list of strings")
             return ()
         for i, v in enumerate(value):
-            if pattern is not None and not pattern.match(v):
+            if pattern is not None and not pattern.fullmatch(v):
                 self.problems.append(f"{self.at(key)}[{i}]: {v!r} {hint}")
         return tuple(value)
 
@@ -460,8 +467,8 @@ class _Node:
                 self.problem(str(key), f"unknown key (known keys here: {known})")
 
 
-def _guid(node: _Node, key: str, default: Any = _MISSING) -> Any:
-    value = node.string(key, default)
+def _guid(node: _Node, key: str, default: Any = _MISSING, required: bool = False) -> Any:
+    value = node.string(key, default, required=required)
     if value is default or value is None:
         return value
     try:
@@ -479,7 +486,7 @@ def _future_date(node: _Node, key: str, today: date) -> str | None:
         parsed = value if not isinstance(value, datetime) else value.date()
     else:
         try:
-            parsed = date.fromisoformat(str(value)[:10]) if isinstance(value, str) else None
+            parsed = datetime.fromisoformat(value).date() if isinstance(value, str) else None
         except ValueError:
             parsed = None
         if parsed is None:
@@ -497,16 +504,16 @@ def _future_date(node: _Node, key: str, today: date) -> str | None:
 def _gallery(node: _Node | None) -> GallerySpec | None:
     if node is None:
         return None
-    name = node.string("name", None)
-    if name is not None and (not _GALLERY_NAME.match(name) or name.startswith(".") or name.endswith(".")):
+    name = node.string("name", None, required=True)
+    if name is not None and (not _GALLERY_NAME.fullmatch(name) or name.startswith(".") or name.endswith(".")):
         node.problem(
             "name",
             f"{name!r} is not a valid gallery name: use 1-80 letters, digits, '_' or '.', "
             "not starting or ending with '.'",
         )
         name = None
-    rg = node.string("resourceGroup", None, _RESOURCE_GROUP, "is not a valid resource group name")
-    location = node.string("location", None, _REGION, "is not an Azure region name like 'westeurope'")
+    rg = node.string("resourceGroup", None, _RESOURCE_GROUP, "is not a valid resource group name", True)
+    location = node.string("location", None, _REGION, "is not an Azure region name like 'westeurope'", True)
     description = node.string("description", "")
     tags_raw = node.raw("tags")
     tags: dict[str, str] = {}
@@ -524,8 +531,8 @@ def _gallery(node: _Node | None) -> GallerySpec | None:
 def _publisher(node: _Node | None) -> PublisherSpec | None:
     if node is None:
         return None
-    principal_id = _guid(node, "principalId", None)
-    principal_type = node.choice("principalType", PRINCIPAL_TYPES, None)
+    principal_id = _guid(node, "principalId", None, required=True)
+    principal_type = node.choice("principalType", PRINCIPAL_TYPES, None, required=True)
     role = node.choice("role", PUBLISHER_ROLES, "Owner")
     tenant_id = _guid(node, "tenantId", None)
     node.done()
@@ -554,8 +561,8 @@ def _azure(node: _Node | None) -> AzureSpec:
 
 
 def _ssh(node: _Node) -> SshSpec | None:
-    host = node.string("host", None, _HOST, "is not a host name or IP address")
-    username = node.string("username", None)
+    host = node.string("host", None, _HOST, "is not a host name or IP address", True)
+    username = node.string("username", None, required=True)
     port = node.integer("port", 22, 1, 65535)
     private_key = node.secret("privateKey")
     passphrase = node.secret("passphrase")
@@ -591,11 +598,13 @@ def _ssh(node: _Node) -> SshSpec | None:
 def _sysprep(node: _Node | None) -> SysprepSpec:
     if node is None:
         return SysprepSpec()
-    mode = node.choice("mode", SYSPREP_MODES, "vm")
+    mode = "" if node.raw("mode") == "" else node.choice("mode", SYSPREP_MODES, "vm")
     extra = node.strings("extraArgs", _SYSPREP_ARG, "is not a sysprep flag like /flag or /flag:value")
     for i, arg in enumerate(extra):
         if arg.lower().split(":")[0] in (
             "/unattend",
+            "/quiet",
+            "/mode",
             "/shutdown",
             "/reboot",
             "/quit",
@@ -621,10 +630,10 @@ def _sysprep(node: _Node | None) -> SysprepSpec:
 
 
 def _winrm(node: _Node) -> WinRmSpec | None:
-    host = node.string("host", None, _HOST, "is not a host name or IP address")
-    username = node.string("username", None)
+    host = node.string("host", None, _HOST, "is not a host name or IP address", True)
+    username = node.string("username", None, required=True)
     password = node.secret("password")
-    if password is None:
+    if password is None and node.value.get("password") is None:  # an empty or malformed one is reported already
         node.problem("password", "is required (secret: `pulumi config set --secret --path ...`)")
     use_https = node.boolean("useHttps", True)
     port = node.integer("port", 5986 if use_https else 5985, 1, 65535)
@@ -650,15 +659,17 @@ def _winrm(node: _Node) -> WinRmSpec | None:
     return WinRmSpec(host, username, password, port, use_https, transport, ca, pin, insecure, connect, sysprep)
 
 
-def _source_vms(node: _Node | None) -> dict[str, SourceVmSpec]:
-    result: dict[str, SourceVmSpec] = {}
+def _source_vms(node: _Node | None) -> dict[str, SourceVmSpec | None]:
+    """Every declared key; None for an entry whose own problems are already reported."""
+    result: dict[str, SourceVmSpec | None] = {}
     if node is None:
         return result
     for key in list(node.value):
-        vm_node = node.child(str(key))
+        vm_node = node.child(str(key), required=True)
+        result[str(key)] = None
         if vm_node is None:
             continue
-        vm_id = vm_node.string("id", None)
+        vm_id = vm_node.string("id", None, required=True)
         vm: VmRef | None = None
         if vm_id is not None:
             try:
@@ -673,13 +684,13 @@ def _source_vms(node: _Node | None) -> dict[str, SourceVmSpec]:
         winrm = _winrm(winrm_node) if winrm_node is not None else None
         deallocate = vm_node.boolean("deallocate", True)
         vm_node.done()
-        if vm is not None:
+        if vm is not None and (ssh_node is None or ssh is not None) and (winrm_node is None or winrm is not None):
             result[str(key)] = SourceVmSpec(str(key), vm, ssh, winrm, deallocate)
     return result
 
 
 def _target_region(node: _Node, default_replicas: int, default_storage: str) -> TargetRegionSpec | None:
-    name = node.string("name", None, _REGION, "is not an Azure region name like 'westeurope'")
+    name = node.string("name", None, _REGION, "is not an Azure region name like 'westeurope'", True)
     replicas = node.integer("replicaCount", default_replicas, 1, 100)
     storage = node.choice("storageAccountType", STORAGE_ACCOUNT_TYPES, default_storage)
     exclude = node.boolean("excludeFromLatest", False)
@@ -690,22 +701,22 @@ def _target_region(node: _Node, default_replicas: int, default_storage: str) -> 
 
 
 def _version(
-    node: _Node, definition: dict[str, Any], source_vms: Mapping[str, SourceVmSpec], today: date
+    node: _Node, definition: dict[str, Any], source_vms: Mapping[str, SourceVmSpec | None], today: date
 ) -> ImageVersionSpec | None:
-    version = node.string("version", None)
+    version = node.string("version", None, required=True)
     if version is not None:
-        m = _VERSION.match(version)
+        m = _VERSION.fullmatch(version)
         if not m:
             node.problem("version", f"{version!r} is not Major.Minor.Patch")
             version = None
         elif any(int(part) > _MAX_U32 for part in m.groups()):
             node.problem("version", f"{version!r}: each part must be a non-negative 32-bit integer (<= {_MAX_U32})")
             version = None
-    source_key = node.string("sourceVm", None)
+    source_key = node.string("sourceVm", None, required=True)
     source = None
     if source_key is not None:
         source = source_vms.get(source_key)
-        if source is None:
+        if source_key not in source_vms:
             known = ", ".join(sorted(source_vms)) or "none defined"
             node.problem("sourceVm", f"{source_key!r} is not a key under sourceVms (defined: {known})")
     replicas = node.integer("replicaCount", 1, 1, 100)
@@ -754,12 +765,16 @@ def _check_source_fits(node: _Node, source: SourceVmSpec, definition: dict[str, 
         node.problem("sourceVm", f"{where} has an ssh block but the definition's osType is Windows")
 
 
-def _definition(node: _Node, source_vms: Mapping[str, SourceVmSpec], today: date) -> ImageDefinitionSpec | None:
+def _definition(node: _Node, source_vms: Mapping[str, SourceVmSpec | None], today: date) -> ImageDefinitionSpec | None:
     name = node.string(
-        "name", None, _DEFINITION_NAME, "is not a valid image definition name (1-80 letters, digits, '.', '_', '-')"
+        "name",
+        None,
+        _DEFINITION_NAME,
+        "is not a valid image definition name (1-80 letters, digits, '.', '_', '-')",
+        required=True,
     )
     fields: dict[str, Any] = {
-        "os_type": node.choice("osType", OS_TYPES, None),
+        "os_type": node.choice("osType", OS_TYPES, None, required=True),
         "os_state": node.choice("osState", OS_STATES, "Generalized"),
         "hyper_v_generation": node.choice("hyperVGeneration", HYPER_V_GENERATIONS, "V2"),
         "architecture": node.choice("architecture", ARCHITECTURES, "x64"),
@@ -773,9 +788,9 @@ def _definition(node: _Node, source_vms: Mapping[str, SourceVmSpec], today: date
     publisher = offer = sku = None
     if ident is not None:
         hint = "is not a valid identifier part (letters, digits, '.', '_', '-', up to 128)"
-        publisher = ident.string("publisher", None, _IDENTIFIER_PART, hint)
-        offer = ident.string("offer", None, _IDENTIFIER_PART, hint)
-        sku = ident.string("sku", None, _IDENTIFIER_PART, hint)
+        publisher = ident.string("publisher", None, _IDENTIFIER_PART, hint, True)
+        offer = ident.string("offer", None, _IDENTIFIER_PART, hint, True)
+        sku = ident.string("sku", None, _IDENTIFIER_PART, hint, True)
         ident.done()
     extras = {
         "description": node.string("description", ""),
@@ -793,15 +808,21 @@ def _definition(node: _Node, source_vms: Mapping[str, SourceVmSpec], today: date
             "min_memory_gb": rec.integer("minMemoryGb", None, 1, 16384),
             "max_memory_gb": rec.integer("maxMemoryGb", None, 1, 16384),
         }
-        for low, high in (("min_vcpus", "max_vcpus"), ("min_memory_gb", "max_memory_gb")):
+        for low, high, low_key, high_key in (
+            ("min_vcpus", "max_vcpus", "minVCpus", "maxVCpus"),
+            ("min_memory_gb", "max_memory_gb", "minMemoryGb", "maxMemoryGb"),
+        ):
             if limits[low] is not None and limits[high] is not None and limits[low] > limits[high]:
-                rec.problems.append(f"{rec.path}: {low} is larger than {high}")
+                rec.problem(low_key, f"{limits[low]} is larger than {high_key} ({limits[high]})")
         rec.done()
-    versions = [v for v in (_version(n, fields, source_vms, today) for n in node.items("versions")) if v]
+    parsed = [(n.path, _version(n, fields, source_vms, today)) for n in node.items("versions")]
+    versions = [v for _, v in parsed if v]
     seen: set[str] = set()
-    for i, v in enumerate(versions):
+    for path, v in parsed:
+        if v is None:
+            continue
         if v.version in seen:
-            node.problems.append(f"{node.at('versions')}[{i}].version: {v.version!r} is declared twice in {name!r}")
+            node.problems.append(f"{path}.version: {v.version!r} is declared twice in {name!r}")
         seen.add(v.version)
     node.done()
     if name is None or publisher is None or offer is None or sku is None or None in fields.values():
@@ -837,28 +858,29 @@ def load(
     if source_node is not None:
         source_node.secret_ok = "sourceVms" in secret_set
     source_vms = _source_vms(source_node)
-    images = [d for d in (_definition(n, source_vms, today) for n in root.items("images", True)) if d]
+    definitions = [(n.path, _definition(n, source_vms, today)) for n in root.items("images", True)]
+    images = [d for _, d in definitions if d]
     root.done()
 
-    _check_uniqueness(images, problems)
+    _check_uniqueness([(path, d) for path, d in definitions if d], problems)
     _check_source_reuse(images, problems)
     if problems:
         raise ConfigError(problems)
     assert gallery is not None
-    return StackSpec(gallery, tuple(images), publisher, azure, source_vms)
+    return StackSpec(gallery, tuple(images), publisher, azure, {k: v for k, v in source_vms.items() if v})
 
 
-def _check_uniqueness(images: list[ImageDefinitionSpec], problems: list[str]) -> None:
-    by_name: dict[str, int] = {}
+def _check_uniqueness(images: list[tuple[str, ImageDefinitionSpec]], problems: list[str]) -> None:
+    by_name: dict[str, str] = {}
     by_ident: dict[tuple[str, str, str], str] = {}
-    for i, d in enumerate(images):
+    for path, d in images:
         if d.name.lower() in by_name:
-            problems.append(f"images[{i}].name: {d.name!r} is used by images[{by_name[d.name.lower()]}] too")
-        by_name.setdefault(d.name.lower(), i)
+            problems.append(f"{path}.name: {d.name!r} is used by {by_name[d.name.lower()]} too")
+        by_name.setdefault(d.name.lower(), path)
         ident = (d.publisher.lower(), d.offer.lower(), d.sku.lower())
         if ident in by_ident:
             problems.append(
-                f"images[{i}].identifier: publisher/offer/sku {d.publisher}/{d.offer}/{d.sku} is already used by "
+                f"{path}.identifier: publisher/offer/sku {d.publisher}/{d.offer}/{d.sku} is already used by "
                 f"{by_ident[ident]!r}; it must be unique within the gallery"
             )
         by_ident.setdefault(ident, d.name)
