@@ -1,0 +1,376 @@
+"""The Linux guest step against the most real peer we can run offline: OpenSSH's sshd and Debian's waagent in a
+throwaway root (tests/fakes/sandbox.py), reached with paramiko over 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paramiko
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from hooks.errors import GuestCommandFailed, GuestConnectionError, HostKeyMismatch, WaitTimeout
+from hooks.linux import COMPLETE_MARKER, EXIT_NO_WAAGENT, DeprovisionFailed, deprovision
+from hooks.log import Log
+from hooks.targets import SshTarget
+from tests.fakes.sandbox import Sandbox, sandbox_fixture, sandbox_rootfs  # noqa: F401  (pytest fixtures)
+
+pytestmark = pytest.mark.sandbox
+
+
+class Recorder:
+    """A Log whose lines are kept for assertions; it knows no secrets, so nothing is redacted for us."""
+
+    def __init__(self) -> None:
+        self.log = Log("vm-under-test", secrets=(), sink=lambda line: None)
+
+    @property
+    def lines(self) -> list[str]:
+        return self.log.lines
+
+    @property
+    def warnings(self) -> list[str]:
+        return [line for line in self.lines if "WARNING:" in line]
+
+
+def secret_pieces(*secrets: str | None) -> list[str]:
+    """Each secret and every substantial line of it (a leaked key line is a leak too), minus PEM armour."""
+    pieces: list[str] = []
+    for secret in secrets:
+        if not secret:
+            continue
+        pieces.append(secret)
+        pieces += [line for line in secret.splitlines() if len(line) >= 8 and not line.startswith("-----")]
+    return pieces
+
+
+def assert_no_secrets(secrets: list[str], recorder: Recorder, error: BaseException | None = None, *more: str) -> None:
+    texts = [*recorder.lines, *more]
+    if error is not None:
+        texts += [str(error), repr(error), *(str(a) for a in error.args)]
+        if isinstance(error, DeprovisionFailed):
+            texts.append(error.output_tail)
+    for text in texts:
+        for piece in secrets:
+            assert piece not in text, f"a secret leaked into: {text[:200]!r}"
+
+
+def new_private_key(passphrase: str | None = None) -> str:
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase.encode()) if passphrase else serialization.NoEncryption()
+    )
+    key = ed25519.Ed25519PrivateKey.generate()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption).decode()
+
+
+def host_files(sandbox: Sandbox) -> list[Path]:
+    return sorted((sandbox.root / "etc/ssh").glob("ssh_host_*key*"))
+
+
+def replace_waagent(sandbox: Sandbox, script: str) -> None:
+    agent = sandbox.root / "usr/sbin/waagent"
+    agent.unlink()
+    agent.write_text(script)
+    agent.chmod(0o755)
+
+
+# --- success --------------------------------------------------------------------------------------------------
+
+
+def test_deprovisions_with_the_real_waagent(sandbox: Sandbox) -> None:
+    recorder = Recorder()
+    assert sandbox.user_exists(sandbox.username)
+    assert host_files(sandbox)
+
+    started = time.monotonic()
+    result = deprovision(sandbox.target(), recorder.log)
+
+    assert time.monotonic() - started < 30
+    assert result.method == "waagent -force -deprovision+user"
+    assert result.output_tail.splitlines()[-1] == COMPLETE_MARKER
+    assert "azureuser account and entire home directory will be deleted" in result.output_tail
+    # What waagent -deprovision+user does, seen from outside the sandbox:
+    assert not sandbox.user_exists(sandbox.username)
+    assert not (sandbox.root / "home" / sandbox.username).exists()
+    assert host_files(sandbox) == []
+    assert not (sandbox.root / "etc/resolv.conf").exists()
+    assert (sandbox.root / "etc/hostname").read_text().strip() == "localhost.localdomain"
+    assert (sandbox.root / "etc/shadow").read_text().startswith("root:*LOCK*")
+    # ...and what deprovision.sh adds.
+    assert not (sandbox.root / "root/.bash_history").exists()
+    assert list((sandbox.root / "tmp").iterdir()) == []  # the script came on stdin: nothing of ours is left
+
+    assert any("host key ssh-ed25519 SHA256:" in line and "verified" in line for line in recorder.lines)
+    steps = [line for line in recorder.lines if "image-gallery: step" in line]
+    assert len(steps) == 4
+    assert recorder.warnings == []
+    assert_no_secrets(secret_pieces(sandbox.private_key), recorder, None, result.detail, result.output_tail)
+
+
+def test_password_authentication_and_a_bare_host_key(sandbox: Sandbox) -> None:
+    recorder = Recorder()
+    target = sandbox.target(
+        username=sandbox.password_username,
+        private_key=None,
+        password=sandbox.password,
+        host_key=sandbox.host_public_key,  # `ssh-ed25519 AAAA…` without the known_hosts host field
+    )
+
+    result = deprovision(target, recorder.log)
+
+    assert result.output_tail.endswith(COMPLETE_MARKER)
+    # waagent deletes the user named in ovf-env.xml, whoever runs it.
+    assert not sandbox.user_exists(sandbox.username)
+    assert_no_secrets(secret_pieces(sandbox.password), recorder, None, result.output_tail)
+
+
+def test_a_session_that_closes_without_exit_status_after_the_marker_is_success(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a dying session looks like to paramiko: the channel closes and no exit-status ever arrives.
+    monkeypatch.setattr(paramiko.Channel, "recv_exit_status", lambda self: -1)
+    recorder = Recorder()
+
+    result = deprovision(sandbox.target(), recorder.log)
+
+    assert result.output_tail.endswith(COMPLETE_MARKER)
+    assert any("no exit status" in line and "as expected" in line for line in recorder.lines)
+
+
+# --- host keys ------------------------------------------------------------------------------------------------
+
+
+def test_host_key_mismatch_runs_nothing(sandbox: Sandbox) -> None:
+    recorder = Recorder()
+    impostor = paramiko.Ed25519Key.from_private_key(io.StringIO(new_private_key()))
+    expected_line = f"[{sandbox.host}]:{sandbox.port} ssh-ed25519 {impostor.get_base64()}"
+    presented = paramiko.PKey.from_type_string("ssh-ed25519", _blob(sandbox.host_public_key))
+
+    with pytest.raises(HostKeyMismatch) as caught:
+        deprovision(sandbox.target(host_key=expected_line, connect_timeout=30), recorder.log)
+
+    message = str(caught.value)
+    assert f"{sandbox.host}:{sandbox.port}" in message
+    assert impostor.fingerprint in message
+    assert presented.fingerprint in message
+    assert "update host_key" in message
+    assert "Nothing was run" in message
+    # No command ran: the user, its home and the host keys are all still there, and sshd saw no login.
+    assert sandbox.user_exists(sandbox.username)
+    assert host_files(sandbox)
+    assert "Accepted publickey" not in sandbox.sshd_log.read_text()
+    assert_no_secrets(secret_pieces(sandbox.private_key), recorder, caught.value)
+
+
+def test_insecure_opt_out_warns_loudly_and_proceeds(sandbox: Sandbox) -> None:
+    recorder = Recorder()
+    presented = paramiko.PKey.from_type_string("ssh-ed25519", _blob(sandbox.host_public_key))
+
+    result = deprovision(sandbox.target(host_key=None, insecure_ignore_host_key=True), recorder.log)
+
+    assert result.output_tail.endswith(COMPLETE_MARKER)
+    assert any("host key checking is OFF" in line for line in recorder.warnings)
+    assert any(presented.fingerprint in line and "UNVERIFIED" in line for line in recorder.warnings)
+
+
+# --- authentication -------------------------------------------------------------------------------------------
+
+
+def test_wrong_key_fails_fast_with_a_clear_message(sandbox: Sandbox) -> None:
+    recorder = Recorder()
+    passphrase = "correct horse battery staple"
+    wrong_key = new_private_key(passphrase)
+
+    started = time.monotonic()
+    with pytest.raises(GuestConnectionError) as caught:
+        deprovision(sandbox.target(private_key=wrong_key, passphrase=passphrase, connect_timeout=60), recorder.log)
+
+    assert time.monotonic() - started < 10, "an authentication failure must not be retried until connect_timeout"
+    assert not isinstance(caught.value, HostKeyMismatch)
+    message = str(caught.value)
+    assert "refused the private key" in message
+    assert sandbox.username in message
+    assert sandbox.user_exists(sandbox.username)
+    assert_no_secrets(secret_pieces(wrong_key, passphrase, sandbox.private_key), recorder, caught.value)
+
+
+def test_wrong_password_fails_fast_and_never_shows_it(sandbox: Sandbox) -> None:
+    recorder = Recorder()
+    wrong = "not-the-password-" + sandbox.password[-6:]
+
+    started = time.monotonic()
+    with pytest.raises(GuestConnectionError) as caught:
+        deprovision(
+            sandbox.target(username=sandbox.password_username, private_key=None, password=wrong, connect_timeout=60),
+            recorder.log,
+        )
+
+    assert time.monotonic() - started < 10
+    assert "refused the password" in str(caught.value)
+    assert_no_secrets(secret_pieces(wrong, sandbox.password), recorder, caught.value)
+
+
+def test_sudo_asking_for_a_password_is_explained(sandbox: Sandbox) -> None:
+    recorder = Recorder()
+
+    with pytest.raises(GuestCommandFailed) as caught:
+        deprovision(sandbox.target(username=sandbox.sudo_password_username), recorder.log)
+
+    message = str(caught.value)
+    assert "asks user askpass for a password" in message
+    assert "NOPASSWD" in message
+    assert isinstance(caught.value, DeprovisionFailed)
+    assert caught.value.exit_code == 1
+    assert sandbox.user_exists(sandbox.username)
+    assert host_files(sandbox)
+
+
+# --- reachability ---------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def closed_port() -> Iterator[int]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    yield port
+
+
+@contextlib.contextmanager
+def silent_listener() -> Iterator[int]:
+    """Accepts TCP connections (in the kernel's backlog) but never says a word, like a VM half-way booted."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield int(server.getsockname()[1])
+
+
+def unreachable_target(port: int) -> SshTarget:
+    return SshTarget(
+        host="127.0.0.1",
+        port=port,
+        username="azureuser",
+        password="never-sent-anywhere-s3cret",
+        host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPwcBnvgR57Bt8nWA3tcLvUfBcwXZDqNnzBCZMUC1Dmy",
+        connect_timeout=3.0,
+    )
+
+
+def test_closed_port_gives_a_bounded_error_naming_host_and_last_error() -> None:
+    recorder = Recorder()
+    with closed_port() as port:
+        started = time.monotonic()
+        with pytest.raises(GuestConnectionError) as caught:
+            deprovision(unreachable_target(port), recorder.log)
+        elapsed = time.monotonic() - started
+
+    assert 2.5 <= elapsed < 6, elapsed
+    message = str(caught.value)
+    assert f"127.0.0.1:{port}" in message
+    assert "within 3s" in message
+    assert "refused" in message
+    assert any("retrying" in line for line in recorder.lines)
+    assert_no_secrets(["never-sent-anywhere-s3cret"], recorder, caught.value)
+
+
+def test_silent_server_is_bounded_by_connect_timeout_too() -> None:
+    recorder = Recorder()
+    with silent_listener() as port:
+        started = time.monotonic()
+        with pytest.raises(GuestConnectionError) as caught:
+            deprovision(unreachable_target(port), recorder.log)
+        elapsed = time.monotonic() - started
+
+    assert 2.5 <= elapsed < 7, elapsed
+    assert f"127.0.0.1:{port}" in str(caught.value)
+
+
+# --- failures in the guest ------------------------------------------------------------------------------------
+
+
+def test_missing_waagent_is_reported_and_nothing_is_changed(sandbox: Sandbox) -> None:
+    recorder = Recorder()
+    (sandbox.root / "usr/sbin/waagent").unlink()
+
+    with pytest.raises(DeprovisionFailed) as caught:
+        deprovision(sandbox.target(), recorder.log)
+
+    error = caught.value
+    assert error.exit_code == EXIT_NO_WAAGENT
+    assert "waagent is not installed" in str(error)
+    assert f"exit code: {EXIT_NO_WAAGENT}" in str(error)
+    assert "image-gallery: error: waagent is not installed" in error.output_tail
+    assert "Nothing was changed" in str(error)
+    assert sandbox.user_exists(sandbox.username)
+    assert host_files(sandbox)
+    assert (sandbox.root / "etc/resolv.conf").exists()
+    assert_no_secrets(secret_pieces(sandbox.private_key), recorder, error)
+
+
+def test_failing_waagent_gives_exit_code_and_tail(sandbox: Sandbox) -> None:
+    recorder = Recorder()
+    replace_waagent(
+        sandbox,
+        "#!/bin/sh\n"
+        "echo 'agent: starting deprovision'\n"
+        "echo 'agent: cannot stop walinuxagent: unit busy' >&2\n"
+        "exit 3\n",
+    )
+
+    with pytest.raises(DeprovisionFailed) as caught:
+        deprovision(sandbox.target(), recorder.log)
+
+    error = caught.value
+    assert error.exit_code == 3
+    message = str(error)
+    assert "exit code 3" in message
+    assert "agent: cannot stop walinuxagent: unit busy" in message
+    assert "waagent -force -deprovision+user failed with exit code 3" in message
+    assert len(error.output_tail.splitlines()) <= 20
+    assert any("cannot stop walinuxagent" in line for line in recorder.lines)
+
+
+def test_session_dying_before_the_marker_is_a_failure_with_advice(sandbox: Sandbox) -> None:
+    recorder = Recorder()
+    # The agent kills the SSH session it runs under (the first sshd among its ancestors), as a dropped network would.
+    replace_waagent(
+        sandbox,
+        "#!/bin/sh\n"
+        "pid=$$\n"
+        'while [ "$pid" -gt 1 ]; do\n'
+        '  if [ "$(cat /proc/$pid/comm)" = sshd ]; then kill -9 "$pid"; exit 0; fi\n'
+        "  pid=$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$pid/status)\n"
+        "done\n"
+        "exit 1\n",
+    )
+
+    with pytest.raises(DeprovisionFailed) as caught:
+        deprovision(sandbox.target(), recorder.log)
+
+    assert caught.value.exit_code is None
+    assert "ended before deprovision.sh finished" in str(caught.value)
+    assert "step 3/4" in caught.value.output_tail
+
+
+def test_a_hanging_script_is_bounded_by_command_timeout(sandbox: Sandbox) -> None:
+    recorder = Recorder()
+    replace_waagent(sandbox, "#!/bin/sh\necho 'agent: thinking'\nsleep 60\n")
+
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout) as caught:
+        deprovision(sandbox.target(command_timeout=2.0), recorder.log)
+
+    assert time.monotonic() - started < 6
+    assert "deprovision.sh" in str(caught.value)
+    assert "agent: thinking" in str(caught.value)
+
+
+def _blob(public_line: str) -> bytes:
+    return base64.b64decode(public_line.split()[1])
