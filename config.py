@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from hooks.linux import parse_host_key
-
 from hooks.errors import ConfigError
+from hooks.linux import parse_host_key
 from hooks.targets import PUBLIC_CLOUD_ARM, VmRef
 
 PROJECT = "image-gallery"
@@ -482,6 +481,7 @@ def _future_date(node: _Node, key: str, today: date) -> str | None:
     value = node.raw(key)
     if value is _MISSING or value is None:
         return None
+    parsed: date | None
     if isinstance(value, date):  # YAML parses unquoted dates
         parsed = value if not isinstance(value, datetime) else value.date()
     else:
@@ -649,6 +649,13 @@ def _winrm(node: _Node) -> WinRmSpec | None:
             "set caCertificate or certificateSha256 so the WinRM listener's certificate can be verified "
             "(or insecureSkipCertificateValidation: true for throwaway VMs only)",
         )
+    if insecure and (ca is not None or pin is not None):
+        node.problem(
+            "insecureSkipCertificateValidation",
+            "contradicts caCertificate/certificateSha256: remove one (verification is the safe choice)",
+        )
+    if ca is not None and pin is not None:
+        node.problem("certificateSha256", "set caCertificate or certificateSha256, not both")
     if not use_https and transport == "basic":
         node.problem("transport", "basic over http would send the password in clear; use useHttps: true")
     connect = node.positive("connectTimeoutMinutes", WinRmSpec.connect_timeout_minutes)
@@ -745,7 +752,7 @@ def _version(
         target_regions=tuple(regions),
         replica_count=replicas,
         storage_account_type=storage,
-        **spec_kwargs,  # type: ignore[arg-type]
+        **spec_kwargs,
     )
 
 

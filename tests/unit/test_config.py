@@ -600,9 +600,19 @@ RULES = [
         "set caCertificate or certificateSha256 so the WinRM listener's certificate can be verified",
     ),
     (
-        {f"{WINRM}.caCertificate": "MIIB..."},
+        {f"{WINRM}.caCertificate": "MIIB...", f"{WINRM}.certificateSha256": DELETE},
         f"{WINRM}.caCertificate",
         "must be a PEM certificate (-----BEGIN CERTIFICATE----- ...)",
+    ),
+    (
+        {f"{WINRM}.caCertificate": PEM},
+        f"{WINRM}.certificateSha256",
+        "set caCertificate or certificateSha256, not both",
+    ),
+    (
+        {f"{WINRM}.insecureSkipCertificateValidation": True},
+        f"{WINRM}.insecureSkipCertificateValidation",
+        "contradicts caCertificate/certificateSha256",
     ),
     (
         {f"{WINRM}.useHttps": False, f"{WINRM}.transport": "basic"},
