@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -289,6 +289,18 @@ def _read_status(client: ComputeManagementClient, vm: VmRef, settings: ArmSettin
         return VmStatus.from_instance_view(client.virtual_machines.instance_view(vm.resource_group, vm.name))
 
 
+def _settled_probe(
+    client: ComputeManagementClient, vm: VmRef, settings: ArmSettings
+) -> Callable[[], tuple[bool, VmStatus]]:
+    """A `poll` probe that is done once the VM is no longer stopping or deallocating."""
+
+    def probe() -> tuple[bool, VmStatus]:
+        status = _read_status(client, vm, settings)
+        return status.power_state not in _TRANSITIONAL_POWER_STATES, status
+
+    return probe
+
+
 def get_status(settings: ArmSettings, vm: VmRef, log: Log) -> VmStatus:
     """Read the VM's instance view (read-only)."""
     with _compute(settings, vm.subscription_id) as client:
@@ -302,18 +314,14 @@ def wait_until_stopped(settings: ArmSettings, vm: VmRef, log: Log) -> VmStatus:
 
     Any other state is returned as is: the caller decides what a running VM means."""
     deadline = Deadline(settings.operation_timeout, f"{vm} to finish stopping (PowerState stopped or deallocated)")
+    # One client for the whole wait: one login, one connection pool.
     with _compute(settings, vm.subscription_id) as client:
-        # One client for the whole wait: one login, one connection pool.
-        def probe() -> tuple[bool, VmStatus]:
-            status = _read_status(client, vm, settings)
-            return status.power_state not in _TRANSITIONAL_POWER_STATES, status
-
         first = _read_status(client, vm, settings)
         if first.power_state not in _TRANSITIONAL_POWER_STATES:
             return first
         log.info(f"{vm} is {first.power_state}; waiting for it to stop")
         try:
-            status = poll(probe, deadline, settings.poll_interval, describe=str)
+            status = poll(_settled_probe(client, vm, settings), deadline, settings.poll_interval, describe=str)
         except WaitTimeout as exc:
             raise WaitTimeout(f"{exc}. Check the VM in the Azure portal, then run again.") from exc
     log.info(f"{vm} is {status.power_state}")
@@ -329,6 +337,13 @@ def deallocate(settings: ArmSettings, vm: VmRef, log: Log) -> VmStatus:
     call = _Call(settings, "deallocate", str(vm), PERMISSION_VM_DEALLOCATE, vm)
     with _compute(settings, vm.subscription_id) as client:
         status = _read_status(client, vm, settings)
+        if status.power_state in _TRANSITIONAL_POWER_STATES:
+            # A stop or deallocation from an earlier, interrupted run is still going: let it finish, not race it.
+            log.info(f"{vm} is {status.power_state}; waiting for that to finish first")
+            try:
+                status = poll(_settled_probe(client, vm, settings), deadline, settings.poll_interval, describe=str)
+            except WaitTimeout as exc:
+                raise WaitTimeout(f"{exc}. Check the VM in the Azure portal, then run again.") from exc
         if status.power_state == "deallocated":
             log.info(f"{vm} is already deallocated")
             return status

@@ -131,6 +131,12 @@ def test_deallocate_of_a_deallocated_vm_writes_nothing(fake_arm_env: FakeArm, lo
     assert fake_arm_env.non_get_requests() == []
 
 
+def test_deallocate_lets_an_earlier_deallocation_finish_instead_of_racing_it(fake_arm_env: FakeArm, log: Log) -> None:
+    vm = fake_arm_env.add_vm(power_state="deallocating", settles_to="deallocated", settle_after_reads=2)
+    assert arm.deallocate(fake_arm_env.settings(), vm.ref, log).power_state == "deallocated"
+    assert fake_arm_env.non_get_requests() == []
+
+
 def test_deallocate_that_azure_fails_reports_azure_error(fake_arm_env: FakeArm, log: Log) -> None:
     vm = fake_arm_env.add_vm()
     fake_arm_env.fail_next_lro("VMAgentStatusCommunicationError", "The VM did not shut down within the time limit.")
