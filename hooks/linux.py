@@ -80,6 +80,9 @@ class DeprovisionFailed(GuestCommandFailed):
 def deprovision(target: SshTarget, log: Log) -> GuestResult:
     """Connect to `target`, run deprovision.sh with sudo and return what happened.
 
+    Authenticates with the private key (plus passphrase) and/or the password, key first. The host key must match
+    target.host_key unless target.insecure_ignore_host_key (then a warning is logged).
+
     Raises ConfigError (no usable credentials or host key), HostKeyMismatch, GuestConnectionError (unreachable
     within connect_timeout, or authentication refused), DeprovisionFailed (a GuestCommandFailed: the script or
     sudo failed; carries exit code and output tail) or WaitTimeout (the script ran longer than command_timeout)."""
@@ -128,13 +131,24 @@ def parse_host_key(text: str) -> paramiko.PKey:
         data = base64.b64decode(blob[0], validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"the SSH host key {shown!r} is not valid base64 after {key_type}") from None
+    embedded = _embedded_key_type(data)
+    if embedded is not None and embedded != key_type:
+        raise ValueError(f"the SSH host key {shown!r} says {key_type} but its data is a {embedded} key")
     try:
-        key = paramiko.PKey.from_type_string(key_type, data)
+        return paramiko.PKey.from_type_string(key_type, data)
     except Exception:
         raise ValueError(f"the SSH host key {shown!r} is not a valid {key_type} public key") from None
-    if key.get_name() != key_type:
-        raise ValueError(f"the SSH host key {shown!r} says {key_type} but its data is a {key.get_name()} key")
-    return key
+
+
+def _embedded_key_type(blob: bytes) -> str | None:
+    """The type name an SSH public key blob starts with (a length-prefixed string), if it has one."""
+    if len(blob) < 4:
+        return None
+    length = int.from_bytes(blob[:4], "big")
+    name = blob[4 : 4 + length]
+    if length > 64 or len(name) != length or not name.isascii():
+        return None
+    return name.decode()
 
 
 def parse_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
@@ -294,7 +308,7 @@ def _connect_once(
             port=target.port,
             username=target.username,
             pkey=pkey,
-            password=None if pkey is not None else target.password,
+            password=target.password,  # tried after the key, if both are set
             timeout=seconds,
             banner_timeout=seconds,
             auth_timeout=seconds,
@@ -321,10 +335,11 @@ def _connect_once(
         ) from None
     except paramiko.AuthenticationException:
         client.close()
-        what = "private key" if pkey is not None else "password"
+        what = " and ".join(w for w, given in (("private key", pkey), ("password", target.password)) if given)
         raise GuestConnectionError(
-            f"SSH on {where} refused the {what} for user {target.username}: check the user name and that this "
-            f"{what} belongs to it. If the VM was already deprovisioned, that user no longer exists. Not retried."
+            f"SSH on {where} refused the {what} for user {target.username}: check the user name and that the "
+            f"{what} belong{'s' if ' and ' not in what else ''} to it. If the VM was already deprovisioned, that "
+            "user no longer exists. Not retried."
         ) from None
     except socket.gaierror as exc:
         client.close()
@@ -425,8 +440,8 @@ def _run_script(client: paramiko.SSHClient, target: SshTarget, log: Log, guard: 
         log.info(f"deprovision complete on {where} after {time.monotonic() - started:.1f}s{note}")
         return GuestResult(
             method=METHOD,
-            detail=f"{where}: cloud-init cleaned, {METHOD} done, history removed; the VM must now be deallocated, "
-            "not started again",
+            detail=f"{where}: generalized with {METHOD} (cloud-init state and shell history removed); deallocate "
+            "the VM next and do not start it again before it is captured",
             output_tail=tail,
         )
     raise DeprovisionFailed(_failure_message(where, target.username, exit_code, tail), exit_code, tail)
@@ -470,6 +485,11 @@ def _failure_message(where: str, username: str, exit_code: int | None, tail: str
             f"sudo on {where} asks user {username} for a password. Deprovisioning needs passwordless sudo: "
             f"add '{username} ALL=(ALL) NOPASSWD: ALL' under /etc/sudoers.d/ or use a user that has it. "
             "Nothing was changed."
+        )
+    elif "must have a tty" in lowered:
+        advice = (
+            f"sudo on {where} insists on a terminal ('Defaults requiretty'): exempt user {username} from it "
+            f"(e.g. 'Defaults:{username} !requiretty' under /etc/sudoers.d/). Nothing was changed."
         )
     elif exit_code == 127 and "sudo" in lowered:
         advice = f"sudo is not installed on {where}; install it or connect as a user that has it. Nothing was changed."

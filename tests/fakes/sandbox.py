@@ -38,14 +38,17 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from hooks.errors import WaitTimeout
 from hooks.targets import SshTarget
 from hooks.waiting import Deadline, poll
 
+PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CACHE_DIR = PROJECT_ROOT / ".cache" / "sandbox"
+CACHE_DIR = Path(os.environ.get("IMAGE_GALLERY_SANDBOX_CACHE") or PROJECT_ROOT / ".cache" / "sandbox")
+"""Where the root tarball is cached; IMAGE_GALLERY_SANDBOX_CACHE moves it (e.g. to outlive a fresh CI clone)."""
 INSTALL_PREREQS = Path(__file__).with_name("install-prereqs.sh")
 
 SUITE = "bookworm"
@@ -80,7 +83,8 @@ _PRUNE = (
 
 SSHD_CONFIG = "/etc/ssh/sandbox_sshd_config"
 HOSTNAME = "sandbox-vm"
-HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key"
+HOST_KEY_DIR = "/etc/ssh"
+HOST_KEY_KINDS = ("ed25519", "ecdsa", "rsa")
 
 KEY_USER = "azureuser"
 """Key auth, passwordless sudo, named in ovf-env.xml: the user waagent deletes."""
@@ -249,8 +253,8 @@ class Sandbox:
     """OpenSSH private key text (Ed25519) of `username` and `sudo_password_username`."""
     public_key: str
     """`ssh-ed25519 AAAA… sandbox-client`, in the users' authorized_keys."""
-    host_public_key: str
-    """The sshd's host key, `ssh-ed25519 AAAA…`."""
+    host_public_keys: dict[str, str]
+    """The sshd's host keys by type (ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa): `<type> AAAA…`."""
     password_username: str
     """Password auth, passwordless sudo."""
     password: str
@@ -260,9 +264,18 @@ class Sandbox:
     """sshd's own log (stderr, -e), for debugging a failing test."""
 
     @property
+    def host_public_key(self) -> str:
+        """The sshd's Ed25519 host key, `ssh-ed25519 AAAA…`."""
+        return self.host_public_keys["ssh-ed25519"]
+
+    @property
     def host_key(self) -> str:
         """known_hosts line for the sandbox's sshd: `[127.0.0.1]:<port> ssh-ed25519 AAAA…`."""
-        return f"[{self.host}]:{self.port} {self.host_public_key}"
+        return self.known_hosts_line("ssh-ed25519")
+
+    def known_hosts_line(self, key_type: str) -> str:
+        """known_hosts line for the host key of `key_type`."""
+        return f"[{self.host}]:{self.port} {self.host_public_keys[key_type]}"
 
     def target(self, **changes: Any) -> SshTarget:
         """An SshTarget for `username` with the right host key and short test bounds; override any field."""
@@ -315,7 +328,9 @@ def _fresh_root(root: Path, tarball: Path) -> Iterator[Path]:
         yield root
     finally:
         if mounted:
-            _run(["umount", str(root)], timeout=60)
+            # The namespace (and every process in it) is gone by now; --lazy only if something still holds a file.
+            if _run(["umount", str(root)], timeout=60, check=False).returncode != 0:
+                _run(["umount", "--lazy", str(root)], timeout=60)
             root.rmdir()
         else:
             _remove_tree(root)
@@ -365,15 +380,19 @@ def _prepare(root: Path, workdir: Path) -> Sandbox:
     (root / "etc/resolv.conf").unlink(missing_ok=True)
     (root / "etc/resolv.conf").write_text("nameserver 127.0.0.53\n")
 
-    host_key = ed25519.Ed25519PrivateKey.generate()
-    key_file = root / HOST_KEY_FILE.lstrip("/")
-    key_file.write_bytes(
-        host_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    # One host key of each kind an Azure image has, in the files waagent deletes: ssh_host_<type>_key(.pub).
+    host_keys: dict[str, str] = {}
+    for kind, private in _new_host_keys().items():
+        key_file = root / HOST_KEY_DIR.lstrip("/") / f"ssh_host_{kind}_key"
+        key_file.write_bytes(
+            private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+            )
         )
-    )
-    key_file.chmod(0o600)
-    key_file.with_name(key_file.name + ".pub").write_text(_public_line(host_key) + " root@sandbox\n")
+        key_file.chmod(0o600)
+        public = _public_line(private)
+        key_file.with_name(key_file.name + ".pub").write_text(public + " root@sandbox\n")
+        host_keys[public.split()[0]] = public
     (root / "run/sshd").mkdir(parents=True, exist_ok=True)
 
     return Sandbox(
@@ -383,7 +402,7 @@ def _prepare(root: Path, workdir: Path) -> Sandbox:
         username=KEY_USER,
         private_key=private_key,
         public_key=public_key,
-        host_public_key=_public_line(host_key),
+        host_public_keys=host_keys,
         password_username=PASSWORD_USER,
         password=password,
         sudo_password_username=SUDO_PASSWORD_USER,
@@ -397,7 +416,7 @@ def _write_sshd_config(sandbox: Sandbox) -> None:
             [
                 "# The sandbox's own sshd config (the distribution's sshd_config is left as an image would have it).",
                 f"ListenAddress {sandbox.host}:{sandbox.port}",
-                f"HostKey {HOST_KEY_FILE}",
+                *(f"HostKey {HOST_KEY_DIR}/ssh_host_{kind}_key" for kind in HOST_KEY_KINDS),
                 "PidFile none",
                 # No PAM in a chroot without a login stack; StrictModes would reject keys in a copied tree.
                 "UsePAM no",
@@ -505,7 +524,15 @@ def _free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
-def _public_line(key: ed25519.Ed25519PrivateKey) -> str:
+def _new_host_keys() -> dict[str, PrivateKey]:
+    return {
+        "ed25519": ed25519.Ed25519PrivateKey.generate(),
+        "ecdsa": ec.generate_private_key(ec.SECP256R1()),
+        "rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    }
+
+
+def _public_line(key: PrivateKey) -> str:
     raw = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     return raw.decode()
 

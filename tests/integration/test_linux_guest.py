@@ -14,15 +14,13 @@ from pathlib import Path
 import paramiko
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from hooks.errors import GuestCommandFailed, GuestConnectionError, HostKeyMismatch, WaitTimeout
 from hooks.linux import COMPLETE_MARKER, EXIT_NO_WAAGENT, DeprovisionFailed, deprovision
 from hooks.log import Log
 from hooks.targets import SshTarget
 from tests.fakes.sandbox import Sandbox, sandbox_fixture, sandbox_rootfs  # noqa: F401  (pytest fixtures)
-
-pytestmark = pytest.mark.sandbox
 
 
 class Recorder:
@@ -70,6 +68,22 @@ def new_private_key(passphrase: str | None = None) -> str:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption).decode()
 
 
+def new_key_pair(kind: str, passphrase: str) -> tuple[str, str]:
+    """(private key text, public key line) of `kind`: rsa and ecdsa as traditional PEM, ed25519 as OpenSSH."""
+    private: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    if kind == "rsa":
+        private, fmt = rsa.generate_private_key(65537, 2048), serialization.PrivateFormat.TraditionalOpenSSL
+    elif kind == "ecdsa":
+        private, fmt = ec.generate_private_key(ec.SECP384R1()), serialization.PrivateFormat.TraditionalOpenSSL
+    else:
+        private, fmt = ed25519.Ed25519PrivateKey.generate(), serialization.PrivateFormat.OpenSSH
+    text = private.private_bytes(
+        serialization.Encoding.PEM, fmt, serialization.BestAvailableEncryption(passphrase.encode())
+    ).decode()
+    public = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return text, public.decode()
+
+
 def host_files(sandbox: Sandbox) -> list[Path]:
     return sorted((sandbox.root / "etc/ssh").glob("ssh_host_*key*"))
 
@@ -84,6 +98,7 @@ def replace_waagent(sandbox: Sandbox, script: str) -> None:
 # --- success --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.sandbox
 def test_deprovisions_with_the_real_waagent(sandbox: Sandbox) -> None:
     recorder = Recorder()
     assert sandbox.user_exists(sandbox.username)
@@ -114,6 +129,7 @@ def test_deprovisions_with_the_real_waagent(sandbox: Sandbox) -> None:
     assert_no_secrets(secret_pieces(sandbox.private_key), recorder, None, result.detail, result.output_tail)
 
 
+@pytest.mark.sandbox
 def test_password_authentication_and_a_bare_host_key(sandbox: Sandbox) -> None:
     recorder = Recorder()
     target = sandbox.target(
@@ -131,6 +147,7 @@ def test_password_authentication_and_a_bare_host_key(sandbox: Sandbox) -> None:
     assert_no_secrets(secret_pieces(sandbox.password), recorder, None, result.output_tail)
 
 
+@pytest.mark.sandbox
 def test_a_session_that_closes_without_exit_status_after_the_marker_is_success(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,9 +161,37 @@ def test_a_session_that_closes_without_exit_status_after_the_marker_is_success(
     assert any("no exit status" in line and "as expected" in line for line in recorder.lines)
 
 
+@pytest.mark.sandbox
+@pytest.mark.parametrize(
+    ("client_key", "host_key_type"),
+    [
+        ("rsa", "ssh-rsa"),
+        ("ecdsa", "ecdsa-sha2-nistp256"),
+        ("ed25519", "ssh-ed25519"),
+    ],
+)
+def test_key_types_with_a_passphrase(sandbox: Sandbox, client_key: str, host_key_type: str) -> None:
+    """RSA and ECDSA keys in the traditional PEM format, Ed25519 in OpenSSH's; each host key type verified."""
+    recorder = Recorder()
+    passphrase = "pass phrase " + client_key
+    key_text, public_line = new_key_pair(client_key, passphrase)
+    with open(sandbox.root / "home" / sandbox.username / ".ssh/authorized_keys", "a") as authorized:
+        authorized.write(public_line + "\n")
+
+    result = deprovision(
+        sandbox.target(private_key=key_text, passphrase=passphrase, host_key=sandbox.known_hosts_line(host_key_type)),
+        recorder.log,
+    )
+
+    assert result.output_tail.endswith(COMPLETE_MARKER)
+    assert any(f"host key {host_key_type} SHA256:" in line for line in recorder.lines)
+    assert_no_secrets(secret_pieces(key_text, passphrase), recorder, None, result.output_tail)
+
+
 # --- host keys ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.sandbox
 def test_host_key_mismatch_runs_nothing(sandbox: Sandbox) -> None:
     recorder = Recorder()
     impostor = paramiko.Ed25519Key.from_private_key(io.StringIO(new_private_key()))
@@ -169,6 +214,7 @@ def test_host_key_mismatch_runs_nothing(sandbox: Sandbox) -> None:
     assert_no_secrets(secret_pieces(sandbox.private_key), recorder, caught.value)
 
 
+@pytest.mark.sandbox
 def test_insecure_opt_out_warns_loudly_and_proceeds(sandbox: Sandbox) -> None:
     recorder = Recorder()
     presented = paramiko.PKey.from_type_string("ssh-ed25519", _blob(sandbox.host_public_key))
@@ -183,6 +229,7 @@ def test_insecure_opt_out_warns_loudly_and_proceeds(sandbox: Sandbox) -> None:
 # --- authentication -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.sandbox
 def test_wrong_key_fails_fast_with_a_clear_message(sandbox: Sandbox) -> None:
     recorder = Recorder()
     passphrase = "correct horse battery staple"
@@ -201,6 +248,7 @@ def test_wrong_key_fails_fast_with_a_clear_message(sandbox: Sandbox) -> None:
     assert_no_secrets(secret_pieces(wrong_key, passphrase, sandbox.private_key), recorder, caught.value)
 
 
+@pytest.mark.sandbox
 def test_wrong_password_fails_fast_and_never_shows_it(sandbox: Sandbox) -> None:
     recorder = Recorder()
     wrong = "not-the-password-" + sandbox.password[-6:]
@@ -217,6 +265,7 @@ def test_wrong_password_fails_fast_and_never_shows_it(sandbox: Sandbox) -> None:
     assert_no_secrets(secret_pieces(wrong, sandbox.password), recorder, caught.value)
 
 
+@pytest.mark.sandbox
 def test_sudo_asking_for_a_password_is_explained(sandbox: Sandbox) -> None:
     recorder = Recorder()
 
@@ -295,6 +344,7 @@ def test_silent_server_is_bounded_by_connect_timeout_too() -> None:
 # --- failures in the guest ------------------------------------------------------------------------------------
 
 
+@pytest.mark.sandbox
 def test_missing_waagent_is_reported_and_nothing_is_changed(sandbox: Sandbox) -> None:
     recorder = Recorder()
     (sandbox.root / "usr/sbin/waagent").unlink()
@@ -314,6 +364,7 @@ def test_missing_waagent_is_reported_and_nothing_is_changed(sandbox: Sandbox) ->
     assert_no_secrets(secret_pieces(sandbox.private_key), recorder, error)
 
 
+@pytest.mark.sandbox
 def test_failing_waagent_gives_exit_code_and_tail(sandbox: Sandbox) -> None:
     recorder = Recorder()
     replace_waagent(
@@ -337,6 +388,7 @@ def test_failing_waagent_gives_exit_code_and_tail(sandbox: Sandbox) -> None:
     assert any("cannot stop walinuxagent" in line for line in recorder.lines)
 
 
+@pytest.mark.sandbox
 def test_session_dying_before_the_marker_is_a_failure_with_advice(sandbox: Sandbox) -> None:
     recorder = Recorder()
     # The agent kills the SSH session it runs under (the first sshd among its ancestors), as a dropped network would.
@@ -359,6 +411,7 @@ def test_session_dying_before_the_marker_is_a_failure_with_advice(sandbox: Sandb
     assert "step 3/4" in caught.value.output_tail
 
 
+@pytest.mark.sandbox
 def test_a_hanging_script_is_bounded_by_command_timeout(sandbox: Sandbox) -> None:
     recorder = Recorder()
     replace_waagent(sandbox, "#!/bin/sh\necho 'agent: thinking'\nsleep 60\n")
