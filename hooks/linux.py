@@ -415,13 +415,24 @@ def _run_script(client: paramiko.SSHClient, target: SshTarget, log: Log, guard: 
     command = "sh -s" if target.username == "root" else "sudo -n sh -s"
     started = time.monotonic()
     log.info(f"running deprovision.sh on {where} as {command!r} (up to {target.command_timeout:g}s)")
-    channel = transport.open_session(timeout=max(1.0, min(_MAX_ATTEMPT_SECONDS, target.command_timeout)))
     try:
+        channel = transport.open_session(timeout=max(1.0, min(_MAX_ATTEMPT_SECONDS, target.command_timeout)))
         channel.set_combine_stderr(True)
         channel.exec_command(command)
-        # The script goes in on stdin (not SFTP) so nothing of ours stays on the disk that becomes the image.
-        channel.sendall(SCRIPT.read_bytes())
-        channel.shutdown_write()
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        raise GuestConnectionError(
+            f"SSH on {where} would not start a command for {target.username} ({_describe_network_error(exc)}); "
+            "nothing was run. Check that the account may run commands (no ForceCommand, a valid shell)."
+        ) from None
+    try:
+        # The script goes in on stdin (not SFTP) so nothing of ours stays on the disk that becomes the image; the
+        # script runs only once it has been read whole (see its main).
+        try:
+            channel.sendall(SCRIPT.read_bytes())
+            channel.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            # The session broke while the script was sent; whatever the guest said until then is read below.
+            log.warn(f"sending deprovision.sh to {where} failed ({_describe_network_error(exc)})")
         output = _Output(log, guard)
         deadline = Deadline(target.command_timeout, f"deprovision.sh on {where}")
         poll(lambda: _read(channel, output), deadline, interval=0, describe=lambda out: out.last())
