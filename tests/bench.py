@@ -51,14 +51,15 @@ def main() -> int:
 
     report("offline plan, dev stack (cold process)", *timed(plan_cold, 3))
 
-    project, values, secrets = plan.read_stack_config("dev")
+    project, values, _secret_keys = plan.read_stack_config("dev")
     raw = {k.split(":", 1)[1]: __import__("json").loads(v) for k, v in values.items() if k.startswith(project)}
     report("config validation, dev stack", *timed(lambda: config.load(raw, ["sourceVms"]), 50))
 
     for provider in (GuestGeneralizationProvider(), VmGeneralizationProvider()):
         blob = serialize_provider(provider)
         print(
-            f"provider blob {type(provider).__name__:<44} {len(blob):8d} bytes base64 ({len(base64.b64decode(blob))} raw)"
+            f"provider blob {type(provider).__name__:<44} {len(blob):8d} bytes base64 "
+            f"({len(base64.b64decode(blob))} raw)"
         )
 
     with tempfile.TemporaryDirectory() as tmp:
