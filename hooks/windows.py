@@ -50,6 +50,7 @@ from hooks.errors import (
     GuestCommandFailed,
     GuestConnectionError,
     HostKeyMismatch,
+    ImageGalleryError,
     PreCheckFailed,
     SysprepFailed,
     WaitTimeout,
@@ -121,8 +122,13 @@ def sysprep(target: WinRmTarget, options: SysprepOptions, log: Log) -> GuestResu
     WaitTimeout (a bound ran out; names what was last seen) or GuestCommandFailed (a guest script broke)."""
     validate(target, options)
     log = Log(log.resource, (*log.secrets, *target.secrets), log.sink, log.lines)
-    with WinRmGuest.connect(target, log, backoff=_first_backoff(options)) as guest:
-        return GuestGeneralization(guest, options, log).run()
+    try:
+        with WinRmGuest.connect(target, log, backoff=_first_backoff(options)) as guest:
+            return GuestGeneralization(guest, options, log).run()
+    except ImageGalleryError as exc:
+        # Last line of defence: guest output quoted in a message could carry the password.
+        exc.args = tuple(log.redact(a) if isinstance(a, str) else a for a in exc.args)
+        raise
 
 
 class GuestGeneralization:
@@ -632,8 +638,14 @@ class _ConnectionLost(Exception):
         self.command_sent = command_sent
 
 
-class _CommandOutcomeUnknown(_ConnectionLost):
-    """The connection failed after a non-repeatable command was sent: it may or may not have run."""
+class _CommandOutcomeUnknown(Exception):
+    """The connection failed after a non-repeatable command was sent: it may or may not have run.
+
+    Deliberately not a _ConnectionLost, so that nothing retries it."""
+
+    def __init__(self, summary: str) -> None:
+        super().__init__(summary)
+        self.summary = summary
 
 
 class _PinnedFingerprintAdapter(HTTPAdapter):
@@ -720,7 +732,7 @@ class WinRmGuest:
                 return self.run(script, faults_are_drops)
             except _ConnectionLost as lost:
                 if lost.command_sent and not retry_after_command:
-                    raise _CommandOutcomeUnknown(lost.summary, True) from lost
+                    raise _CommandOutcomeUnknown(lost.summary) from lost
                 raise
 
         def on_retry(exc: BaseException, delay: float) -> None:

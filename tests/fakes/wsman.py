@@ -24,6 +24,7 @@ network reset mid-sysprep does), and records every request.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -68,7 +69,7 @@ PROGRESS_CLIXML = (
     '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
     '<Obj S="progress" RefId="0"><TN RefId="0"><T>System.Management.Automation.PSCustomObject</T>'
     '<T>System.Object</T></TN><MS><I64 N="SourceId">1</I64><PR N="Record"><AV>Preparing modules for first use.</AV>'
-    '<AI>0</AI><Nil /><PI>-1</PI><PC>-1</PC><T>Completed</T><SR>-1</SR><SD> </SD></PR></MS></Obj></Objs>'
+    "<AI>0</AI><Nil /><PI>-1</PI><PC>-1</PC><T>Completed</T><SR>-1</SR><SD> </SD></PR></MS></Obj></Objs>"
 )
 
 SYSPREP_FAILURE_LINES = [
@@ -214,8 +215,8 @@ class GuestModel:
     sysprep: SysprepBehaviour = field(default_factory=SysprepBehaviour)
     drops_after_launch: list[tuple[float, float, Literal["reset", "handshake"]]] = field(default_factory=list)
     """(delay after the sysprep launch, duration, mode): connection drops scheduled relative to the launch."""
-    command_delay: float = 0.0
-    """Seconds a guest script takes: Receive long-polls until then (or answers the operation-timeout fault)."""
+    script_delays: dict[str, float] = field(default_factory=dict)
+    """Script name → seconds it takes: Receive long-polls until then, or answers the operation-timeout fault."""
     script_errors: dict[str, str] = field(default_factory=dict)
     """Script name → error text: the script fails as a PowerShell terminating error would."""
 
@@ -226,6 +227,7 @@ class GuestModel:
     auth_failures: int = 0
     dropped: int = 0
     handshake_failures: int = 0
+    operation_timeouts: int = 0
     open_shells: set[str] = field(default_factory=set)
     command_lines: list[str] = field(default_factory=list)
 
@@ -424,9 +426,7 @@ def _clixml_error(message: str) -> str:
 # --------------------------------------------------------------------------------------------------------------
 
 _MARKER = re.compile(r"^# image-gallery-script: (?P<name>[a-z-]+)$", re.MULTILINE)
-_PRELUDE_LINE = re.compile(
-    r"^\$(?P<name>[A-Za-z]+) = (?P<value>'[^']*'|-?\d+|@\((?:'[^']*'(?:, '[^']*')*)?\))$"
-)
+_PRELUDE_LINE = re.compile(r"^\$(?P<name>[A-Za-z]+) = (?P<value>'[^']*'|-?\d+|@\((?:'[^']*'(?:, '[^']*')*)?\))$")
 
 
 def decode_script(command_line: str) -> str | None:
@@ -512,10 +512,8 @@ def _fault(relates_to: str, code: str, subcode: str, reason: str, wsman_code: in
 
 def _reset(sock: socket.socket) -> None:
     """Close with a TCP reset, as a dropped network path looks to the client."""
-    try:
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
     sock.close()
 
 
@@ -620,9 +618,7 @@ class _Handler(BaseHTTPRequestHandler):
         shell_id = (selector.text or "") if selector is not None else ""
         timeout = re.fullmatch(r"PT([0-9.]+)S", (header.findtext("w:OperationTimeout", "", NS) or "").strip())
         op_timeout = float(timeout.group(1)) if timeout else 60.0
-        options = {
-            o.get("Name", ""): (o.text or "") for o in header.findall("w:OptionSet/w:Option", NS)
-        }
+        options = {o.get("Name", ""): (o.text or "") for o in header.findall("w:OptionSet/w:Option", NS)}
         record = RecordedRequest(time.monotonic(), action, user, shell_id)
         model = self.server.model
         with model.lock:
@@ -638,7 +634,7 @@ class _Handler(BaseHTTPRequestHandler):
                 f"{TRANSFER}/CreateResponse",
                 message_id,
                 "<x:ResourceCreated><a:Address>https://fake-guest:5986/wsman</a:Address><a:ReferenceParameters>"
-                f"<w:ResourceURI>{SHELL}/cmd</w:ResourceURI><w:SelectorSet><w:Selector Name=\"ShellId\">{new_id}"
+                f'<w:ResourceURI>{SHELL}/cmd</w:ResourceURI><w:SelectorSet><w:Selector Name="ShellId">{new_id}'
                 f"</w:Selector></w:SelectorSet></a:ReferenceParameters></x:ResourceCreated><rsp:Shell>"
                 f"<rsp:ShellId>{new_id}</rsp:ShellId><rsp:ResourceUri>{SHELL}/cmd</rsp:ResourceUri>"
                 f"<rsp:Owner>{escape(user)}</rsp:Owner><rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut>"
@@ -694,13 +690,14 @@ class _Handler(BaseHTTPRequestHandler):
                 "The system cannot find the file specified.",
                 2147942402,
             )
-        exit_code, stdout, stderr = 1, "", ""
+        exit_code, stdout, stderr, delay = 1, "", "", 0.0
         if not skip_cmd and len(command_line) > CMD_LINE_LIMIT:
             stderr = "The command line is too long.\r\n"
         else:
             text = decode_script(command_line)
             if text is None:
-                stderr = f"'{command.split()[0] if command else ''}' is not recognized as an internal or external command\r\n"
+                program = command.split()[0] if command else ""
+                stderr = f"'{program}' is not recognized as an internal or external command\r\n"
             else:
                 found = identify(text)
                 if isinstance(found, str):
@@ -708,10 +705,9 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     record.script, record.params = found
                     exit_code, stdout, stderr = model.run_script(*found)
+                    delay = model.script_delays.get(found[0], 0.0)
         command_id = str(uuid.uuid4()).upper()
-        shell.commands[command_id] = _Command(
-            exit_code, stdout.encode(), stderr.encode(), time.monotonic() + model.command_delay
-        )
+        shell.commands[command_id] = _Command(exit_code, stdout.encode(), stderr.encode(), time.monotonic() + delay)
         return 200, _envelope(
             f"{SHELL}/CommandResponse",
             message_id,
@@ -747,6 +743,8 @@ class _Handler(BaseHTTPRequestHandler):
             # A Receive is a long poll: held until there is output or the operation timeout passes.
             time.sleep(min(wait, op_timeout))
             if time.monotonic() < command.ready_at:
+                with self.server.model.lock:
+                    self.server.model.operation_timeouts += 1
                 return 500, _fault(
                     message_id,
                     "s:Receiver",
@@ -782,7 +780,8 @@ class FakeWsman:
         leaf = ca.issue_cert("localhost", "127.0.0.1")
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         leaf.configure_cert(context)
-        self.cert_sha256 = hashlib.sha256(ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode())).hexdigest()
+        der = ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode())
+        self.cert_sha256 = hashlib.sha256(der).hexdigest()
         self.ca_pem = ca.cert_pem.bytes().decode()
         self._server = _Server(("127.0.0.1", 0), context, model)
         self.host = "127.0.0.1"
