@@ -109,7 +109,6 @@ OVF_ENV = """<?xml version="1.0" encoding="utf-8"?>
   <wa:PlatformSettingsSection>
     <wa:Version>1.0</wa:Version>
     <PlatformSettings xmlns="http://schemas.microsoft.com/windowsazure">
-      <KmsServerHostname>kms.core.windows.net</KmsServerHostname>
       <ProvisionGuestAgent>true</ProvisionGuestAgent>
     </PlatformSettings>
   </wa:PlatformSettingsSection>
@@ -166,6 +165,7 @@ def _build_into(work: Path, say: Callable[[str], None]) -> None:
         timeout=1200,
     )
 
+    # Downloaded with the host's apt (same suite as the root on these bookworm machines), never installed there.
     say(f"downloading {AGENT_PACKAGE} on the host (not installing it there)")
     debs = work / "debs"
     debs.mkdir()
@@ -186,7 +186,10 @@ def _build_into(work: Path, say: Callable[[str], None]) -> None:
 
     for relative in _PRUNE:
         for child in (root / relative).glob("*"):
-            _remove_tree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            if child.is_dir() and not child.is_symlink():
+                _remove_tree(child)
+            else:
+                child.unlink()
     for path in (root / "var/cache/apt").glob("*.bin"):
         path.unlink()
     # openssh-server's postinst generated host keys; every sandbox gets its own instead.
