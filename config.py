@@ -580,6 +580,10 @@ def _ssh(node: _Node) -> SshSpec | None:
         except ValueError as exc:
             node.problem("hostKey", str(exc))
     insecure = node.boolean("insecureIgnoreHostKey", False)
+    if insecure and host_key is not None:
+        node.problem(
+            "insecureIgnoreHostKey", "contradicts hostKey: remove one (verifying the host key is the safe choice)"
+        )
     if host_key is None and not insecure:
         node.problem(
             "hostKey",

@@ -15,6 +15,8 @@ fi
 
 missing=""
 command -v debootstrap >/dev/null 2>&1 || missing="$missing debootstrap"
+# shellcheck lints hooks/scripts/*.sh in the unit tests.
+command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
 command -v unshare >/dev/null 2>&1 || missing="$missing util-linux"
 
 # apt-get download needs package lists; a fresh machine may have none.

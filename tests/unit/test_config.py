@@ -615,6 +615,11 @@ RULES = [
         "contradicts caCertificate/certificateSha256",
     ),
     (
+        {f"{SSH}.insecureIgnoreHostKey": True},
+        f"{SSH}.insecureIgnoreHostKey",
+        "contradicts hostKey",
+    ),
+    (
         {f"{WINRM}.useHttps": False, f"{WINRM}.transport": "basic"},
         f"{WINRM}.transport",
         "basic over http would send the password in clear; use useHttps: true",
