@@ -1011,6 +1011,8 @@ def validate(target: WinRmTarget, options: SysprepOptions) -> None:
         problems.append(f"scheme: {target.scheme!r} is not https or http")
     elif target.scheme == "http" and target.transport == "basic":
         problems.append("scheme: basic authentication over http would send the password in clear text; use https")
+    if target.scheme == "http" and (target.ca_bundle or target.cert_sha256 or target.insecure_skip_cert_validation):
+        problems.append("scheme: ca_bundle, cert_sha256 and insecure_skip_cert_validation need https")
     if not 0 < target.port < 65536:
         problems.append(f"port: {target.port} is not a TCP port")
     if target.cert_sha256 and not re.fullmatch(r"[0-9a-f]{64}", normalize_fingerprint(target.cert_sha256)):

@@ -15,7 +15,7 @@ try {
         $result.volume_status = "$($volume.VolumeStatus)"
         $result.encryption_percentage = [double]$volume.EncryptionPercentage
     } elseif (Test-Path -LiteralPath $manageBde) {
-        $text = (& $manageBde -status $drive 2>&1) -join "`n"
+        $text = (& $manageBde -status $drive) -join "`n"
         $result.source = 'manage-bde'
         if ($text -match 'Protection Status:\s*([^\r\n]+)') { $result.protection_status = $Matches[1].Trim() }
         if ($text -match 'Conversion Status:\s*([^\r\n]+)') { $result.volume_status = $Matches[1].Trim() }
