@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from azure.core.credentials import TokenCredential
+from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
@@ -67,7 +69,7 @@ def _client_options(settings: ArmSettings) -> dict[str, Any]:
     azure-core's RetryPolicy stays on (it honours Retry-After on 408/429/5xx); its `timeout` is the total time one
     call may spend across retries, so a throttled or flaky ARM cannot stretch a call past the operation bound.
     TLS trust is left to requests, which reads REQUESTS_CA_BUNDLE; HTTPS is never relaxed."""
-    return {
+    options: dict[str, Any] = {
         "base_url": settings.endpoint,
         "credential_scopes": [settings.scope],
         "polling_interval": settings.poll_interval,
@@ -75,6 +77,9 @@ def _client_options(settings: ArmSettings) -> dict[str, Any]:
         "read_timeout": settings.request_timeout,
         "timeout": settings.operation_timeout,
     }
+    if settings.max_retries is not None:
+        options["retry_total"] = settings.max_retries
+    return options
 
 
 def _credential() -> DefaultAzureCredential:
@@ -110,27 +115,85 @@ def resource_client(
     )
 
 
+class SharedLogin:
+    """One Azure login for several ARM calls: a TokenCredential to pass as `credential=` to the read functions.
+
+    DefaultAzureCredential is built on first use, and each token is fetched once and reused until shortly before
+    it expires. Without this every call logs in again: the Azure CLI credential caches nothing and starts `az`
+    (about a second) per token, and a new DefaultAzureCredential probes the managed identity endpoint again.
+    Thread-safe: concurrent callers wait for the one login in progress instead of each starting their own.
+    Build it inside a method and close it there (`with SharedLogin() as login:`), never keep it on a provider."""
+
+    REFRESH_MARGIN = 300.0
+    """Seconds before expiry at which a cached token is fetched anew."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._credential: DefaultAzureCredential | None = None
+        self._tokens: dict[tuple[tuple[str, ...], str | None, bool], AccessToken] = {}
+
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        key = (scopes, tenant_id, enable_cae)
+        with self._lock:
+            token = self._tokens.get(key)
+            if claims or token is None or token.expires_on - time.time() < self.REFRESH_MARGIN:
+                if self._credential is None:
+                    self._credential = _credential()
+                token = self._credential.get_token(
+                    *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+                )
+                self._tokens[key] = token
+            return token
+
+    def close(self) -> None:
+        with self._lock:
+            if self._credential is not None:
+                self._credential.close()
+            self._credential = None
+            self._tokens.clear()
+
+    def __enter__(self) -> SharedLogin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @contextmanager
-def _compute(settings: ArmSettings, subscription_id: str) -> Iterator[ComputeManagementClient]:
+def _compute(
+    settings: ArmSettings, subscription_id: str, credential: TokenCredential | None = None
+) -> Iterator[ComputeManagementClient]:
     # Closing the client also stops an abandoned LRO poller thread: its next poll finds the transport closed.
-    credential = _credential()
-    client = compute_client(settings, subscription_id, credential)
+    # A credential passed in belongs to the caller, who closes it.
+    own = _credential() if credential is None else None
+    client = compute_client(settings, subscription_id, own or credential)
     try:
         yield client
     finally:
         client.close()
-        credential.close()
+        if own is not None:
+            own.close()
 
 
 @contextmanager
-def _resources(settings: ArmSettings, subscription_id: str) -> Iterator[ResourceManagementClient]:
-    credential = _credential()
-    client = resource_client(settings, subscription_id, credential)
+def _resources(
+    settings: ArmSettings, subscription_id: str, credential: TokenCredential | None = None
+) -> Iterator[ResourceManagementClient]:
+    own = _credential() if credential is None else None
+    client = resource_client(settings, subscription_id, own or credential)
     try:
         yield client
     finally:
         client.close()
-        credential.close()
+        if own is not None:
+            own.close()
 
 
 # --- error translation ---------------------------------------------------------------------------------------
@@ -301,9 +364,9 @@ def _settled_probe(
     return probe
 
 
-def get_status(settings: ArmSettings, vm: VmRef, log: Log) -> VmStatus:
+def get_status(settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCredential | None = None) -> VmStatus:
     """Read the VM's instance view (read-only)."""
-    with _compute(settings, vm.subscription_id) as client:
+    with _compute(settings, vm.subscription_id, credential) as client:
         status = _read_status(client, vm, settings)
     log.info(f"{vm}: {status}")
     return status
@@ -430,6 +493,8 @@ class VmFacts:
     absent, or an unmanaged OS disk, means x64 (Azure's default)."""
     vm_id: str
     """The VM's unique id (properties.vmId): tells this VM apart from a later one created under the same name."""
+    status: VmStatus | None = field(default=None, compare=False)
+    """The instance view read with the model (power state, OSState/generalized); None only when built by hand."""
 
 
 _CANONICAL = {
@@ -446,10 +511,10 @@ def _canonical(value: object) -> str | None:
     return _CANONICAL.get(text.lower(), text)
 
 
-def get_facts(settings: ArmSettings, vm: VmRef, log: Log) -> VmFacts:
+def get_facts(settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCredential | None = None) -> VmFacts:
     """Read the VM model (with its instance view) and, for a managed OS disk, the disk (read-only)."""
     call = _Call(settings, "read", str(vm), PERMISSION_VM_READ, vm)
-    with _compute(settings, vm.subscription_id) as client:
+    with _compute(settings, vm.subscription_id, credential) as client:
         with _arm_errors(call):
             model = client.virtual_machines.get(vm.resource_group, vm.name, expand="instanceView")
         props = model.properties
@@ -491,6 +556,7 @@ def get_facts(settings: ArmSettings, vm: VmRef, log: Log) -> VmFacts:
         security_type=security or "Standard",
         architecture=arch or "x64",
         vm_id=props.vm_id or "",
+        status=VmStatus.from_instance_view(props.instance_view),
     )
     log.info(
         f"{vm}: {facts.os_type}, {facts.hyper_v_generation}, {facts.security_type}, {facts.architecture}, "
@@ -536,12 +602,17 @@ class ImageVersionFacts:
 
 
 def get_gallery_image(
-    settings: ArmSettings, subscription_id: str, resource_group: str, gallery: str, image: str
+    settings: ArmSettings,
+    subscription_id: str,
+    resource_group: str,
+    gallery: str,
+    image: str,
+    credential: TokenCredential | None = None,
 ) -> GalleryImageFacts | None:
     """Read an image definition; None if it (or its gallery or resource group) does not exist."""
     target = f"image definition {image} in gallery {gallery} (resource group {resource_group})"
     call = _Call(settings, "read", target, PERMISSION_GALLERY_IMAGE_READ)
-    with _compute(settings, subscription_id) as client, _arm_errors(call):
+    with _compute(settings, subscription_id, credential) as client, _arm_errors(call):
         try:
             found = client.gallery_images.get(resource_group, gallery, image)
         except HttpResponseError as exc:
@@ -567,12 +638,18 @@ def get_gallery_image(
 
 
 def get_image_version(
-    settings: ArmSettings, subscription_id: str, resource_group: str, gallery: str, image: str, version: str
+    settings: ArmSettings,
+    subscription_id: str,
+    resource_group: str,
+    gallery: str,
+    image: str,
+    version: str,
+    credential: TokenCredential | None = None,
 ) -> ImageVersionFacts | None:
-    """Read an image version; None if it does not exist."""
+    """Read an image version; None if it (or its definition, gallery or resource group) does not exist."""
     target = f"image version {version} of {image} in gallery {gallery} (resource group {resource_group})"
     call = _Call(settings, "read", target, PERMISSION_IMAGE_VERSION_READ)
-    with _compute(settings, subscription_id) as client, _arm_errors(call):
+    with _compute(settings, subscription_id, credential) as client, _arm_errors(call):
         try:
             found = client.gallery_image_versions.get(resource_group, gallery, image, version)
         except HttpResponseError as exc:
@@ -593,12 +670,14 @@ def get_image_version(
     )
 
 
-def get_subscription_tenant(settings: ArmSettings, subscription_id: str) -> str:
+def get_subscription_tenant(
+    settings: ArmSettings, subscription_id: str, credential: TokenCredential | None = None
+) -> str:
     """The tenant (directory) id a subscription belongs to."""
     target = f"subscription {subscription_id}"
     call = _Call(settings, "read", target, PERMISSION_SUBSCRIPTION_READ)
     request = HttpRequest("GET", f"/subscriptions/{subscription_id}", params={"api-version": SUBSCRIPTIONS_API_VERSION})
-    with _resources(settings, subscription_id) as client, _arm_errors(call):
+    with _resources(settings, subscription_id, credential) as client, _arm_errors(call):
         response = client.send_request(request)
         if response.status_code == 404:
             code, message = azure_error_detail(HttpResponseError(response=response))

@@ -6,6 +6,10 @@ of its class from the host's 4 worker threads, so nothing here is shared mutable
 
 Props are snake_case plain values (the components build them from the specs). Secrets travel in the single
 `credentials` input, which the components mark secret; it is never copied into outputs.
+
+The "capture" input (what the VM is captured into) drives the capture-time checks of hooks/preflight.py: in
+`check` (preview and up; GET only, skipped for what is not known yet) and again in `create` before anything
+irreversible. The guest step carries it for Generalized definitions, the ARM half for Specialized ones.
 """
 
 from __future__ import annotations
@@ -26,13 +30,16 @@ from pulumi.dynamic import (
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from hooks import pipeline
+from hooks import pipeline, preflight
 from hooks.errors import ImageGalleryError
 from hooks.log import Log
 from hooks.targets import ArmSettings, SshTarget, SysprepOptions, VmRef, WinRmTarget
 
 GUEST_OUTPUTS = ("vm_id", "os_type", "action", "method", "detail", "started_at", "finished_at")
 VM_OUTPUTS = ("vm_id", "actions", "power_state", "generalized", "finished_at")
+# Inputs whose change makes a different job (a replacement); anything else changes only how the job is done.
+GUEST_REPLACE_KEYS = ("vm_id", "os_type")
+VM_REPLACE_KEYS = ("vm_id",)
 
 
 class StepFailed(Exception):
@@ -121,6 +128,40 @@ def _known(value: Any) -> bool:
     return True
 
 
+def _capture_target(props: Mapping[str, Any]) -> preflight.CaptureTarget | None:
+    """The parsed "capture" input, or None when there is none. A gallery ID not known yet becomes None."""
+    capture = props.get("capture")
+    if not isinstance(capture, Mapping):
+        return None
+    gallery_id = capture.get("gallery_id")
+    return preflight.CaptureTarget.from_props({**capture, "gallery_id": gallery_id if _known(gallery_id) else None})
+
+
+def _capture_check(
+    olds: Mapping[str, Any], news: Mapping[str, Any], replace_keys: tuple[str, ...]
+) -> list[CheckFailure]:
+    """The capture-time checks as CheckFailures, each reason starting with the config key to change.
+
+    Nothing is read when the VM is not known yet (preview of a new stack), nor when the resource already exists
+    for the same VM: then `create` will not run again (only these keys replace it), and the source VM may well
+    have been deleted after its capture."""
+    if not isinstance(news.get("capture"), Mapping) or not _known(news.get("vm_id")):
+        return []
+    if olds and all(olds.get(k) == news.get(k) for k in replace_keys):
+        return []
+    capture = {k: v for k, v in news["capture"].items() if k != "gallery_id"}
+    if not (_known(capture) and _known(news.get("arm"))):
+        return []
+    try:
+        target = _capture_target(news)
+    except ValueError as exc:
+        return [CheckFailure("capture", str(exc))]
+    assert target is not None
+    log = Log(str(news.get("resource_name") or "capture"))
+    problems = preflight.run_checks(arm_settings(news), VmRef.parse(news["vm_id"]), target, log)
+    return [CheckFailure(p.input, str(p)) for p in problems]
+
+
 class GuestGeneralizationProvider(ResourceProvider):
     """Runs the guest half: waagent over SSH (Linux) or sysprep over WinRM (Windows)."""
 
@@ -138,12 +179,14 @@ class GuestGeneralizationProvider(ResourceProvider):
             failures.append(CheckFailure("ssh", "a Linux guest step needs SSH connection details"))
         elif news["os_type"] == "Windows" and not news.get("winrm"):
             failures.append(CheckFailure("winrm", "a Windows guest step needs WinRM connection details"))
+        if not failures:
+            failures.extend(_capture_check(_olds, news, GUEST_REPLACE_KEYS))
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # Only a different source VM (or OS) makes this a different job; connection details and timeouts are
         # how to do the job, and the job is done.
-        replaces = [k for k in ("vm_id", "os_type") if olds.get(k) != news.get(k)]
+        replaces = [k for k in GUEST_REPLACE_KEYS if olds.get(k) != news.get(k)]
         return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -154,7 +197,15 @@ class GuestGeneralizationProvider(ResourceProvider):
         os_type = props["os_type"]
         ssh = _ssh_target(props, creds) if os_type == "Linux" else None
         winrm, sysprep = _winrm_target(props, creds) if os_type == "Windows" else (None, SysprepOptions())
-        request = pipeline.GuestRequest(vm, os_type, arm_settings(props), ssh, winrm, sysprep)
+        settings = arm_settings(props)
+        target = _capture_target(props)
+        checks = None
+        if target is not None:
+
+            def checks(log: Log) -> None:
+                preflight.require_match(settings, vm, target, log)
+
+        request = pipeline.GuestRequest(vm, os_type, settings, ssh, winrm, sysprep, capture_checks=checks)
         outcome: pipeline.GuestOutcome = _user_facing(name, lambda: pipeline.generalize_guest(request, log))
         outs = {
             "vm_id": vm.id,
@@ -192,10 +243,13 @@ class VmGeneralizationProvider(ResourceProvider):
                 VmRef.parse(vm_id)
             except ValueError as exc:
                 failures.append(CheckFailure("vm_id", str(exc)))
+        if not failures:
+            # Only Specialized definitions pass "capture" here (they have no guest step).
+            failures.extend(_capture_check(_olds, news, VM_REPLACE_KEYS))
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in ("vm_id",) if olds.get(k) != news.get(k)]
+        replaces = [k for k in VM_REPLACE_KEYS if olds.get(k) != news.get(k)]
         return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -205,7 +259,15 @@ class VmGeneralizationProvider(ResourceProvider):
         request = pipeline.VmRequest(
             vm, arm_settings(props), generalize=bool(props["generalize"]), deallocate=bool(props["deallocate"])
         )
-        outcome: pipeline.VmOutcome = _user_facing(name, lambda: pipeline.generalize_vm(request, log))
+        target = _capture_target(props)
+
+        def run() -> pipeline.VmOutcome:
+            if target is not None:
+                # Specialized: no guest step ran the checks; the capture follows this resource directly.
+                preflight.require_match(request.arm, vm, target, log)
+            return pipeline.generalize_vm(request, log)
+
+        outcome: pipeline.VmOutcome = _user_facing(name, run)
         outs = {
             "vm_id": vm.id,
             "actions": list(outcome.actions),

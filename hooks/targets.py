@@ -31,6 +31,10 @@ class ArmSettings:
     """Upper bound in seconds for any single ARM long-running operation or state wait."""
     request_timeout: float = 60.0
     """Upper bound in seconds for one HTTP request to ARM."""
+    max_retries: int | None = None
+    """Retries of one request on throttling, 5xx and connection errors (azure-core's `retry_total`); None keeps
+    azure-core's default (10), which the real operations rely on. The capture-time checks set a small number so
+    that `pulumi preview` stays fast."""
 
     @property
     def scope(self) -> str:

@@ -1,0 +1,611 @@
+"""Capture-time checks: compare a source VM with the image definition and version it is captured into, in
+`pulumi preview` and again right before anything irreversible.
+
+Azure enforces these rules only when the image version is created, which is after the guest was sysprepped or
+deprovisioned and the VM marked generalized: by then the VM can never be started again (azure-image-pipeline.md,
+section 3). Each rule here is a small pure function over facts read through ARM; `run_checks` reads what they
+need (GET only, bounded to a few seconds, shared between versions that use the same VM) and returns every
+mismatch with the config key to change. No Pulumi imports: the providers turn the results into CheckFailures
+(preview) or a CaptureMismatch (create).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar, cast
+
+from azure.core.credentials import TokenCredential
+
+from hooks import arm
+from hooks.arm import ImageVersionFacts, VmFacts, VmStatus
+from hooks.errors import ArmAccessDenied, ArmError, ArmUnreachable, CaptureMismatch, VmNotFound
+from hooks.log import Log
+from hooks.pipeline import RUNNABLE_POWER_STATES
+from hooks.targets import ArmSettings, VmRef
+
+T = TypeVar("T")
+
+# What the offline plan prints for each version, in the order run_checks reports problems.
+CHECK_DESCRIPTIONS: tuple[str, ...] = (
+    "the source VM exists and the identity can read it (GET the VM with its instance view, and its OS disk)",
+    "osType equals the VM's OS type",
+    "hyperVGeneration equals the VM's Hyper-V generation",
+    "securityType fits the VM: TrustedLaunch for a Trusted Launch VM, ConfidentialVM for a confidential VM, "
+    "Standard for a standard VM; *Supported security types never take a VM source",
+    "architecture equals the VM's (x64 or Arm64, from its OS disk)",
+    "the VM's region is one of the version's targetRegions",
+    "the VM's state allows the chain: running or already generalized (osState Generalized), "
+    "not generalized (osState Specialized)",
+    "the version does not already exist in Azure with another source (GET the version, once the gallery ID is known)",
+    "with publisher.tenantId: the gallery's subscription is in that tenant (GET the subscription)",
+)
+
+ON_ARM_UNREACHABLE = ("fail", "warn")
+
+CACHE_TTL = 30.0
+"""Seconds a VM or subscription read is shared with other checks: long enough for one preview, short enough that
+a fix made in the portal shows up in the next run."""
+CHECK_BUDGET = 20.0
+"""Bound in seconds for all the reads of one check (waiting for a read shared with another check included)."""
+CALL_TIMEOUT = 10.0
+"""Bound in seconds for one read, retries included."""
+REQUEST_TIMEOUT = 5.0
+"""Bound in seconds for one HTTP request of a check (ARM answers a GET in well under a second)."""
+MAX_RETRIES = 1
+"""Retries per request: one absorbs a blip; more would only make an unreachable ARM slow to report."""
+
+PUBLISHER_TENANT_PATH = "publisher.tenantId"
+ON_ARM_UNREACHABLE_PATH = "azure.onArmUnreachable"
+
+SUPPORTED_ONLY_SECURITY_TYPES = frozenset(
+    {"TrustedLaunchSupported", "ConfidentialVmSupported", "TrustedLaunchAndConfidentialVmSupported"}
+)
+"""Definition security types that accept VHD, managed image and image version sources, never a VM."""
+
+_GALLERY_ID = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute/galleries/(?P<name>[^/]+)$",
+    re.IGNORECASE,
+)
+
+
+# --- what is checked against what ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GalleryRef:
+    """A gallery, by its ARM resource ID."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+
+    @classmethod
+    def parse(cls, resource_id: str) -> GalleryRef:
+        m = _GALLERY_ID.match(resource_id.strip())
+        if not m:
+            raise ValueError(
+                f"{resource_id!r} is not a gallery resource ID; expected /subscriptions/<guid>/resourceGroups/<rg>"
+                "/providers/Microsoft.Compute/galleries/<name>"
+            )
+        return cls(m["sub"].lower(), m["rg"], m["name"])
+
+
+@dataclass(frozen=True)
+class CaptureTarget:
+    """What the source VM is captured into, as configured, and the config key paths to name in messages.
+
+    Built from the "capture" input of the chain's dynamic resources (components.captured_image_version.capture_props).
+    """
+
+    definition_name: str
+    os_type: str
+    """Linux | Windows."""
+    os_state: str
+    """Generalized (the chain generalizes the VM) | Specialized (captured as it is)."""
+    hyper_v_generation: str
+    """V1 | V2."""
+    architecture: str
+    """x64 | Arm64."""
+    security_type: str
+    """Standard | TrustedLaunch | ConfidentialVM | one of SUPPORTED_ONLY_SECURITY_TYPES."""
+    version: str
+    """Major.Minor.Patch."""
+    target_regions: tuple[str, ...]
+    gallery: GalleryRef | None
+    """None until the gallery's ID is known (first preview of a new stack): the version and tenant checks then
+    wait for `pulumi up`, where it is known."""
+    gallery_resource_group: str
+    gallery_name: str
+    publisher_tenant_id: str | None
+    """When set, the gallery's subscription must be in this tenant (Partner Center)."""
+    on_arm_unreachable: str = "fail"
+    """fail | warn: what a check that could not reach ARM (or was denied) does."""
+    definition_path: str = "images[?]"
+    version_path: str = "images[?].versions[?]"
+    source_vm_path: str = "sourceVms.?"
+
+    @classmethod
+    def from_props(cls, capture: Mapping[str, Any]) -> CaptureTarget:
+        """Parse the "capture" input; `gallery_id` None means not known yet. Raises ValueError if malformed."""
+        try:
+            d = capture["definition"]
+            paths = capture.get("paths") or {}
+            gallery_id = capture.get("gallery_id")
+            on_unreachable = str(capture.get("on_arm_unreachable") or "fail")
+            if on_unreachable not in ON_ARM_UNREACHABLE:
+                raise ValueError(f"on_arm_unreachable must be one of {', '.join(ON_ARM_UNREACHABLE)}")
+            return cls(
+                definition_name=str(d["name"]),
+                os_type=str(d["os_type"]),
+                os_state=str(d["os_state"]),
+                hyper_v_generation=str(d["hyper_v_generation"]),
+                architecture=str(d["architecture"]),
+                security_type=str(d["security_type"]),
+                version=str(capture["version"]),
+                target_regions=tuple(str(r) for r in capture.get("target_regions") or ()),
+                gallery=GalleryRef.parse(str(gallery_id)) if gallery_id else None,
+                gallery_resource_group=str(capture.get("gallery_resource_group") or ""),
+                gallery_name=str(capture.get("gallery_name") or ""),
+                publisher_tenant_id=str(capture["publisher_tenant_id"]) if capture.get("publisher_tenant_id") else None,
+                on_arm_unreachable=on_unreachable,
+                definition_path=str(paths.get("definition") or cls.definition_path),
+                version_path=str(paths.get("version") or cls.version_path),
+                source_vm_path=str(paths.get("source_vm") or cls.source_vm_path),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"the capture input is incomplete ({exc!r} missing or malformed)") from exc
+
+    @property
+    def definition_label(self) -> str:
+        return f"image definition {self.definition_name} ({self.definition_path})"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One problem a check found, for one config key. `str()` gives `<path>: <message>`."""
+
+    path: str
+    """The config key to change, e.g. `images[0].hyperVGeneration`."""
+    message: str
+    """What Azure reports, what the configuration says, and the fix."""
+    input: str = "capture"
+    """The input of the dynamic resource it concerns ("capture" or "vm_id"), for Pulumi's CheckFailure."""
+    cause: ArmError | None = None
+    """Set when the check could not run (ARM unreachable, login failed, access denied): not a mismatch."""
+
+    @property
+    def unverified(self) -> bool:
+        return self.cause is not None
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+# --- the rules (pure) ----------------------------------------------------------------------------------------
+
+
+def check_os_type(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> Mismatch | None:
+    if facts.os_type.lower() == t.os_type.lower():
+        return None
+    return Mismatch(
+        f"{t.definition_path}.osType",
+        f"Azure reports that {vm} runs {facts.os_type}, but {t.definition_label} has osType {t.os_type}; Azure "
+        f"would refuse the capture. Fix: point {t.version_path}.sourceVm at a {t.os_type} VM, or capture this VM "
+        f"into a {facts.os_type} definition.",
+    )
+
+
+def check_hyper_v_generation(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> Mismatch | None:
+    if facts.hyper_v_generation.upper() == t.hyper_v_generation.upper():
+        return None
+    return Mismatch(
+        f"{t.definition_path}.hyperVGeneration",
+        f"Azure reports that {vm} is Hyper-V generation {facts.hyper_v_generation}, but {t.definition_label} has "
+        f'hyperVGeneration {t.hyper_v_generation}; Azure would refuse the capture ("different Hypervisor '
+        f'generation"). Fix: set {t.definition_path}.hyperVGeneration to {facts.hyper_v_generation} (Azure does '
+        f"not change the generation of an existing definition: use a new definition name if it exists), or use a "
+        f"generation {t.hyper_v_generation} source VM.",
+    )
+
+
+def security_type_problem(vm_security: str, definition_security: str) -> str | None:
+    """Why a VM with this security type cannot be captured into a definition with that one; None if it can."""
+    if definition_security in SUPPORTED_ONLY_SECURITY_TYPES:
+        return (
+            f"a {definition_security} definition accepts only VHD, managed image and image version sources, never a "
+            'VM ("Currently only Vhd Blob, User Image and Gallery Image Version sources are supported")'
+        )
+    if vm_security.lower() == definition_security.lower():
+        return None
+    if vm_security == "TrustedLaunch":
+        return "a Trusted Launch VM can only be captured into a TrustedLaunch definition"
+    if vm_security == "ConfidentialVM":
+        return "a confidential VM can only be captured into a ConfidentialVM definition"
+    if definition_security == "TrustedLaunch":
+        return "a TrustedLaunch definition refuses a standard (non-Trusted-Launch) VM"
+    return f"a {definition_security} definition refuses a {vm_security} VM"
+
+
+def check_security_type(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> Mismatch | None:
+    problem = security_type_problem(facts.security_type, t.security_type)
+    if problem is None:
+        return None
+    fix = f"set {t.definition_path}.securityType to {facts.security_type}"
+    if facts.security_type == "Standard" and t.security_type == "TrustedLaunch":
+        fix += ", or upgrade the VM to Trusted Launch first (possible for generation V2 VMs)"
+    return Mismatch(
+        f"{t.definition_path}.securityType",
+        f"Azure reports that {vm} has security type {facts.security_type}, but {t.definition_label} has "
+        f"securityType {t.security_type}: {problem}. Fix: {fix}.",
+    )
+
+
+def check_architecture(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> Mismatch | None:
+    if facts.architecture.lower() == t.architecture.lower():
+        return None
+    return Mismatch(
+        f"{t.definition_path}.architecture",
+        f"Azure reports that {vm} (its OS disk) is {facts.architecture}, but {t.definition_label} has architecture "
+        f"{t.architecture}; Azure would refuse the capture. Fix: set {t.definition_path}.architecture to "
+        f"{facts.architecture}, or use an {t.architecture} source VM.",
+    )
+
+
+def region_key(name: str) -> str:
+    """Azure region names compare without case and spaces ("West Europe" is westeurope)."""
+    return name.replace(" ", "").lower()
+
+
+def check_region(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> Mismatch | None:
+    if region_key(facts.location) in {region_key(r) for r in t.target_regions}:
+        return None
+    listed = ", ".join(t.target_regions) or "none"
+    return Mismatch(
+        f"{t.version_path}.targetRegions",
+        f"Azure reports that {vm} is in {facts.location}, which is not among the version's target regions "
+        f"({listed}); Azure requires the source VM's region to be a target region. Fix: add "
+        f"`- name: {region_key(facts.location)}` to {t.version_path}.targetRegions.",
+    )
+
+
+def check_state(vm: VmRef, status: VmStatus, t: CaptureTarget) -> Mismatch | None:
+    """Generalized: the guest step needs the VM running, unless Azure already reports it generalized.
+    Specialized: any power state, but never a generalized VM."""
+    if t.os_state == "Specialized":
+        if not status.generalized:
+            return None
+        return Mismatch(
+            f"{t.definition_path}.osState",
+            f"Azure reports {vm} generalized (OSState/generalized), but {t.definition_label} has osState "
+            f'Specialized; Azure would refuse the capture ("different OS state"), and a generalized VM cannot be '
+            f"made specialized again. Fix: set {t.definition_path}.osState to Generalized (a new definition if "
+            f"this one exists), or use a VM that was never generalized.",
+        )
+    if status.generalized or status.power_state in RUNNABLE_POWER_STATES:
+        return None
+    return Mismatch(
+        t.source_vm_path,
+        f"Azure reports {vm} {status.power_state or 'in no power state'} and not generalized, but the guest step "
+        f"needs it running to run sysprep or waagent in it. Fix: if nothing has generalized it yet, start it "
+        f"(`az vm start --ids {vm.id}`) and run again. If sysprep or waagent already ran in it, do NOT start it: "
+        f"mark it generalized (`az vm deallocate --ids {vm.id}` then `az vm generalize --ids {vm.id}`) and run "
+        "again; the guest step is then skipped.",
+        input="vm_id",
+    )
+
+
+def _same_vm(a: str, b: str) -> bool:
+    try:
+        ra, rb = VmRef.parse(a), VmRef.parse(b)
+    except ValueError:
+        return a.strip().rstrip("/").lower() == b.strip().rstrip("/").lower()
+    return (ra.subscription_id, ra.resource_group.lower(), ra.name.lower()) == (
+        rb.subscription_id,
+        rb.resource_group.lower(),
+        rb.name.lower(),
+    )
+
+
+def check_existing_version(vm: VmRef, existing: ImageVersionFacts | None, t: CaptureTarget) -> Mismatch | None:
+    """A version that already exists must have been captured from this VM (a re-run); its source cannot change."""
+    if existing is None or (existing.source_vm_id and _same_vm(existing.source_vm_id, vm.id)):
+        return None
+    source = existing.source_vm_id or "a source that is not a VM"
+    return Mismatch(
+        f"{t.version_path}.version",
+        f"image version {t.version} of {t.definition_name} already exists in gallery {t.gallery_name} with source "
+        f"{source}, not {vm}; a version's source cannot change (PropertyChangeNotAllowed). Fix: give this capture "
+        f"a version number that does not exist yet in {t.version_path}.version, or point {t.version_path}.sourceVm "
+        "back at the VM it was captured from.",
+    )
+
+
+def check_publisher_tenant(gallery: GalleryRef, tenant_id: str, t: CaptureTarget) -> Mismatch | None:
+    if t.publisher_tenant_id is None or tenant_id.lower() == t.publisher_tenant_id.lower():
+        return None
+    return Mismatch(
+        PUBLISHER_TENANT_PATH,
+        f"the gallery {gallery.name} is in subscription {gallery.subscription_id}, which belongs to tenant "
+        f"{tenant_id}, but {PUBLISHER_TENANT_PATH} is {t.publisher_tenant_id}; Partner Center requires the gallery's "
+        f"subscription to be in the publisher account's tenant. Fix: put the gallery in a subscription of tenant "
+        f"{t.publisher_tenant_id}, or correct {PUBLISHER_TENANT_PATH}.",
+    )
+
+
+VM_RULES: tuple[Callable[[VmRef, VmFacts, CaptureTarget], Mismatch | None], ...] = (
+    check_os_type,
+    check_hyper_v_generation,
+    check_security_type,
+    check_architecture,
+    check_region,
+)
+"""The rules over the VM's facts, in CHECK_DESCRIPTIONS order (the state rule follows them)."""
+
+
+def compare_vm(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> list[Mismatch]:
+    """Every rule over the VM's facts and state."""
+    found = [m for m in (rule(vm, facts, t) for rule in VM_RULES) if m is not None]
+    state = check_state(vm, facts.status or VmStatus(None, False, None, ()), t)
+    return [*found, state] if state is not None else found
+
+
+# --- shared, bounded reads -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Entry:
+    at: float
+    value: object
+    error: ArmError | None
+
+
+class ReadCache:
+    """Reads shared between concurrent checks (the dynamic host runs 4 at once): one request per key however
+    many checks ask, and its result (or its ARM error) reused for `ttl` seconds.
+
+    Errors are shared too: otherwise, with ARM down, checks queued on the same key would each wait out their
+    own timeout in turn. Keys are (endpoint, resource id, what)."""
+
+    def __init__(self, ttl: float = CACHE_TTL, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._key_locks: dict[tuple[str, ...], threading.Lock] = {}
+        self._entries: dict[tuple[str, ...], _Entry] = {}
+
+    def get(self, key: tuple[str, ...], fetch: Callable[[], T], max_age: float, wait: float) -> tuple[T, bool]:
+        """The cached value if younger than `max_age` (and `ttl`), else `fetch()`; returns (value, fetched).
+
+        Waits at most `wait` seconds for another caller fetching the same key (raises ArmUnreachable after)."""
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        if not key_lock.acquire(timeout=max(wait, 0.0)):
+            raise ArmUnreachable(
+                f"ARM did not answer within {wait:g}s the read another check started for {key[1]}. Check the network "
+                "and run again."
+            )
+        try:
+            with self._lock:
+                entry = self._entries.get(key)
+            if entry is not None and self._clock() - entry.at <= min(max_age, self.ttl):
+                if entry.error is not None:
+                    raise entry.error
+                return cast(T, entry.value), False
+            try:
+                value = fetch()
+            except ArmError as exc:
+                self._store(key, _Entry(self._clock(), None, exc))
+                raise
+            self._store(key, _Entry(self._clock(), value, None))
+            return value, True
+        finally:
+            key_lock.release()
+
+    def _store(self, key: tuple[str, ...], entry: _Entry) -> None:
+        with self._lock:
+            now = self._clock()
+            for old in [k for k, e in self._entries.items() if now - e.at > self.ttl]:
+                del self._entries[old]
+            self._entries[key] = entry
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+SHARED_READS = ReadCache()
+"""The process-wide cache: one per dynamic provider host, which serves every resource of the stack."""
+
+
+class _Reader:
+    """The reads of one check: bounded by its deadline, one login, VM and tenant reads shared through the cache."""
+
+    def __init__(
+        self, settings: ArmSettings, credential: TokenCredential, log: Log, max_age: float, budget: float
+    ) -> None:
+        self.settings = settings
+        self.credential = credential
+        self.log = log
+        self.max_age = max_age
+        self.budget = budget
+        self.started = time.monotonic()
+        self.done: list[str] = []
+        """What was read, for the summary line: e.g. "VM and OS disk: GET", "VM and OS disk: shared"."""
+
+    def _remaining(self) -> float:
+        return self.budget - (time.monotonic() - self.started)
+
+    def _bounded(self) -> ArmSettings:
+        remaining = self._remaining()
+        if remaining <= 0.05:
+            raise ArmUnreachable(
+                f"the capture-time checks ran out of their {self.budget:g}s bound before this read: ARM answers too "
+                "slowly. Check the network and run again."
+            )
+        return replace(
+            self.settings,
+            request_timeout=min(self.settings.request_timeout, REQUEST_TIMEOUT, remaining),
+            operation_timeout=min(self.settings.operation_timeout, CALL_TIMEOUT, remaining),
+            max_retries=MAX_RETRIES,
+        )
+
+    def _shared(self, what: str, key: tuple[str, ...], fetch: Callable[[ArmSettings], T]) -> T:
+        endpoint = self.settings.endpoint.rstrip("/").lower()
+        value, fetched = SHARED_READS.get(
+            (endpoint, *key), lambda: fetch(self._bounded()), self.max_age, self._remaining()
+        )
+        self.done.append(f"{what}: {'GET' if fetched else 'shared'}")
+        return value
+
+    def vm_facts(self, vm: VmRef) -> VmFacts:
+        return self._shared(
+            "VM and OS disk",
+            (vm.id.lower(), "facts"),
+            lambda s: arm.get_facts(s, vm, self.log, credential=self.credential),
+        )
+
+    def subscription_tenant(self, subscription_id: str) -> str:
+        return self._shared(
+            "subscription",
+            (f"/subscriptions/{subscription_id.lower()}", "tenant"),
+            lambda s: arm.get_subscription_tenant(s, subscription_id, credential=self.credential),
+        )
+
+    def image_version(self, gallery: GalleryRef, t: CaptureTarget) -> ImageVersionFacts | None:
+        # Not shared: each version is read by the one check that captures it.
+        found = arm.get_image_version(
+            self._bounded(),
+            gallery.subscription_id,
+            gallery.resource_group,
+            gallery.name,
+            t.definition_name,
+            t.version,
+            credential=self.credential,
+        )
+        self.done.append("version: GET")
+        return found
+
+
+def _not_checked(path: str, what: str, exc: ArmError, input: str = "capture") -> Mismatch:
+    """A check that could not run, said so distinctly from a mismatch (and a denial distinctly from a network or
+    login failure: the ARM message names the missing permission)."""
+    if isinstance(exc, ArmAccessDenied):
+        reason = "Azure denied access"
+    elif isinstance(exc, ArmUnreachable):
+        reason = "ARM could not be reached or the Azure login failed"
+    else:
+        reason = "ARM answered with an error"
+    return Mismatch(path, f"not checked ({what}): {reason}. {exc}", input, cause=exc)
+
+
+# --- running them --------------------------------------------------------------------------------------------
+
+
+def run_checks(
+    settings: ArmSettings,
+    vm: VmRef,
+    target: CaptureTarget,
+    log: Log,
+    *,
+    max_age: float = CACHE_TTL,
+    budget: float = CHECK_BUDGET,
+) -> list[Mismatch]:
+    """Every capture-time check of one version: reads through ARM (GET only) and returns the problems.
+
+    A check that could not run (ARM unreachable, login failed, access denied) is a problem with `cause` set under
+    `on_arm_unreachable: fail`, and only a warning in `log` under `warn`. `max_age` 0 reads everything afresh
+    (the create path); the default shares VM and subscription reads made by other checks moments ago."""
+    t = target
+    started = time.monotonic()
+    problems: list[Mismatch] = []
+    with arm.SharedLogin() as login:
+        reader = _Reader(settings, login, log, max_age, budget)
+        try:
+            facts = reader.vm_facts(vm)
+        except VmNotFound as exc:
+            problems.append(Mismatch(f"{t.source_vm_path}.id", str(exc), input="vm_id"))
+        except ArmError as exc:
+            problems.append(_not_checked(f"{t.source_vm_path}.id", f"{vm} against {t.definition_path}", exc, "vm_id"))
+        else:
+            problems.extend(compare_vm(vm, facts, t))
+
+        if t.gallery is None:
+            log.info(
+                f"{t.version_path}: the gallery's ID is not known yet (new stack); whether version {t.version} "
+                "exists already, and the gallery's tenant, are checked once it is"
+            )
+        else:
+            problems.extend(_gallery_checks(reader, vm, t.gallery, t))
+
+    kept: list[Mismatch] = []
+    for problem in problems:
+        if problem.unverified and t.on_arm_unreachable == "warn":
+            log.warn(
+                f"{problem} {ON_ARM_UNREACHABLE_PATH} is warn: continuing without this check; Azure may still "
+                "refuse the capture later."
+            )
+        elif problem.unverified:
+            kept.append(
+                replace(
+                    problem,
+                    message=f"{problem.message} To continue without these checks (a warning instead of a failure), "
+                    f"set {ON_ARM_UNREACHABLE_PATH} to warn.",
+                )
+            )
+        else:
+            kept.append(problem)
+    mismatches = sum(1 for p in kept if not p.unverified)
+    verdict = f"{mismatches} mismatch(es)" if mismatches else "no mismatch"
+    log.info(
+        f"capture-time checks of {t.version_path} ({vm}): {verdict} in {time.monotonic() - started:.2f}s "
+        f"({'; '.join(reader.done) or 'no reads'})"
+    )
+    return kept
+
+
+def _gallery_checks(reader: _Reader, vm: VmRef, gallery: GalleryRef, t: CaptureTarget) -> list[Mismatch]:
+    problems: list[Mismatch] = []
+    try:
+        existing = reader.image_version(gallery, t)
+    except ArmError as exc:
+        problems.append(_not_checked(f"{t.version_path}.version", f"whether version {t.version} exists", exc))
+    else:
+        found = check_existing_version(vm, existing, t)
+        if found is not None:
+            problems.append(found)
+    if t.publisher_tenant_id is not None:
+        try:
+            tenant = reader.subscription_tenant(gallery.subscription_id)
+        except ArmError as exc:
+            problems.append(_not_checked(PUBLISHER_TENANT_PATH, "the tenant of the gallery's subscription", exc))
+        else:
+            found = check_publisher_tenant(gallery, tenant, t)
+            if found is not None:
+                problems.append(found)
+    return problems
+
+
+def describe(problems: Sequence[Mismatch]) -> str:
+    return "\n".join(f"  - {p}" for p in problems)
+
+
+def require_match(settings: ArmSettings, vm: VmRef, target: CaptureTarget, log: Log) -> None:
+    """The create path: the same checks with fresh reads; raises CaptureMismatch listing every mismatch, or the
+    ARM error type when checks could only not run. Returns quietly when everything matches."""
+    problems = run_checks(settings, vm, target, log, max_age=0.0)
+    if not problems:
+        return
+    if any(not p.unverified for p in problems):
+        raise CaptureMismatch(
+            f"{vm} cannot be captured into {target.definition_label}, version {target.version} "
+            f"({target.version_path}); nothing was changed:\n{describe(problems)}"
+        )
+    cause = problems[0].cause
+    assert cause is not None
+    raise type(cause)(
+        f"the capture-time checks of {target.version_path} could not run, so nothing was changed:\n{describe(problems)}"
+    ) from cause
