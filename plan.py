@@ -151,7 +151,7 @@ def run_program(project: str, stack: str, config: dict[str, str], secret_keys: l
                         },
                     )
                 )
-            return super().RegisterResource(request)
+            return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
     pulumi.runtime.set_all_config(config, secret_keys)
     pulumi.runtime.set_mocks(Mocks(), project=project, stack=stack, preview=True, monitor=RecordingMonitor(Mocks()))
@@ -164,7 +164,7 @@ def run_program(project: str, stack: str, config: dict[str, str], secret_keys: l
         return pulumi.Output.from_input(outputs).apply(exports.update)
 
     try:
-        pulumi.runtime.test(program)()
+        pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
     finally:
         psettings.reset_options()
     return ProgramRun(registered, exports)
