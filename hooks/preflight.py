@@ -391,7 +391,7 @@ class ReadCache:
         try:
             with self._lock:
                 entry = self._entries.get(key)
-            if entry is not None and self._clock() - entry.at <= min(max_age, self.ttl):
+            if entry is not None and self._clock() - entry.at < min(max_age, self.ttl):
                 if entry.error is not None:
                     raise entry.error
                 return cast(T, entry.value), False
