@@ -22,7 +22,7 @@ from azure.core.credentials import TokenCredential
 
 from hooks import arm
 from hooks.arm import ImageVersionFacts, VmFacts, VmStatus
-from hooks.errors import ArmAccessDenied, ArmError, ArmUnreachable, CaptureMismatch, VmNotFound
+from hooks.errors import ArmError, ArmUnreachable, CaptureMismatch, VmNotFound
 from hooks.log import Log
 from hooks.pipeline import RUNNABLE_POWER_STATES
 from hooks.targets import ArmSettings, VmRef
@@ -49,12 +49,14 @@ ON_ARM_UNREACHABLE = ("fail", "warn")
 CACHE_TTL = 30.0
 """Seconds a VM or subscription read is shared with other checks: long enough for one preview, short enough that
 a fix made in the portal shows up in the next run."""
-CHECK_BUDGET = 20.0
+CHECK_BUDGET = 15.0
 """Bound in seconds for all the reads of one check (waiting for a read shared with another check included)."""
-CALL_TIMEOUT = 10.0
+CALL_TIMEOUT = 8.0
 """Bound in seconds for one read, retries included."""
-REQUEST_TIMEOUT = 5.0
-"""Bound in seconds for one HTTP request of a check (ARM answers a GET in well under a second)."""
+REQUEST_TIMEOUT = 4.0
+"""Bound in seconds for one HTTP request of a check (ARM answers a GET in well under a second). azure-core caps
+only the connection phase of a retry by CALL_TIMEOUT, not the read: a hanging ARM costs (1 + MAX_RETRIES) x this
+plus one backoff, about 9 s, after which the check's other reads are skipped."""
 MAX_RETRIES = 1
 """Retries per request: one absorbs a blip; more would only make an unreachable ARM slow to report."""
 
@@ -249,7 +251,7 @@ def check_architecture(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> Mismatch 
         return None
     return Mismatch(
         f"{t.definition_path}.architecture",
-        f"Azure reports that {vm} (its OS disk) is {facts.architecture}, but {t.definition_label} has architecture "
+        f"Azure reports that the OS disk of {vm} is {facts.architecture}, but {t.definition_label} has architecture "
         f"{t.architecture}; Azure would refuse the capture. Fix: set {t.definition_path}.architecture to "
         f"{facts.architecture}, or use an {t.architecture} source VM.",
     )
@@ -287,13 +289,14 @@ def check_state(vm: VmRef, status: VmStatus, t: CaptureTarget) -> Mismatch | Non
         )
     if status.generalized or status.power_state in RUNNABLE_POWER_STATES:
         return None
+    az = f"-g {vm.resource_group} -n {vm.name} --subscription {vm.subscription_id}"
     return Mismatch(
         t.source_vm_path,
         f"Azure reports {vm} {status.power_state or 'in no power state'} and not generalized, but the guest step "
         f"needs it running to run sysprep or waagent in it. Fix: if nothing has generalized it yet, start it "
-        f"(`az vm start --ids {vm.id}`) and run again. If sysprep or waagent already ran in it, do NOT start it: "
-        f"mark it generalized (`az vm deallocate --ids {vm.id}` then `az vm generalize --ids {vm.id}`) and run "
-        "again; the guest step is then skipped.",
+        f"(`az vm start {az}`) and run again. If sysprep or waagent already ran in it, do NOT start it: mark it "
+        f"generalized (`az vm deallocate {az}`, then `az vm generalize {az}`) and run again; the guest step is "
+        "then skipped.",
         input="vm_id",
     )
 
@@ -435,11 +438,18 @@ class _Reader:
         self.started = time.monotonic()
         self.done: list[str] = []
         """What was read, for the summary line: e.g. "VM and OS disk: GET", "VM and OS disk: shared"."""
+        self.unreachable: ArmUnreachable | None = None
+        """Set by the first read that could not reach ARM or log in: the other reads then fail at once with it
+        instead of each waiting out its own timeout."""
 
     def _remaining(self) -> float:
         return self.budget - (time.monotonic() - self.started)
 
     def _bounded(self) -> ArmSettings:
+        if self.unreachable is not None:
+            raise ArmUnreachable(
+                "skipped, because an earlier read of this check could not reach ARM or log in (see above)."
+            )
         remaining = self._remaining()
         if remaining <= 0.05:
             raise ArmUnreachable(
@@ -453,10 +463,17 @@ class _Reader:
             max_retries=MAX_RETRIES,
         )
 
+    def _read(self, fetch: Callable[[], T]) -> T:
+        try:
+            return fetch()
+        except ArmUnreachable as exc:
+            self.unreachable = self.unreachable or exc
+            raise
+
     def _shared(self, what: str, key: tuple[str, ...], fetch: Callable[[ArmSettings], T]) -> T:
         endpoint = self.settings.endpoint.rstrip("/").lower()
-        value, fetched = SHARED_READS.get(
-            (endpoint, *key), lambda: fetch(self._bounded()), self.max_age, self._remaining()
+        value, fetched = self._read(
+            lambda: SHARED_READS.get((endpoint, *key), lambda: fetch(self._bounded()), self.max_age, self._remaining())
         )
         self.done.append(f"{what}: {'GET' if fetched else 'shared'}")
         return value
@@ -477,29 +494,25 @@ class _Reader:
 
     def image_version(self, gallery: GalleryRef, t: CaptureTarget) -> ImageVersionFacts | None:
         # Not shared: each version is read by the one check that captures it.
-        found = arm.get_image_version(
-            self._bounded(),
-            gallery.subscription_id,
-            gallery.resource_group,
-            gallery.name,
-            t.definition_name,
-            t.version,
-            credential=self.credential,
+        found = self._read(
+            lambda: arm.get_image_version(
+                self._bounded(),
+                gallery.subscription_id,
+                gallery.resource_group,
+                gallery.name,
+                t.definition_name,
+                t.version,
+                credential=self.credential,
+            )
         )
         self.done.append("version: GET")
         return found
 
 
 def _not_checked(path: str, what: str, exc: ArmError, input: str = "capture") -> Mismatch:
-    """A check that could not run, said so distinctly from a mismatch (and a denial distinctly from a network or
-    login failure: the ARM message names the missing permission)."""
-    if isinstance(exc, ArmAccessDenied):
-        reason = "Azure denied access"
-    elif isinstance(exc, ArmUnreachable):
-        reason = "ARM could not be reached or the Azure login failed"
-    else:
-        reason = "ARM answered with an error"
-    return Mismatch(path, f"not checked ({what}): {reason}. {exc}", input, cause=exc)
+    """A check that could not run, said so distinctly from a mismatch. hooks.arm's message already tells a
+    network failure, a login failure, a rejected token (401) and a missing permission (403, named) apart."""
+    return Mismatch(path, f"not checked ({what}): {exc}", input, cause=exc)
 
 
 # --- running them --------------------------------------------------------------------------------------------
@@ -558,8 +571,11 @@ def run_checks(
             )
         else:
             kept.append(problem)
-    mismatches = sum(1 for p in kept if not p.unverified)
+    mismatches = sum(1 for p in problems if not p.unverified)
+    unverified = len(problems) - mismatches
     verdict = f"{mismatches} mismatch(es)" if mismatches else "no mismatch"
+    if unverified:
+        verdict += f", {unverified} not checked"
     log.info(
         f"capture-time checks of {t.version_path} ({vm}): {verdict} in {time.monotonic() - started:.2f}s "
         f"({'; '.join(reader.done) or 'no reads'})"

@@ -145,7 +145,8 @@ def _capture_check(
     Nothing is read when the VM is not known yet (preview of a new stack), nor when the resource already exists
     for the same VM: then `create` will not run again (only these keys replace it), and the source VM may well
     have been deleted after its capture."""
-    if not isinstance(news.get("capture"), Mapping) or not _known(news.get("vm_id")):
+    vm_id = news.get("vm_id")
+    if not isinstance(news.get("capture"), Mapping) or not isinstance(vm_id, str) or not _known(vm_id):
         return []
     if olds and all(olds.get(k) == news.get(k) for k in replace_keys):
         return []
@@ -158,7 +159,7 @@ def _capture_check(
         return [CheckFailure("capture", str(exc))]
     assert target is not None
     log = Log(str(news.get("resource_name") or "capture"))
-    problems = preflight.run_checks(arm_settings(news), VmRef.parse(news["vm_id"]), target, log)
+    problems = preflight.run_checks(arm_settings(news), VmRef.parse(vm_id), target, log)
     return [CheckFailure(p.input, str(p)) for p in problems]
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from pulumi.runtime import rpc
 
+from hooks import preflight
 from hooks.providers import GuestGeneralizationProvider, VmGeneralizationProvider
 from hooks.targets import VmRef
 from tests.fakes.dynamic_host import CheckResponse, DynamicHost, HostError, host_factory, urn, with_provider  # noqa: F401
@@ -387,10 +388,11 @@ def test_unreachable_arm_is_not_a_mismatch(fake_arm: FakeArm, host: DynamicHost)
     elapsed = time.monotonic() - t0
     assert [p for p, _ in result.failures] == ["vm_id", "capture"]
     for _, reason in result.failures:
-        assert "not checked" in reason and "ARM could not be reached or the Azure login failed" in reason
-        assert "could not reach ARM at https://127.0.0.1:9" in reason and "network problem" in reason
-        assert "azure.onArmUnreachable to warn" in reason
+        assert "not checked" in reason and "azure.onArmUnreachable to warn" in reason
         assert "Azure reports" not in reason
+    vm_reason, version_reason = (reason for _, reason in result.failures)
+    assert "could not reach ARM at https://127.0.0.1:9" in vm_reason and "network problem, not a login one" in vm_reason
+    assert "skipped, because an earlier read of this check could not reach ARM" in version_reason
     assert elapsed < 10.0, f"unreachable ARM took {elapsed:.2f}s to report"
 
 
@@ -398,10 +400,13 @@ def test_logged_out_is_a_login_problem(fake_arm: FakeArm, host: DynamicHost) -> 
     vm = fake_arm.add_vm()
     fake_arm.az_logged_out = True
     result = check(fake_arm, host, guest_props(fake_arm, vm.id, capture(fake_arm)))
-    assert result.failures
-    for _, reason in result.failures:
-        assert "login problem, not a network one" in reason and "az login" in reason
+    (prop, reason), (_, skipped) = result.failures
+    assert prop == "vm_id" and reason.startswith("sourceVms.web.id: not checked")
+    assert "login problem, not a network one" in reason and "az login" in reason
+    assert "could not reach" not in reason
+    assert "skipped" in skipped
     assert fake_arm.requests == []
+    assert len(fake_arm.az_calls()) == 1, "after the failed login nothing else is tried"
 
 
 def test_forbidden_names_the_missing_permission(fake_arm: FakeArm, host: DynamicHost) -> None:
@@ -414,11 +419,32 @@ def test_forbidden_names_the_missing_permission(fake_arm: FakeArm, host: Dynamic
     reasons = dict(result.failures)
     assert set(reasons) == {"vm_id", "capture"}
     assert reasons["vm_id"].startswith("sourceVms.web.id: not checked")
-    assert "Azure denied access" in reasons["vm_id"] and "403 AuthorizationFailed" in reasons["vm_id"]
+    assert "Azure denied the request" in reasons["vm_id"] and "403 AuthorizationFailed" in reasons["vm_id"]
     assert "needs the permission Microsoft.Compute/virtualMachines/read" in reasons["vm_id"]
     assert reasons["capture"].startswith("publisher.tenantId: not checked")
     assert "needs the permission Microsoft.Resources/subscriptions/read" in reasons["capture"]
     assert "could not reach" not in reasons["vm_id"] and "login problem" not in reasons["vm_id"]
+
+
+def test_hanging_arm_is_bounded(fake_arm: FakeArm, host: DynamicHost) -> None:
+    vm = fake_arm.add_vm()
+    fake_arm.hang(method="GET", seconds=60)
+    t0 = time.monotonic()
+    result = check(fake_arm, host, guest_props(fake_arm, vm.id, capture(fake_arm)))
+    elapsed = time.monotonic() - t0
+    assert [p for p, _ in result.failures] == ["vm_id", "capture"]
+    (_, vm_reason), (_, version_reason) = result.failures
+    assert "did not answer in time" in vm_reason and "per-request bound 4s" in vm_reason
+    assert "skipped, because an earlier read" in version_reason
+    assert elapsed < preflight.CHECK_BUDGET + 3, f"a hanging ARM held the check for {elapsed:.1f}s"
+    assert fake_arm.count("GET", "/versions/") == 0, "after one read timed out, the others are not tried"
+
+
+def test_one_throttled_request_is_absorbed(fake_arm: FakeArm, host: DynamicHost) -> None:
+    vm = fake_arm.add_vm()
+    fake_arm.throttle(times=1, method="GET", path=r"/virtualMachines/", retry_after=1)
+    assert check(fake_arm, host, guest_props(fake_arm, vm.id, capture(fake_arm))).failures == []
+    assert fake_arm.count("GET", r"/virtualMachines/src-vm$") == 2
 
 
 def test_warn_mode_passes_with_a_warning(fake_arm: FakeArm, host: DynamicHost) -> None:
