@@ -445,17 +445,21 @@ class _Reader:
     def _remaining(self) -> float:
         return self.budget - (time.monotonic() - self.started)
 
-    def _bounded(self) -> ArmSettings:
+    def _may_read(self) -> None:
+        """Raise instead of reading when this check already knows the read is futile. Called outside the shared
+        cache: these reasons belong to this check and must not be served to another one."""
         if self.unreachable is not None:
             raise ArmUnreachable(
                 "skipped, because an earlier read of this check could not reach ARM or log in (see above)."
             )
-        remaining = self._remaining()
-        if remaining <= 0.05:
+        if self._remaining() <= 0.05:
             raise ArmUnreachable(
                 f"the capture-time checks ran out of their {self.budget:g}s bound before this read: ARM answers too "
                 "slowly. Check the network and run again."
             )
+
+    def _bounded(self) -> ArmSettings:
+        remaining = max(self._remaining(), 0.05)
         return replace(
             self.settings,
             request_timeout=min(self.settings.request_timeout, REQUEST_TIMEOUT, remaining),
@@ -464,6 +468,7 @@ class _Reader:
         )
 
     def _read(self, fetch: Callable[[], T]) -> T:
+        self._may_read()
         try:
             return fetch()
         except ArmUnreachable as exc:

@@ -409,6 +409,20 @@ def test_logged_out_is_a_login_problem(fake_arm: FakeArm, host: DynamicHost) -> 
     assert len(fake_arm.az_calls()) == 1, "after the failed login nothing else is tried"
 
 
+def test_one_checks_skipped_reads_are_not_served_to_the_next(fake_arm: FakeArm, host: DynamicHost) -> None:
+    # Check A cannot log in, so it skips its tenant read; check B, after `az login`, must really read the tenant.
+    fake_arm.add_subscription(fake_arm.subscription_id, OTHER_TENANT)
+    a, b = fake_arm.add_vm(name="vm-a"), fake_arm.add_vm(name="vm-b")
+    cap = capture(fake_arm, publisher_tenant_id=PUBLISHER_TENANT)
+    fake_arm.az_logged_out = True
+    assert all(
+        "not checked" in reason for _, reason in check(fake_arm, host, guest_props(fake_arm, a.id, cap)).failures
+    )
+    fake_arm.az_logged_out = False
+    _, reason = only_failure(check(fake_arm, host, guest_props(fake_arm, b.id, cap)))
+    assert reason.startswith("publisher.tenantId: the gallery gal is in subscription")
+
+
 def test_forbidden_names_the_missing_permission(fake_arm: FakeArm, host: DynamicHost) -> None:
     vm = fake_arm.add_vm()
     fake_arm.add_subscription(fake_arm.subscription_id, PUBLISHER_TENANT)
