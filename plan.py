@@ -222,6 +222,8 @@ def describe(resources: list[PlannedResource]) -> list[dict[str, Any]]:
         if r.type == DYNAMIC_VM:
             generalize = inputs.get("generalize")
             entry["steps"] = list(pipeline.VM_STEPS_GENERALIZED if generalize else pipeline.VM_STEPS_SPECIALIZED)
+            if inputs.get("capture") and checks:  # Specialized: the ARM half runs the capture-time checks
+                entry["previewChecks"] = list(checks)
         out.append(entry)
     return out
 

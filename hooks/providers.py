@@ -163,10 +163,19 @@ def _capture_check(
     return [CheckFailure(p.input, str(p)) for p in problems]
 
 
-class GuestGeneralizationProvider(ResourceProvider):
-    """Runs the guest half: waagent over SSH (Linux) or sysprep over WinRM (Windows)."""
+class _ChainStepProvider(ResourceProvider):
+    """What both halves share: input checks, replace-only diff, a read/update that keep the record of what was
+    done, and a delete that leaves the VM alone. Subclasses set the names and implement `create`."""
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    outputs: tuple[str, ...] = ()
+    replace_keys: tuple[str, ...] = ()
+    default_name = "step"
+
+    def _check_inputs(self, news: dict[str, Any]) -> list[CheckFailure]:
+        """Checks specific to the half, on known inputs, before the capture-time checks."""
+        return []
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
         vm_id = news.get("vm_id")
         if isinstance(vm_id, str) and _known(vm_id):
@@ -174,24 +183,50 @@ class GuestGeneralizationProvider(ResourceProvider):
                 VmRef.parse(vm_id)
             except ValueError as exc:
                 failures.append(CheckFailure("vm_id", str(exc)))
-        if news.get("os_type") not in ("Linux", "Windows"):
-            failures.append(CheckFailure("os_type", "must be Linux or Windows"))
-        elif news["os_type"] == "Linux" and not news.get("ssh"):
-            failures.append(CheckFailure("ssh", "a Linux guest step needs SSH connection details"))
-        elif news["os_type"] == "Windows" and not news.get("winrm"):
-            failures.append(CheckFailure("winrm", "a Windows guest step needs WinRM connection details"))
+        failures.extend(self._check_inputs(news))
         if not failures:
-            failures.extend(_capture_check(_olds, news, GUEST_REPLACE_KEYS))
+            failures.extend(_capture_check(olds, news, self.replace_keys))
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        # Only a different source VM (or OS) makes this a different job; connection details and timeouts are
-        # how to do the job, and the job is done.
-        replaces = [k for k in GUEST_REPLACE_KEYS if olds.get(k) != news.get(k)]
+        # Only a different source VM makes this a different job; connection details and timeouts are how to do
+        # the job, and the job is done.
+        replaces = [k for k in self.replace_keys if olds.get(k) != news.get(k)]
         return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
 
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        # Nothing to redo: keep what was recorded when the job ran.
+        return UpdateResult(outs={k: olds.get(k) for k in self.outputs})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        # The source VM is normally deleted after capture; the record of what was done stays valid, so a refresh
+        # must neither fail nor drop the resource.
+        return ReadResult(id_=id_, outs={k: props.get(k) for k in self.outputs})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        name = str(props.get("resource_name") or self.default_name)
+        Log(name).info(f"removed from the stack; the VM {props.get('vm_id')} was left untouched")
+
+
+class GuestGeneralizationProvider(_ChainStepProvider):
+    """Runs the guest half: waagent over SSH (Linux) or sysprep over WinRM (Windows)."""
+
+    outputs = GUEST_OUTPUTS
+    replace_keys = GUEST_REPLACE_KEYS
+    default_name = "guest"
+
+    def _check_inputs(self, news: dict[str, Any]) -> list[CheckFailure]:
+        os_type = news.get("os_type")
+        if os_type not in ("Linux", "Windows"):
+            return [CheckFailure("os_type", "must be Linux or Windows")]
+        if os_type == "Linux" and not news.get("ssh"):
+            return [CheckFailure("ssh", "a Linux guest step needs SSH connection details")]
+        if os_type == "Windows" and not news.get("winrm"):
+            return [CheckFailure("winrm", "a Windows guest step needs WinRM connection details")]
+        return []
+
     def create(self, props: dict[str, Any]) -> CreateResult:
-        name = str(props.get("resource_name") or "guest")
+        name = str(props.get("resource_name") or self.default_name)
         creds = props.get("credentials") or {}
         log = Log(name, secrets=_secrets(creds))
         vm = VmRef.parse(props["vm_id"])
@@ -219,42 +254,18 @@ class GuestGeneralizationProvider(ResourceProvider):
         }
         return CreateResult(id_=f"{vm.id}/guestGeneralization", outs=outs)
 
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        # Nothing to redo: keep what was recorded when the job ran.
-        return UpdateResult(outs={k: olds.get(k) for k in GUEST_OUTPUTS})
 
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        # The source VM is normally deleted after capture; the record of what was done stays valid, so a refresh
-        # must neither fail nor drop the resource.
-        return ReadResult(id_=id_, outs={k: props.get(k) for k in GUEST_OUTPUTS})
+class VmGeneralizationProvider(_ChainStepProvider):
+    """Runs the ARM half: wait until stopped, deallocate, generalize, verify.
 
-    def delete(self, _id: str, props: dict[str, Any]) -> None:
-        name = str(props.get("resource_name") or "guest")
-        Log(name).info(f"removed from the stack; the VM {props.get('vm_id')} was left untouched")
+    Only Specialized definitions pass "capture" here (they have no guest step to run the capture-time checks)."""
 
-
-class VmGeneralizationProvider(ResourceProvider):
-    """Runs the ARM half: wait until stopped, deallocate, generalize, verify."""
-
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures: list[CheckFailure] = []
-        vm_id = news.get("vm_id")
-        if isinstance(vm_id, str) and _known(vm_id):
-            try:
-                VmRef.parse(vm_id)
-            except ValueError as exc:
-                failures.append(CheckFailure("vm_id", str(exc)))
-        if not failures:
-            # Only Specialized definitions pass "capture" here (they have no guest step).
-            failures.extend(_capture_check(_olds, news, VM_REPLACE_KEYS))
-        return CheckResult(news, failures)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in VM_REPLACE_KEYS if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+    outputs = VM_OUTPUTS
+    replace_keys = VM_REPLACE_KEYS
+    default_name = "vm"
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        name = str(props.get("resource_name") or "vm")
+        name = str(props.get("resource_name") or self.default_name)
         log = Log(name)
         vm = VmRef.parse(props["vm_id"])
         request = pipeline.VmRequest(
@@ -264,7 +275,6 @@ class VmGeneralizationProvider(ResourceProvider):
 
         def run() -> pipeline.VmOutcome:
             if target is not None:
-                # Specialized: no guest step ran the checks; the capture follows this resource directly.
                 preflight.require_match(request.arm, vm, target, log)
             return pipeline.generalize_vm(request, log)
 
@@ -277,16 +287,6 @@ class VmGeneralizationProvider(ResourceProvider):
             "finished_at": outcome.finished_at,
         }
         return CreateResult(id_=f"{vm.id}/vmGeneralization", outs=outs)
-
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs={k: olds.get(k) for k in VM_OUTPUTS})
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        return ReadResult(id_=id_, outs={k: props.get(k) for k in VM_OUTPUTS})
-
-    def delete(self, _id: str, props: dict[str, Any]) -> None:
-        name = str(props.get("resource_name") or "vm")
-        Log(name).info(f"removed from the stack; the VM {props.get('vm_id')} was left untouched")
 
 
 class GuestGeneralization(pulumi.dynamic.Resource, module="generalization", name="GuestGeneralization"):
