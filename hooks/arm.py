@@ -28,6 +28,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline.policies import RetryPolicy
 from azure.core.rest import HttpRequest
 from azure.identity import DefaultAzureCredential
 from azure.mgmt.compute import ComputeManagementClient
@@ -63,6 +64,21 @@ _DISK_ID = re.compile(
 # --- clients -------------------------------------------------------------------------------------------------
 
 
+class _BoundedRetryPolicy(RetryPolicy):
+    """azure-core's retries, except that a Retry-After longer than the call's bound is cut to it.
+
+    azure-core sleeps the whole Retry-After of a 429/503 before checking its timeout, so ARM asking for 60 s would
+    hold a 15 s preview check for a minute. Cut, the call ends at its bound with a timeout that says so."""
+
+    def __init__(self, cap: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cap = cap
+
+    def get_retry_after(self, response: Any) -> float | None:
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, self._cap)
+
+
 def _client_options(settings: ArmSettings) -> dict[str, Any]:
     """Keyword arguments shared by every ARM client.
 
@@ -77,8 +93,10 @@ def _client_options(settings: ArmSettings) -> dict[str, Any]:
         "read_timeout": settings.request_timeout,
         "timeout": settings.operation_timeout,
     }
+    retry: dict[str, Any] = {"timeout": settings.operation_timeout}
     if settings.max_retries is not None:
-        options["retry_total"] = settings.max_retries
+        retry["retry_total"] = settings.max_retries
+    options["retry_policy"] = _BoundedRetryPolicy(settings.operation_timeout, **retry)
     return options
 
 

@@ -251,6 +251,16 @@ def test_throttling_429_is_retried_after_retry_after(fake_arm_env: FakeArm, log:
     assert [r.status for r in fake_arm_env.requests if r.path.endswith("/instanceView")] == [429, 200]
 
 
+def test_a_long_retry_after_cannot_stretch_a_call_past_its_bound(fake_arm_env: FakeArm, log: Log) -> None:
+    vm = fake_arm_env.add_vm()
+    fake_arm_env.throttle(5, method="GET", path=r"/instanceView$", retry_after=60)
+    started = time.monotonic()
+    with pytest.raises(ArmError) as err:
+        arm.get_status(fake_arm_env.settings(operation_timeout=2.0), vm.ref, log)
+    assert time.monotonic() - started < 10, "Retry-After: 60 must be cut to the call's 2 s bound"
+    assert vm.name in str(err.value)
+
+
 @pytest.mark.parametrize(("method", "path", "times"), [("GET", r"/instanceView$", 2), ("POST", r"/deallocate$", 1)])
 def test_transient_server_errors_are_retried(
     fake_arm_env: FakeArm, log: Log, method: str, path: str, times: int
