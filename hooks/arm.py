@@ -29,7 +29,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.core.pipeline.policies import RetryPolicy
-from azure.core.rest import HttpRequest
+from azure.core.rest import HttpRequest, HttpResponse
 from azure.identity import DefaultAzureCredential
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import VirtualMachineInstanceView
@@ -64,7 +64,7 @@ _DISK_ID = re.compile(
 # --- clients -------------------------------------------------------------------------------------------------
 
 
-class _BoundedRetryPolicy(RetryPolicy):
+class _BoundedRetryPolicy(RetryPolicy[HttpRequest, HttpResponse]):
     """azure-core's retries, except that a Retry-After longer than the call's bound is cut to it.
 
     azure-core sleeps the whole Retry-After of a 429/503 before checking its timeout, so ARM asking for 60 s would
