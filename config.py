@@ -10,6 +10,7 @@ printed or logged without leaking them; the components hand them to Pulumi as se
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -22,7 +23,27 @@ from hooks.linux import parse_host_key
 from hooks.targets import PUBLIC_CLOUD_ARM, VmRef
 
 PROJECT = "image-gallery"
-TOP_LEVEL_KEYS = ("gallery", "publisher", "azure", "images", "sourceVms")
+# Scalar keys are declared with their types and defaults in Pulumi.yaml (the CLI checks them); Pulumi cannot
+# declare object-valued keys, so the structured ones are validated here only.
+SCALAR_KEYS = (
+    "galleryName",
+    "galleryResourceGroup",
+    "galleryLocation",
+    "galleryDescription",
+    "publisherPrincipalId",
+    "publisherPrincipalType",
+    "publisherRole",
+    "publisherTenantId",
+    "armEndpoint",
+    "armAudience",
+    "armPollIntervalSeconds",
+    "armOperationTimeoutMinutes",
+    "onArmUnreachable",
+)
+STRUCTURED_KEYS = ("galleryTags", "images", "sourceVms")
+TOP_LEVEL_KEYS = SCALAR_KEYS + STRUCTURED_KEYS
+# Optional string keys whose Pulumi.yaml default is "" (a declared key needs a default to be optional).
+_BLANK_MEANS_UNSET = ("galleryDescription", "publisherPrincipalId", "publisherTenantId", "armAudience")
 
 OS_TYPES = ("Linux", "Windows")
 OS_STATES = ("Generalized", "Specialized")
@@ -501,63 +522,55 @@ def _future_date(node: _Node, key: str, today: date) -> str | None:
 # ----------------------------------------------------------------------------------------------------- sections
 
 
-def _gallery(node: _Node | None) -> GallerySpec | None:
-    if node is None:
-        return None
-    name = node.string("name", None, required=True)
+def _gallery(root: _Node) -> GallerySpec | None:
+    name = root.string("galleryName", None, required=True)
     if name is not None and (not _GALLERY_NAME.fullmatch(name) or name.startswith(".") or name.endswith(".")):
-        node.problem(
-            "name",
+        root.problem(
+            "galleryName",
             f"{name!r} is not a valid gallery name: use 1-80 letters, digits, '_' or '.', "
             "not starting or ending with '.'",
         )
         name = None
-    rg = node.string("resourceGroup", None, _RESOURCE_GROUP, "is not a valid resource group name", True)
-    location = node.string("location", None, _REGION, "is not an Azure region name like 'westeurope'", True)
-    description = node.string("description", "")
-    tags_raw = node.raw("tags")
+    rg = root.string("galleryResourceGroup", None, _RESOURCE_GROUP, "is not a valid resource group name", True)
+    location = root.string("galleryLocation", None, _REGION, "is not an Azure region name like 'westeurope'", True)
+    description = root.string("galleryDescription", "")
+    tags_raw = root.raw("galleryTags")
     tags: dict[str, str] = {}
     if tags_raw is not _MISSING and tags_raw is not None:
         if isinstance(tags_raw, Mapping) and all(isinstance(v, str) for v in tags_raw.values()):
             tags = {str(k): v for k, v in tags_raw.items()}
         else:
-            node.problem("tags", "must be a map of strings")
-    node.done()
+            root.problem("galleryTags", "must be a map of strings")
     if name is None or rg is None or location is None:
         return None
     return GallerySpec(name, rg, location, description, tags)
 
 
-def _publisher(node: _Node | None) -> PublisherSpec | None:
-    if node is None:
-        return None
-    principal_id = _guid(node, "principalId", None, required=True)
-    principal_type = node.choice("principalType", PRINCIPAL_TYPES, None, required=True)
-    role = node.choice("role", PUBLISHER_ROLES, "Owner")
-    tenant_id = _guid(node, "tenantId", None)
-    node.done()
+def _publisher(root: _Node) -> PublisherSpec | None:
+    """The publisher's role exists only when publisherPrincipalId is set."""
+    principal_id = _guid(root, "publisherPrincipalId", None)
+    principal_type = root.choice("publisherPrincipalType", PRINCIPAL_TYPES, "User")
+    role = root.choice("publisherRole", PUBLISHER_ROLES, "Owner")
+    tenant_id = _guid(root, "publisherTenantId", None)
     if principal_id is None or principal_type is None:
+        if tenant_id is not None and root.raw("publisherPrincipalId") in (_MISSING, None):
+            root.problem("publisherTenantId", "is only used with publisherPrincipalId; set both or neither")
         return None
     return PublisherSpec(principal_id, principal_type, role, tenant_id)
 
 
-def _azure(node: _Node | None) -> AzureSpec:
-    if node is None:
-        return AzureSpec()
-    endpoint = node.string("armEndpoint", PUBLIC_CLOUD_ARM)
+def _azure(root: _Node) -> AzureSpec:
+    endpoint = root.string("armEndpoint", PUBLIC_CLOUD_ARM)
     if not endpoint.startswith("https://"):
-        node.problem("armEndpoint", f"{endpoint!r} must be an https:// URL (ARM tokens are never sent over http)")
+        root.problem("armEndpoint", f"{endpoint!r} must be an https:// URL (ARM tokens are never sent over http)")
         endpoint = PUBLIC_CLOUD_ARM
-    audience = node.string("audience", None)
-    spec = AzureSpec(
+    return AzureSpec(
         arm_endpoint=endpoint.rstrip("/"),
-        audience=audience,
-        poll_interval_seconds=node.positive("pollIntervalSeconds", AzureSpec.poll_interval_seconds),
-        operation_timeout_minutes=node.positive("operationTimeoutMinutes", AzureSpec.operation_timeout_minutes),
-        on_arm_unreachable=node.choice("onArmUnreachable", ON_ARM_UNREACHABLE, "fail"),
+        audience=root.string("armAudience", None),
+        poll_interval_seconds=root.positive("armPollIntervalSeconds", AzureSpec.poll_interval_seconds),
+        operation_timeout_minutes=root.positive("armOperationTimeoutMinutes", AzureSpec.operation_timeout_minutes),
+        on_arm_unreachable=root.choice("onArmUnreachable", ON_ARM_UNREACHABLE, "fail"),
     )
-    node.done()
-    return spec
 
 
 def _ssh(node: _Node) -> SshSpec | None:
@@ -860,11 +873,12 @@ def load(
     problems: list[str] = []
     today = today or date.today()
     secret_set = set(secret_keys)
-    root = _Node({k: v for k, v in raw.items()}, "", problems, secret_ok=False)
+    values = {k: v for k, v in raw.items() if not (k in _BLANK_MEANS_UNSET and v == "")}
+    root = _Node(values, "", problems, secret_ok=False)
 
-    gallery = _gallery(root.child("gallery", required=True))
-    publisher = _publisher(root.child("publisher"))
-    azure = _azure(root.child("azure"))
+    gallery = _gallery(root)
+    publisher = _publisher(root)
+    azure = _azure(root)
     source_node = root.child("sourceVms")
     if source_node is not None:
         source_node.secret_ok = "sourceVms" in secret_set
@@ -912,29 +926,30 @@ def _check_source_reuse(images: list[ImageDefinitionSpec], problems: list[str]) 
             )
 
 
-def from_pulumi() -> StackSpec:
-    """Read this project's stack config from the Pulumi runtime (plaintext, then wrapped) and validate it."""
-    import json
-
-    import pulumi
-    from pulumi.runtime import config as runtime_config
-
+def parse_engine_values(values: Mapping[str, str], project: str = PROJECT) -> dict[str, Any]:
+    """This project's keys (prefix removed), as the engine passes them: scalars stay strings, structured values
+    arrive as JSON. Never raises: `load` reports unknown keys and malformed values with everything else."""
     raw: dict[str, Any] = {}
-    secret_keys: list[str] = []
-    project = pulumi.get_project()
-    for key in TOP_LEVEL_KEYS:
-        full = f"{project}:{key}"
-        value = runtime_config.get_config(full)
-        if value is None:
+    for full, value in values.items():
+        namespace, _, key = full.partition(":")
+        if namespace != project:
+            continue
+        if key in SCALAR_KEYS or not isinstance(value, str):
+            raw[key] = value
             continue
         try:
             raw[key] = json.loads(value)
         except json.JSONDecodeError:
-            raw[key] = value
-        if runtime_config.is_config_secret(full):
-            secret_keys.append(key)
-    every_key = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    unknown = [k for k in every_key if k.startswith(f"{project}:") and k.split(":", 1)[1] not in TOP_LEVEL_KEYS]
-    if unknown:
-        raise ConfigError([f"{k}: unknown key (known: {', '.join(TOP_LEVEL_KEYS)})" for k in sorted(unknown)])
-    return load(raw, secret_keys)
+            raw[key] = value  # reported by load: not a list / not an object / unknown key
+    return raw
+
+
+def from_pulumi() -> StackSpec:
+    """Read this project's stack config from the Pulumi runtime (plaintext, then wrapped) and validate it."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    project = pulumi.get_project()
+    values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret_keys = [k.partition(":")[2] for k in values if runtime_config.is_config_secret(k)]
+    return load(parse_engine_values(values, project), secret_keys)

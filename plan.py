@@ -39,17 +39,35 @@ def read_stack_config(stack: str, root: Path = ROOT) -> tuple[str, dict[str, str
     if not stack_file.exists():
         stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
         raise PlanError(f"no {stack_file.name}: known stacks are {', '.join(stacks) or 'none'}")
-    project = yaml.safe_load(project_file.read_text())["name"]
+    project_doc = yaml.safe_load(project_file.read_text())
+    project = project_doc["name"]
     doc = yaml.safe_load(stack_file.read_text()) or {}
     values: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in (doc.get("config") or {}).items():
         full = key if ":" in key else f"{project}:{key}"
         plain, had_secret = _mask_secure(value)
-        values[full] = plain if isinstance(plain, str) else json.dumps(plain, default=str)
+        values[full] = _engine_value(plain)
         if had_secret:
             secret_keys.append(full)
+    # Like the CLI: declared project keys not set by the stack take their Pulumi.yaml default.
+    for key, declaration in (project_doc.get("config") or {}).items():
+        full = key if ":" in key else f"{project}:{key}"
+        if full not in values and isinstance(declaration, dict) and "default" in declaration:
+            values[full] = _engine_value(declaration["default"])
     return project, values, secret_keys
+
+
+def _engine_value(value: Any) -> str:
+    """How the engine hands a config value to the program: strings as they are, numbers and booleans as their
+    text, structured values as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, default=str)
 
 
 def _mask_secure(value: Any) -> tuple[Any, bool]:
@@ -303,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         project, values, secret_keys = read_stack_config(args.stack)
-        raw = {k.split(":", 1)[1]: json.loads(v) for k, v in values.items() if k.startswith(f"{project}:")}
-        stack_config.load(raw, [k.split(":", 1)[1] for k in secret_keys if k.startswith(f"{project}:")])
+        raw = stack_config.parse_engine_values(values, project)
+        stack_config.load(raw, [k.partition(":")[2] for k in secret_keys if k.startswith(f"{project}:")])
     except (PlanError, ConfigError) as exc:
         print(f"plan of stack '{args.stack}' failed: {exc}", file=sys.stderr)
         return 2

@@ -41,7 +41,7 @@ CHECK_DESCRIPTIONS: tuple[str, ...] = (
     "the VM's state allows the chain: running or already generalized (osState Generalized), "
     "not generalized (osState Specialized)",
     "the version does not already exist in Azure with another source (GET the version, once the gallery ID is known)",
-    "with publisher.tenantId: the gallery's subscription is in that tenant (GET the subscription)",
+    "with publisherTenantId: the gallery's subscription is in that tenant (GET the subscription)",
 )
 
 ON_ARM_UNREACHABLE = ("fail", "warn")
@@ -60,8 +60,8 @@ plus one backoff, about 9 s, after which the check's other reads are skipped."""
 MAX_RETRIES = 1
 """Retries per request: one absorbs a blip; more would only make an unreachable ARM slow to report."""
 
-PUBLISHER_TENANT_PATH = "publisher.tenantId"
-ON_ARM_UNREACHABLE_PATH = "azure.onArmUnreachable"
+PUBLISHER_TENANT_PATH = "publisherTenantId"
+ON_ARM_UNREACHABLE_PATH = "onArmUnreachable"
 
 SUPPORTED_ONLY_SECURITY_TYPES = frozenset(
     {"TrustedLaunchSupported", "ConfidentialVmSupported", "TrustedLaunchAndConfidentialVmSupported"}

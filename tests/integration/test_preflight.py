@@ -329,7 +329,7 @@ def test_gallery_subscription_in_another_tenant(fake_arm: FakeArm, host: Dynamic
     fake_arm.add_subscription(fake_arm.subscription_id, OTHER_TENANT)
     cap = capture(fake_arm, publisher_tenant_id=PUBLISHER_TENANT)
     _, reason = only_failure(check(fake_arm, host, guest_props(fake_arm, vm.id, cap)))
-    assert reason.startswith("publisher.tenantId: ")
+    assert reason.startswith("publisherTenantId: ")
     assert OTHER_TENANT in reason and PUBLISHER_TENANT in reason and "Partner Center" in reason
 
 
@@ -388,7 +388,7 @@ def test_unreachable_arm_is_not_a_mismatch(fake_arm: FakeArm, host: DynamicHost)
     elapsed = time.monotonic() - t0
     assert [p for p, _ in result.failures] == ["vm_id", "capture"]
     for _, reason in result.failures:
-        assert "not checked" in reason and "azure.onArmUnreachable to warn" in reason
+        assert "not checked" in reason and "onArmUnreachable to warn" in reason
         assert "Azure reports" not in reason
     vm_reason, version_reason = (reason for _, reason in result.failures)
     assert "could not reach ARM at https://127.0.0.1:9" in vm_reason and "network problem, not a login one" in vm_reason
@@ -420,7 +420,7 @@ def test_one_checks_skipped_reads_are_not_served_to_the_next(fake_arm: FakeArm, 
     )
     fake_arm.az_logged_out = False
     _, reason = only_failure(check(fake_arm, host, guest_props(fake_arm, b.id, cap)))
-    assert reason.startswith("publisher.tenantId: the gallery gal is in subscription")
+    assert reason.startswith("publisherTenantId: the gallery gal is in subscription")
 
 
 def test_forbidden_names_the_missing_permission(fake_arm: FakeArm, host: DynamicHost) -> None:
@@ -435,7 +435,7 @@ def test_forbidden_names_the_missing_permission(fake_arm: FakeArm, host: Dynamic
     assert reasons["vm_id"].startswith("sourceVms.web.id: not checked")
     assert "Azure denied the request" in reasons["vm_id"] and "403 AuthorizationFailed" in reasons["vm_id"]
     assert "needs the permission Microsoft.Compute/virtualMachines/read" in reasons["vm_id"]
-    assert reasons["capture"].startswith("publisher.tenantId: not checked")
+    assert reasons["capture"].startswith("publisherTenantId: not checked")
     assert "needs the permission Microsoft.Resources/subscriptions/read" in reasons["capture"]
     assert "could not reach" not in reasons["vm_id"] and "login problem" not in reasons["vm_id"]
 
@@ -468,7 +468,7 @@ def test_warn_mode_passes_with_a_warning(fake_arm: FakeArm, host: DynamicHost) -
     assert host.check(GUEST_URN, {}, props).failures == []
     stderr = host.close()
     assert "[img-1.0.0-guest] WARNING: sourceVms.web.id: not checked" in stderr
-    assert "azure.onArmUnreachable is warn: continuing without this check" in stderr
+    assert "onArmUnreachable is warn: continuing without this check" in stderr
 
 
 def test_warn_mode_still_fails_real_mismatches(fake_arm: FakeArm, host: DynamicHost) -> None:

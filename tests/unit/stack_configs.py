@@ -21,9 +21,13 @@ def base() -> dict[str, Any]:
     """One Linux and one Windows definition, each with one version; a publisher with a tenant."""
     return copy.deepcopy(
         {
-            "gallery": {"name": "unit_gallery", "resourceGroup": "rg-images", "location": "westeurope"},
-            "publisher": {"principalId": PRINCIPAL, "principalType": "User"},
-            "azure": {"pollIntervalSeconds": 5, "operationTimeoutMinutes": 20},
+            "galleryName": "unit_gallery",
+            "galleryResourceGroup": "rg-images",
+            "galleryLocation": "westeurope",
+            "publisherPrincipalId": PRINCIPAL,
+            "publisherPrincipalType": "User",
+            "armPollIntervalSeconds": 5,
+            "armOperationTimeoutMinutes": 20,
             "images": [
                 {
                     "name": "ubuntu",
@@ -89,5 +93,5 @@ def base() -> dict[str, Any]:
 
 def as_engine_config(raw: dict[str, Any], project: str = "image-gallery") -> tuple[dict[str, str], list[str]]:
     """(config map with full keys and JSON values, secret keys), as `pulumi up` passes them."""
-    values = {f"{project}:{k}": json.dumps(v) for k, v in raw.items()}
+    values = {f"{project}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
     return values, [f"{project}:sourceVms"]

@@ -97,7 +97,7 @@ def test_role_guid_is_stable_and_distinct() -> None:
 
 def test_role_uses_the_gallery_subscription_and_chosen_role() -> None:
     raw = sc.base()
-    raw["publisher"]["role"] = "ComputeGalleryImageReader"
+    raw["publisherRole"] = "ComputeGalleryImageReader"
     values, secrets = sc.as_engine_config(raw)
     values["azure-native:subscriptionId"] = '"11111111-2222-3333-4444-555555555555"'
     role = one(plan.run_program("image-gallery", "unit", values, secrets).resources, ROLE_T)
@@ -110,7 +110,7 @@ def test_role_uses_the_gallery_subscription_and_chosen_role() -> None:
 
 def test_no_publisher_no_role() -> None:
     raw = sc.base()
-    del raw["publisher"]
+    del raw["publisherPrincipalId"]
     assert not [r for r in run(raw) if r.type == ROLE_T]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import json
 import re
 from datetime import date
 from typing import Any
@@ -52,8 +51,11 @@ def vm_id(name: str) -> str:
 def base_config() -> dict[str, Any]:
     """A valid config: a Linux and a Windows definition, each with one version from its own source VM."""
     return {
-        "gallery": {"name": "contoso_images.test", "resourceGroup": "rg-images", "location": "westeurope"},
-        "publisher": {"principalId": PRINCIPAL, "principalType": "User"},
+        "galleryName": "contoso_images.test",
+        "galleryResourceGroup": "rg-images",
+        "galleryLocation": "westeurope",
+        "publisherPrincipalId": PRINCIPAL,
+        "publisherPrincipalType": "User",
         "images": [
             {
                 "name": "ubuntu",
@@ -197,18 +199,16 @@ def test_every_optional_field_is_read() -> None:
     stack = load(
         config_with(
             {
-                "gallery.description": "Golden images",
-                "gallery.tags": {"env": "test"},
-                "publisher.role": "ComputeGalleryImageReader",
-                "publisher.tenantId": "62913C05-BCCF-437C-868C-53CDABFBE8D4",
-                "publisher.principalType": "ServicePrincipal",
-                "azure": {
-                    "armEndpoint": "https://management.usgovcloudapi.net/",
-                    "audience": "https://management.core.usgovcloudapi.net/",
-                    "pollIntervalSeconds": 5,
-                    "operationTimeoutMinutes": "45",
-                    "onArmUnreachable": "warn",
-                },
+                "galleryDescription": "Golden images",
+                "galleryTags": {"env": "test"},
+                "publisherRole": "ComputeGalleryImageReader",
+                "publisherTenantId": "62913C05-BCCF-437C-868C-53CDABFBE8D4",
+                "publisherPrincipalType": "ServicePrincipal",
+                "armEndpoint": "https://management.usgovcloudapi.net/",
+                "armAudience": "https://management.core.usgovcloudapi.net/",
+                "armPollIntervalSeconds": 5,
+                "armOperationTimeoutMinutes": "45",
+                "onArmUnreachable": "warn",
                 "images[0].osState": "Generalized",
                 "images[0].hyperVGeneration": "V2",
                 "images[0].architecture": "Arm64",
@@ -294,9 +294,9 @@ def test_every_optional_field_is_read() -> None:
 @pytest.mark.parametrize(
     "changes",
     [
-        pytest.param({"gallery.name": "a"}, id="gallery-name-1-char"),
-        pytest.param({"gallery.name": "a" * 80}, id="gallery-name-80-chars"),
-        pytest.param({"gallery.name": "My.Gallery_2"}, id="gallery-name-period-inside"),
+        pytest.param({"galleryName": "a"}, id="gallery-name-1-char"),
+        pytest.param({"galleryName": "a" * 80}, id="gallery-name-80-chars"),
+        pytest.param({"galleryName": "My.Gallery_2"}, id="gallery-name-period-inside"),
         pytest.param({"images[0].name": "a"}, id="definition-name-1-char"),
         pytest.param({"images[0].name": "U" * 80}, id="definition-name-80-chars"),
         pytest.param({"images[0].name": "Ubuntu_22.04-lts"}, id="definition-name-all-characters"),
@@ -319,8 +319,9 @@ def test_every_optional_field_is_read() -> None:
         pytest.param({"images[0].hyperVGeneration": "V1", "images[0].securityType": "Standard"}, id="v1-standard"),
         pytest.param({"images[0].endOfLifeDate": "2026-11-23"}, id="eol-tomorrow"),
         pytest.param({"images[0].endOfLifeDate": "2028-12-31T00:00:00Z"}, id="eol-datetime"),
-        pytest.param({"azure": {}}, id="empty-azure"),
-        pytest.param({"publisher": DELETE}, id="no-publisher"),
+        pytest.param({"armAudience": "", "galleryDescription": ""}, id="blank-optional-strings-are-unset"),
+        pytest.param({"publisherPrincipalId": DELETE}, id="no-publisher"),
+        pytest.param({"publisherPrincipalId": ""}, id="blank-publisher"),
         pytest.param(
             {
                 # A specialized definition captures the VM as it is: no guest transport needed, and the same VM
@@ -358,13 +359,16 @@ def test_dev_stack_loads() -> None:
     """The real Pulumi.dev.yaml, read the way plan.py reads it (secure: leaves masked, never decrypted)."""
     project, values, secret_keys = plan.read_stack_config("dev")
     prefix = f"{project}:"
-    raw = {k.removeprefix(prefix): json.loads(v) for k, v in values.items() if k.startswith(prefix)}
+    raw = config.parse_engine_values(values, project)
     secret_top = [k.removeprefix(prefix) for k in secret_keys if k.startswith(prefix)]
     assert secret_top == ["sourceVms"]
 
     stack = config.load(raw, secret_top, TODAY)
 
     assert stack.gallery.name == "contoso_images_dev"
+    # Keys the stack leaves out take their Pulumi.yaml default, as with the CLI.
+    assert stack.azure.arm_endpoint == "https://management.azure.com"
+    assert stack.azure.poll_interval_seconds == 15
     assert [d.name for d in stack.images] == ["ubuntu-2204-hardened", "win2022-datacenter"]
     assert [d.security_type for d in stack.images] == ["TrustedLaunch", "TrustedLaunch"]
     assert stack.images[0].versions[0].end_of_life_date == "2028-12-31T00:00:00Z"
@@ -404,7 +408,7 @@ def test_plaintext_secrets_are_reported_with_the_command_that_encrypts_them() ->
 
 
 def test_only_the_encrypted_top_level_key_may_hold_secrets() -> None:
-    found = problems_of(base_config(), secret_keys=("gallery", "images"))
+    found = problems_of(base_config(), secret_keys=("galleryName", "images"))
     assert [p.split(":")[0] for p in found] == [f"{SSH}.privateKey", f"{WINRM}.password"]
 
 
@@ -412,39 +416,38 @@ def test_only_the_encrypted_top_level_key_may_hold_secrets() -> None:
 
 RULES = [
     # gallery
-    ({"gallery": DELETE}, "gallery", "is required"),
-    ({"gallery.name": DELETE}, "gallery.name", "is required"),
-    ({"gallery.name": ""}, "gallery.name", "must be a non-empty string"),
-    ({"gallery.name": "contoso-images"}, "gallery.name", "'contoso-images' is not a valid gallery name"),
-    ({"gallery.name": ".images"}, "gallery.name", "not starting or ending with '.'"),
-    ({"gallery.name": "images."}, "gallery.name", "not starting or ending with '.'"),
-    ({"gallery.name": "a" * 81}, "gallery.name", "1-80 letters, digits, '_' or '.'"),
-    ({"gallery.name": "images\n"}, "gallery.name", "is not a valid gallery name"),
-    ({"gallery.name": 42}, "gallery.name", "must be a non-empty string, got 42"),
-    ({"gallery.resourceGroup": DELETE}, "gallery.resourceGroup", "is required"),
-    ({"gallery.resourceGroup": "rg/images"}, "gallery.resourceGroup", "is not a valid resource group name"),
-    ({"gallery.location": "West Europe"}, "gallery.location", "is not an Azure region name like 'westeurope'"),
-    ({"gallery.location": DELETE}, "gallery.location", "is required"),
-    ({"gallery.tags": {"env": 1}}, "gallery.tags", "must be a map of strings"),
-    ({"gallery": "contoso"}, "gallery", "must be an object, got str"),
+    ({"galleryName": DELETE}, "galleryName", "is required"),
+    ({"galleryName": ""}, "galleryName", "must be a non-empty string"),
+    ({"galleryName": "contoso-images"}, "galleryName", "'contoso-images' is not a valid gallery name"),
+    ({"galleryName": ".images"}, "galleryName", "not starting or ending with '.'"),
+    ({"galleryName": "images."}, "galleryName", "not starting or ending with '.'"),
+    ({"galleryName": "a" * 81}, "galleryName", "1-80 letters, digits, '_' or '.'"),
+    ({"galleryName": "images\n"}, "galleryName", "is not a valid gallery name"),
+    ({"galleryName": 42}, "galleryName", "must be a non-empty string, got 42"),
+    ({"galleryResourceGroup": DELETE}, "galleryResourceGroup", "is required"),
+    ({"galleryResourceGroup": "rg/images"}, "galleryResourceGroup", "is not a valid resource group name"),
+    ({"galleryLocation": "West Europe"}, "galleryLocation", "is not an Azure region name like 'westeurope'"),
+    ({"galleryLocation": DELETE}, "galleryLocation", "is required"),
+    ({"galleryTags": {"env": 1}}, "galleryTags", "must be a map of strings"),
+    ({"galleryTags": "contoso"}, "galleryTags", "must be a map of strings"),
+    ({"publisherPrincipalId": DELETE, "publisherTenantId": PRINCIPAL}, "publisherTenantId", "set both or neither"),
     # publisher
-    ({"publisher.principalId": "not-a-guid"}, "publisher.principalId", "'not-a-guid' is not a GUID"),
-    ({"publisher.principalId": DELETE}, "publisher.principalId", "is required"),
-    ({"publisher.principalType": DELETE}, "publisher.principalType", "is required"),
+    ({"publisherPrincipalId": "not-a-guid"}, "publisherPrincipalId", "'not-a-guid' is not a GUID"),
+    ({"publisherPrincipalType": ""}, "publisherPrincipalType", "must be a non-empty string"),
     (
-        {"publisher.principalType": "user"},
-        "publisher.principalType",
+        {"publisherPrincipalType": "user"},
+        "publisherPrincipalType",
         "'user' is not one of 'User', 'Group', 'ServicePrincipal', 'ForeignGroup', 'Device'",
     ),
-    ({"publisher.role": "Contributor"}, "publisher.role", "'Contributor' is not one of 'Owner'"),
-    ({"publisher.tenantId": "contoso.onmicrosoft.com"}, "publisher.tenantId", "is not a GUID"),
+    ({"publisherRole": "Contributor"}, "publisherRole", "'Contributor' is not one of 'Owner'"),
+    ({"publisherTenantId": "contoso.onmicrosoft.com"}, "publisherTenantId", "is not a GUID"),
     # azure
-    ({"azure": {"armEndpoint": "http://localhost:8443"}}, "azure.armEndpoint", "must be an https:// URL"),
-    ({"azure": {"pollIntervalSeconds": 0}}, "azure.pollIntervalSeconds", "must be a positive number, got 0"),
-    ({"azure": {"operationTimeoutMinutes": -5}}, "azure.operationTimeoutMinutes", "must be a positive number"),
-    ({"azure": {"operationTimeoutMinutes": "soon"}}, "azure.operationTimeoutMinutes", "must be a positive number"),
-    ({"azure": {"operationTimeoutMinutes": True}}, "azure.operationTimeoutMinutes", "must be a positive number"),
-    ({"azure": {"onArmUnreachable": "ignore"}}, "azure.onArmUnreachable", "'ignore' is not one of 'fail', 'warn'"),
+    ({"armEndpoint": "http://localhost:8443"}, "armEndpoint", "must be an https:// URL"),
+    ({"armPollIntervalSeconds": 0}, "armPollIntervalSeconds", "must be a positive number, got 0"),
+    ({"armOperationTimeoutMinutes": -5}, "armOperationTimeoutMinutes", "must be a positive number"),
+    ({"armOperationTimeoutMinutes": "soon"}, "armOperationTimeoutMinutes", "must be a positive number"),
+    ({"armOperationTimeoutMinutes": True}, "armOperationTimeoutMinutes", "must be a positive number"),
+    ({"onArmUnreachable": "ignore"}, "onArmUnreachable", "'ignore' is not one of 'fail', 'warn'"),
     # image definitions
     ({"images": DELETE}, "images", "is required and must list at least one entry"),
     ({"images": []}, "images", "must list at least one entry"),
@@ -653,11 +656,11 @@ RULES = [
     (
         {"galery": {"name": "x"}},
         "galery",
-        "unknown key (known keys here: azure, gallery, images, publisher, sourceVms)",
+        "unknown key (known keys here: armAudience, armEndpoint, armOperationTimeoutMinutes",
     ),
-    ({"gallery.resourcegroup": "rg"}, "gallery.resourcegroup", "unknown key (known keys here: description, location"),
-    ({"publisher.principalID": PRINCIPAL}, "publisher.principalID", "unknown key"),
-    ({"azure": {"armEndpiont": "https://x"}}, "azure.armEndpiont", "unknown key"),
+    ({"galleryResourcegroup": "rg"}, "galleryResourcegroup", "unknown key (known keys here: armAudience"),
+    ({"publisherPrincipalID": PRINCIPAL}, "publisherPrincipalID", "unknown key"),
+    ({"armEndpiont": "https://x"}, "armEndpiont", "unknown key"),
     ({"images[0].osVersion": "22.04"}, "images[0].osVersion", "unknown key"),
     ({"images[0].identifier.plan": "x"}, "images[0].identifier.plan", "unknown key"),
     ({"images[0].recommended": {"minCpus": 2}}, "images[0].recommended.minCpus", "unknown key"),
@@ -805,10 +808,10 @@ def test_malformed_pin_is_reported_with_the_missing_verification() -> None:
 def test_every_problem_is_reported_at_once() -> None:
     raw = config_with(
         {
-            "gallery.name": "contoso-images",
+            "galleryName": "contoso-images",
             "galery": {},
-            "publisher.principalId": "nobody",
-            "azure": {"armEndpoint": "http://management.azure.com"},
+            "publisherPrincipalId": "nobody",
+            "armEndpoint": "http://management.azure.com",
             "images[0].osType": "linux",
             f"{VERSION_0}.version": "1.0",
             f"{VERSION_0}.targetRegions": [],
@@ -820,9 +823,9 @@ def test_every_problem_is_reported_at_once() -> None:
     )
     found = problems_of(raw)
     assert [p.split(": ")[0] for p in found] == [
-        "gallery.name",
-        "publisher.principalId",
-        "azure.armEndpoint",
+        "galleryName",
+        "publisherPrincipalId",
+        "armEndpoint",
         f"{SSH}.port",
         SSH,
         f"{SYSPREP}.extraArgs[0]",
@@ -833,5 +836,5 @@ def test_every_problem_is_reported_at_once() -> None:
         "galery",
     ]
     message = str(ConfigError(found))
-    assert message.startswith("invalid stack configuration:\n  - gallery.name: ")
+    assert message.startswith("invalid stack configuration:\n  - galleryName: ")
     assert message.count("\n  - ") == len(found)

@@ -32,9 +32,11 @@ def test_invalid_config_lists_every_problem_and_exits_2_without_traceback(tmp_pa
     copy_project(tmp_path)
     bad = {
         "config": {
-            "image-gallery:gallery": {"name": ".contoso", "resourceGroup": "rg-images", "location": "westeurope"},
+            "image-gallery:galleryName": ".contoso",
+            "image-gallery:galleryResourceGroup": "rg-images",
+            "image-gallery:galleryLocation": "westeurope",
             "image-gallery:galery": {"name": "typo"},
-            "image-gallery:publisher": {"principalId": "someone@contoso.com", "principalType": "User"},
+            "image-gallery:publisherPrincipalId": "someone@contoso.com",
             "image-gallery:images": [
                 {
                     "name": "ubuntu",
@@ -64,8 +66,8 @@ def test_invalid_config_lists_every_problem_and_exits_2_without_traceback(tmp_pa
     assert "Traceback" not in run.stdout + run.stderr
     assert run.stdout == ""
     expected = [
-        "gallery.name: '.contoso' is not a valid gallery name",
-        "publisher.principalId: 'someone@contoso.com' is not a GUID",
+        "galleryName: '.contoso' is not a valid gallery name",
+        "publisherPrincipalId: 'someone@contoso.com' is not a GUID",
         "sourceVms.ubuntu-build.ssh.port: 0 is out of range 1-65535",
         "sourceVms.ubuntu-build.ssh.privateKey: is stored in plaintext; store it encrypted with "
         "`pulumi config set --secret --path 'sourceVms.ubuntu-build.ssh.privateKey'`",

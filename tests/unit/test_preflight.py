@@ -143,7 +143,7 @@ def test_publisher_tenant() -> None:
     t = target(publisher_tenant_id="AAAA")
     assert preflight.check_publisher_tenant(gallery, "aaaa", t) is None
     found = preflight.check_publisher_tenant(gallery, "bbbb", t)
-    assert found is not None and found.path == "publisher.tenantId" and "Partner Center" in found.message
+    assert found is not None and found.path == "publisherTenantId" and "Partner Center" in found.message
     assert preflight.check_publisher_tenant(gallery, "bbbb", target()) is None
 
 
