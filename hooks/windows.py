@@ -801,7 +801,8 @@ class WinRmGuest:
         except WinRMError as exc:
             raise GuestConnectionError(
                 f"cannot talk WinRM to {self.where} with transport {self.target.transport}: {exc}. Kerberos and "
-                "CredSSP need the optional extras (image-gallery[kerberos] / image-gallery[credssp])."
+                "CredSSP need optional libraries: `uv sync --extra kerberos` or `uv sync --extra credssp` "
+                "(Kerberos also needs the system's libkrb5 and a krb5.conf for the VM's realm)."
             ) from exc
         except AssertionError as exc:
             # pywinrm asserts that a response relates to its request.
