@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hooks.providers import GuestGeneralizationProvider, VmGeneralizationProvider
+from hooks.providers import GuestGeneralizationProvider
 from tests.fakes.arm import FakeArm, fake_arm  # noqa: F401 (fixture)
 from tests.fakes.dynamic_host import DynamicHost, HostError, host_factory, urn, with_provider  # noqa: F401
 from tests.fakes.sandbox import Sandbox, sandbox_fixture, sandbox_rootfs  # noqa: F401
@@ -197,7 +197,6 @@ def test_secrets_stay_out_of_blob_and_outputs(fake_arm: FakeArm, host_factory: A
     _, outs = host.create(GUEST_URN, props)
     assert "SECRET-MATERIAL" not in repr(outs)
     assert "SECRET-MATERIAL" not in host.close()
-    assert VmGeneralizationProvider  # both providers are pickled by reference (see test_components)
 
 
 def test_diff_replaces_only_on_a_new_source_vm(fake_arm: FakeArm, host_factory: Any) -> None:  # noqa: F811
