@@ -1,6 +1,7 @@
 # image-gallery: every target installs what it needs. On a fresh Debian machine, Python 3.11 and make suffice.
-#   make plan STACK=dev [FORMAT=json]   offline plan of a stack (no network, no credentials)
-#   make test                           the whole suite (installs test prerequisites with apt-get when root)
+#   make plan STACK=dev [FORMAT=json]     offline plan of a stack (no network, no credentials)
+#   make replication STACK=dev [WATCH=1]  per-region replication progress of the stack's versions (read-only)
+#   make test                             the whole suite (installs test prerequisites with apt-get when root)
 #   make lint | make bench | make clean
 
 SHELL := /bin/bash
@@ -22,10 +23,10 @@ unexport PYTHONDONTWRITEBYTECODE
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help venv plan test unit integration lint typecheck bench sandbox prereqs clean
+.PHONY: help venv plan replication test unit integration lint typecheck bench sandbox prereqs clean
 
 help:
-	@sed -n '2,5p' Makefile
+	@sed -n '2,6p' Makefile
 
 # uv itself: the one on PATH, or a private copy installed with pip into .cache/bootstrap.
 $(BOOTSTRAP)/bin/uv:
@@ -46,6 +47,10 @@ venv: $(VENV_STAMP)
 
 plan: $(VENV_STAMP)
 	@$(UV) run --frozen --no-sync python plan.py $(STACK) --format $(FORMAT)
+
+# Reads the stack file and GETs each version's replication status (never writes to Azure); WATCH=1 follows it.
+replication: $(VENV_STAMP)
+	@$(UV) run --frozen --no-sync python -m hooks.replication $(STACK) --format $(FORMAT) $(if $(WATCH),--watch)
 
 lint: $(VENV_STAMP)
 	$(UV) run --frozen --no-sync ruff check .

@@ -32,7 +32,7 @@ from azure.core.pipeline.policies import RetryPolicy
 from azure.core.rest import HttpRequest, HttpResponse
 from azure.identity import DefaultAzureCredential
 from azure.mgmt.compute import ComputeManagementClient
-from azure.mgmt.compute.models import VirtualMachineInstanceView
+from azure.mgmt.compute.models import ReplicationStatusTypes, VirtualMachineInstanceView
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from hooks.errors import ArmAccessDenied, ArmError, ArmUnreachable, VmNotFound, WaitTimeout
@@ -686,6 +686,75 @@ def get_image_version(
         provisioning_state=_canonical(props.provisioning_state) if props else None,
         source_vm_id=source_vm_id,
     )
+
+
+@dataclass(frozen=True)
+class RegionReplication:
+    """One target region's replication of an image version, as Azure reports it."""
+
+    region: str
+    """As Azure names it: usually the display name ("West Europe"), not the config's `westeurope`."""
+    state: str
+    """Unknown | Replicating | Completed | Failed."""
+    progress: int | None
+    """Percent done (0-100); None when Azure reports none."""
+    details: str
+    """Azure's explanation, mostly of a failure, on one line; "" when none."""
+
+
+@dataclass(frozen=True)
+class ReplicationStatus:
+    """An image version's replication to its target regions (`$expand=ReplicationStatus`, read-only)."""
+
+    provisioning_state: str | None
+    """Creating (while the capture call replicates) | Succeeded | Failed | Updating | Deleting | Migrating."""
+    aggregated_state: str | None
+    """Unknown | InProgress | Completed | Failed over all regions; None when Azure reports no replication status."""
+    regions: tuple[RegionReplication, ...]
+    """One entry per region in Azure's summary, in Azure's order."""
+
+
+def get_replication_status(
+    settings: ArmSettings,
+    subscription_id: str,
+    resource_group: str,
+    gallery: str,
+    image: str,
+    version: str,
+    log: Log | None = None,
+    credential: TokenCredential | None = None,
+) -> ReplicationStatus | None:
+    """Read an image version's replication status (GET only); None if the version does not exist (yet)."""
+    target = f"image version {version} of {image} in gallery {gallery} (resource group {resource_group})"
+    call = _Call(settings, "read the replication status of", target, PERMISSION_IMAGE_VERSION_READ)
+    with _compute(settings, subscription_id, credential) as client, _arm_errors(call):
+        try:
+            found = client.gallery_image_versions.get(
+                resource_group, gallery, image, version, expand=ReplicationStatusTypes.REPLICATION_STATUS
+            )
+        except HttpResponseError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+    props = found.properties
+    replication = props.replication_status if props else None
+    status = ReplicationStatus(
+        provisioning_state=_canonical(props.provisioning_state) if props else None,
+        aggregated_state=_canonical(replication.aggregated_state) if replication else None,
+        regions=tuple(
+            RegionReplication(
+                region=entry.region or "",
+                state=_canonical(entry.state) or "Unknown",
+                progress=entry.progress,
+                details=" ".join((entry.details or "").split()),
+            )
+            for entry in ((replication.summary or []) if replication else [])
+        ),
+    )
+    if log is not None:
+        regions = ", ".join(f"{r.region} {r.state} {r.progress or 0}%" for r in status.regions)
+        log.info(f"{target}: {status.provisioning_state}, replication {status.aggregated_state} ({regions})")
+    return status
 
 
 def get_subscription_tenant(

@@ -4,7 +4,10 @@ Shaped on real recorded traffic (azure-sdk-for-python `test_mgmt_compute_vm.test
 azure-rest-api-specs compute examples): deallocate answers 202 with an empty body and absolute
 `Azure-AsyncOperation` / `Location` URLs on the fake itself and no Retry-After; the operation document goes
 InProgress → Succeeded; the monitor URL answers 200 empty; generalize answers 200 empty, or 409
-OperationNotAllowed while the VM runs. Any api-version is accepted.
+OperationNotAllowed while the VM runs. An image version answers `$expand=ReplicationStatus` with
+`properties.replicationStatus` (`aggregatedState`, `summary[]` of region/state/details/progress, as in the spec
+example GalleryImageVersion_Get_WithReplicationStatus.json), following a per-region script. Any api-version is
+accepted.
 
 State is an in-memory model that tests set up (`add_vm`, `add_gallery_image`, …) and inspect (`vms`, `requests`).
 Faults are scriptable: throttling with Retry-After, transient 5xx, LROs that fail or never finish, 401/403, and
@@ -185,9 +188,13 @@ class FakeGalleryImage:
         )
 
 
+ReplicationStep: TypeAlias = tuple[str, int] | tuple[str, int, str]
+"""(state, progress) or (state, progress, details) of one region, as one GET reports it."""
+
+
 @dataclass
 class FakeImageVersion:
-    """An image version."""
+    """An image version, and its replication to the target regions."""
 
     image: FakeGalleryImage
     name: str
@@ -195,10 +202,38 @@ class FakeImageVersion:
     provisioning_state: str = "Succeeded"
     legacy_source_id: bool = False
     """Put the VM id in storageProfile.source.id (older API versions) instead of virtualMachineId."""
+    replication: dict[str, list[ReplicationStep]] = field(default_factory=dict)
+    """Region, named as Azure reports it ("West Europe") → its script of steps. Each GET with
+    `$expand=ReplicationStatus` moves every region one step on; the last step stays. A Creating version becomes
+    Succeeded (or Failed) when the aggregate reaches Completed (or Failed), as the capture call ends then.
+    Empty: one target region (the image's location), Completed at 100%."""
+    absent_reads: int = 0
+    """GETs answered 404 before the version appears (a `pulumi up` that has not reached the capture yet)."""
+    replication_reads: int = 0
+    """GETs with `$expand=ReplicationStatus` answered so far."""
 
     @property
     def id(self) -> str:
         return f"{self.image.id}/versions/{self.name}"
+
+    def replication_status(self) -> dict[str, Any]:
+        """The current step of every region, shaped like ARM's `properties.replicationStatus`."""
+        script = self.replication or {self.image.location: [("Completed", 100)]}
+        summary = []
+        for region, steps in script.items():
+            step = steps[min(self.replication_reads, len(steps) - 1)]
+            details = step[2] if len(step) == 3 else ""
+            summary.append({"region": region, "state": step[0], "details": details, "progress": step[1]})
+        states = {entry["state"] for entry in summary}
+        if "Failed" in states:
+            aggregated = "Failed"
+        elif states == {"Completed"}:
+            aggregated = "Completed"
+        elif "Replicating" in states:
+            aggregated = "InProgress"
+        else:
+            aggregated = "Unknown"
+        return {"aggregatedState": aggregated, "summary": summary}
 
 
 @dataclass
@@ -973,10 +1008,20 @@ exit 2
     def _on_image_version(self, m: re.Match[str], query: dict[str, str]) -> tuple[int, dict[str, Any], dict[str, str]]:
         key = (m["sub"].lower(), m["rg"].lower(), m["gallery"].lower(), m["image"].lower(), m["version"].lower())
         version = self.image_versions.get(key)
+        if version is not None and version.absent_reads > 0:
+            version.absent_reads -= 1
+            version = None
         if version is None:
             return self._not_found(
                 "Microsoft.Compute/galleries/images/versions", f"{m['gallery']}/{m['image']}/{m['version']}", m["rg"]
             )
+        replication = None
+        if query.get("$expand", "").lower() == "replicationstatus":
+            replication = version.replication_status()
+            version.replication_reads += 1
+            settled = {"Completed": "Succeeded", "Failed": "Failed"}.get(replication["aggregatedState"])
+            if version.replication and version.provisioning_state == "Creating" and settled:
+                version.provisioning_state = settled
         source: dict[str, Any] = {}
         if version.source_vm_id:
             source = (
@@ -985,7 +1030,8 @@ exit 2
         props = {
             "publishingProfile": {
                 "targetRegions": [
-                    {"name": version.image.location, "regionalReplicaCount": 1, "storageAccountType": "Standard_LRS"}
+                    {"name": region, "regionalReplicaCount": 1, "storageAccountType": "Standard_LRS"}
+                    for region in version.replication or [version.image.location]
                 ],
                 "replicaCount": 1,
                 "excludeFromLatest": False,
@@ -995,6 +1041,8 @@ exit 2
             "storageProfile": {"source": source, "osDiskImage": {"sizeInGB": 30, "hostCaching": "ReadWrite"}},
             "provisioningState": version.provisioning_state,
         }
+        if replication is not None:
+            props["replicationStatus"] = replication
         body = {
             "name": version.name,
             "id": version.id,
