@@ -50,7 +50,7 @@ plan: $(VENV_STAMP)
 
 # Reads the stack file and GETs each version's replication status (never writes to Azure); WATCH=1 follows it.
 replication: $(VENV_STAMP)
-	@$(UV) run --frozen --no-sync python -m hooks.replication $(STACK) --format $(FORMAT) $(if $(WATCH),--watch)
+	@$(UV) run --frozen --no-sync python replication.py $(STACK) --format $(FORMAT) $(if $(WATCH),--watch)
 
 lint: $(VENV_STAMP)
 	$(UV) run --frozen --no-sync ruff check .

@@ -1,4 +1,4 @@
-"""`python -m hooks.replication` against the local HTTPS fake of ARM: a stack file in a temporary project
+"""`python replication.py` against the local HTTPS fake of ARM: a stack file in a temporary project
 directory, the real azure-mgmt-compute client and DefaultAzureCredential logging in through the fake `az`."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from hooks import arm, replication
+import replication
+from hooks import arm
 from hooks.log import Log
-from hooks.replication import main
+from replication import main
 
 if TYPE_CHECKING:
     from tests.fakes.arm import FakeArm, FakeGalleryImage

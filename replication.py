@@ -7,7 +7,7 @@ inside Pulumi would hold one of the dynamic provider host's four worker threads 
 declared version with `$expand=ReplicationStatus` and prints every target region's state and percent. It only
 reads: it never writes anything to Azure.
 
-    python -m hooks.replication STACK [--subscription ID] [--watch] [--interval SECONDS] [--timeout MINUTES]
+    python replication.py STACK [--subscription ID] [--watch] [--interval SECONDS] [--timeout MINUTES]
                                       [--format text|json]
 
 Exit codes: 0 every version completed; 1 a version or region failed; 2 config, usage or ARM error; 3 not
@@ -26,17 +26,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import yaml
+
+import config
+from config import StackSpec
 from hooks.arm import RegionReplication, ReplicationStatus, SharedLogin, get_replication_status
 from hooks.errors import ArmError, ConfigError, WaitTimeout
 from hooks.targets import ArmSettings
 from hooks.waiting import Deadline, poll
+from plan import PlanError, read_stack_config
 
-if TYPE_CHECKING:
-    from config import StackSpec
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent
 SUBSCRIPTION_KEY = "azure-native:subscriptionId"
 SUBSCRIPTION_ENV = ("AZURE_SUBSCRIPTION_ID", "ARM_SUBSCRIPTION_ID")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -164,12 +166,6 @@ def _region_line(r: RegionReplication) -> str:
 
 def load_stack(stack: str, root: Path) -> tuple[StackSpec, dict[str, str]]:
     """The validated stack (secrets masked, never decrypted) and its raw engine values."""
-    # Imported here: config and plan sit above hooks; only this command, an entry point, reads the stack file.
-    import yaml
-
-    import config
-    from plan import PlanError, read_stack_config
-
     try:
         project, values, secret_keys = read_stack_config(stack, root)
     except PlanError as exc:
@@ -327,7 +323,7 @@ def _positive(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m hooks.replication", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python replication.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument("--subscription", help="the gallery's subscription (default: azure-native:subscriptionId)")
