@@ -10,6 +10,7 @@ message that names the VM, says what happened and what to do, and never carries 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import (
@@ -184,14 +185,20 @@ class SharedLogin:
         self.close()
 
 
+_Client = TypeVar("_Client", ComputeManagementClient, ResourceManagementClient)
+
+
 @contextmanager
-def _compute(
-    settings: ArmSettings, subscription_id: str, credential: TokenCredential | None = None
-) -> Iterator[ComputeManagementClient]:
+def _client(
+    factory: Callable[[ArmSettings, str, TokenCredential | None], _Client],
+    settings: ArmSettings,
+    subscription_id: str,
+    credential: TokenCredential | None,
+) -> Iterator[_Client]:
     # Closing the client also stops an abandoned LRO poller thread: its next poll finds the transport closed.
     # A credential passed in belongs to the caller, who closes it.
     own = _credential() if credential is None else None
-    client = compute_client(settings, subscription_id, own or credential)
+    client = factory(settings, subscription_id, own or credential)
     try:
         yield client
     finally:
@@ -200,18 +207,16 @@ def _compute(
             own.close()
 
 
-@contextmanager
+def _compute(
+    settings: ArmSettings, subscription_id: str, credential: TokenCredential | None = None
+) -> contextlib.AbstractContextManager[ComputeManagementClient]:
+    return _client(compute_client, settings, subscription_id, credential)
+
+
 def _resources(
     settings: ArmSettings, subscription_id: str, credential: TokenCredential | None = None
-) -> Iterator[ResourceManagementClient]:
-    own = _credential() if credential is None else None
-    client = resource_client(settings, subscription_id, own or credential)
-    try:
-        yield client
-    finally:
-        client.close()
-        if own is not None:
-            own.close()
+) -> contextlib.AbstractContextManager[ResourceManagementClient]:
+    return _client(resource_client, settings, subscription_id, credential)
 
 
 # --- error translation ---------------------------------------------------------------------------------------

@@ -289,6 +289,14 @@ class VmGeneralizationProvider(_ChainStepProvider):
         return CreateResult(id_=f"{vm.id}/vmGeneralization", outs=outs)
 
 
+def _inputs(name: str, props: Mapping[str, Any], outputs: tuple[str, ...]) -> dict[str, Any]:
+    """Every output declared up front (as None) so Pulumi knows it exists, the resource's name for log lines."""
+    inputs: dict[str, Any] = dict.fromkeys(outputs)
+    inputs.update(props)
+    inputs["resource_name"] = name
+    return inputs
+
+
 class GuestGeneralization(pulumi.dynamic.Resource, module="generalization", name="GuestGeneralization"):
     """Generalizes the source VM from inside the guest (waagent or sysprep). Shown separately in Pulumi."""
 
@@ -297,10 +305,7 @@ class GuestGeneralization(pulumi.dynamic.Resource, module="generalization", name
     finished_at: pulumi.Output[str]
 
     def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        inputs: dict[str, Any] = {k: None for k in GUEST_OUTPUTS}
-        inputs.update(props)
-        inputs["resource_name"] = name
-        super().__init__(GuestGeneralizationProvider(), name, inputs, opts)
+        super().__init__(GuestGeneralizationProvider(), name, _inputs(name, props, GUEST_OUTPUTS), opts)
 
 
 class VmGeneralization(pulumi.dynamic.Resource, module="generalization", name="VmGeneralization"):
@@ -311,7 +316,4 @@ class VmGeneralization(pulumi.dynamic.Resource, module="generalization", name="V
     finished_at: pulumi.Output[str]
 
     def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        inputs: dict[str, Any] = {k: None for k in VM_OUTPUTS}
-        inputs.update(props)
-        inputs["resource_name"] = name
-        super().__init__(VmGeneralizationProvider(), name, inputs, opts)
+        super().__init__(VmGeneralizationProvider(), name, _inputs(name, props, VM_OUTPUTS), opts)
