@@ -124,14 +124,14 @@ def sysprep(target: WinRmTarget, options: SysprepOptions, log: Log) -> GuestResu
     log = Log(log.resource, (*log.secrets, *target.secrets), log.sink, log.lines)
     try:
         with WinRmGuest.connect(target, log, backoff=_first_backoff(options)) as guest:
-            return GuestGeneralization(guest, options, log).run()
+            return WindowsSysprep(guest, options, log).run()
     except ImageGalleryError as exc:
         # Last line of defence: guest output quoted in a message could carry the password.
         exc.args = tuple(log.redact(a) if isinstance(a, str) else a for a in exc.args)
         raise
 
 
-class GuestGeneralization:
+class WindowsSysprep:
     """The ordered steps of generalizing one Windows guest; each step is one method."""
 
     def __init__(self, guest: WinRmGuest, options: SysprepOptions, log: Log) -> None:
