@@ -50,7 +50,6 @@ PERMISSION_VM_INSTANCE_VIEW = "Microsoft.Compute/virtualMachines/instanceView/re
 PERMISSION_VM_DEALLOCATE = "Microsoft.Compute/virtualMachines/deallocate/action"
 PERMISSION_VM_GENERALIZE = "Microsoft.Compute/virtualMachines/generalize/action"
 PERMISSION_DISK_READ = "Microsoft.Compute/disks/read"
-PERMISSION_GALLERY_IMAGE_READ = "Microsoft.Compute/galleries/images/read"
 PERMISSION_IMAGE_VERSION_READ = "Microsoft.Compute/galleries/images/versions/read"
 PERMISSION_SUBSCRIPTION_READ = "Microsoft.Resources/subscriptions/read"
 
@@ -592,28 +591,6 @@ def get_facts(settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCrede
 
 
 @dataclass(frozen=True)
-class GalleryImageFacts:
-    """An image definition's properties that a captured VM must match (read-only)."""
-
-    id: str
-    location: str
-    os_type: str
-    """Linux | Windows."""
-    os_state: str
-    """Generalized | Specialized."""
-    hyper_v_generation: str
-    """V1 | V2 (absent means V1)."""
-    security_type: str
-    """The SecurityType feature: Standard (absent) | TrustedLaunch | TrustedLaunchSupported | ConfidentialVM |
-    ConfidentialVmSupported | TrustedLaunchAndConfidentialVmSupported."""
-    architecture: str
-    """x64 | Arm64 (absent means x64)."""
-    publisher: str
-    offer: str
-    sku: str
-
-
-@dataclass(frozen=True)
 class ImageVersionFacts:
     """An existing gallery image version (read-only)."""
 
@@ -622,42 +599,6 @@ class ImageVersionFacts:
     """Succeeded | Creating | Updating | Failed | Deleting | Migrating."""
     source_vm_id: str | None
     """The VM it was captured from (storageProfile.source.virtualMachineId, or a VM id in source.id)."""
-
-
-def get_gallery_image(
-    settings: ArmSettings,
-    subscription_id: str,
-    resource_group: str,
-    gallery: str,
-    image: str,
-    credential: TokenCredential | None = None,
-) -> GalleryImageFacts | None:
-    """Read an image definition; None if it (or its gallery or resource group) does not exist."""
-    target = f"image definition {image} in gallery {gallery} (resource group {resource_group})"
-    call = _Call(settings, "read", target, PERMISSION_GALLERY_IMAGE_READ)
-    with _compute(settings, subscription_id, credential) as client, _arm_errors(call):
-        try:
-            found = client.gallery_images.get(resource_group, gallery, image)
-        except HttpResponseError as exc:
-            if exc.status_code == 404:
-                return None
-            raise
-    props = found.properties
-    if props is None:
-        raise ArmError(f"ARM returned {target} without properties. Run again.")
-    features = {(f.name or "").lower(): f.value or "" for f in props.features or []}
-    return GalleryImageFacts(
-        id=found.id or "",
-        location=found.location,
-        os_type=_canonical(props.os_type) or "",
-        os_state=_canonical(props.os_state) or "",
-        hyper_v_generation=_canonical(props.hyper_v_generation) or "V1",
-        security_type=features.get("securitytype") or "Standard",
-        architecture=_canonical(props.architecture) or "x64",
-        publisher=props.identifier.publisher,
-        offer=props.identifier.offer,
-        sku=props.identifier.sku,
-    )
 
 
 def get_image_version(

@@ -357,24 +357,6 @@ def test_untrusted_certificate_is_a_network_problem(
 # --- gallery and subscription reads --------------------------------------------------------------------------
 
 
-def test_gallery_image_is_read_or_none(fake_arm_env: FakeArm) -> None:
-    settings = fake_arm_env.settings()
-    fake_arm_env.add_gallery_image(
-        os_type="Windows", hyper_v_generation="V1", security_type="TrustedLaunchSupported", architecture="Arm64"
-    )
-    image = arm.get_gallery_image(settings, fake_arm_env.subscription_id, "rg-gallery", "gal", "img")
-    assert image is not None
-    assert (image.os_type, image.os_state, image.hyper_v_generation) == ("Windows", "Generalized", "V1")
-    assert (image.security_type, image.architecture) == ("TrustedLaunchSupported", "Arm64")
-    assert (image.publisher, image.offer, image.sku) == ("contoso", "webserver", "2025")
-    assert arm.get_gallery_image(settings, fake_arm_env.subscription_id, "rg-gallery", "gal", "other") is None
-
-    fake_arm_env.add_gallery_image(name="plain", hyper_v_generation=None, security_type=None, architecture=None)
-    plain = arm.get_gallery_image(settings, fake_arm_env.subscription_id, "rg-gallery", "gal", "plain")
-    assert plain is not None
-    assert (plain.hyper_v_generation, plain.security_type, plain.architecture) == ("V1", "Standard", "x64")
-
-
 @pytest.mark.parametrize("legacy_source_id", [False, True])
 def test_image_version_is_read_or_none(fake_arm_env: FakeArm, legacy_source_id: bool) -> None:
     settings = fake_arm_env.settings()
@@ -390,19 +372,20 @@ def test_image_version_is_read_or_none(fake_arm_env: FakeArm, legacy_source_id: 
 
 
 def test_gallery_read_forbidden_names_the_permission(fake_arm_env: FakeArm) -> None:
-    fake_arm_env.add_gallery_image()
+    fake_arm_env.add_image_version(fake_arm_env.add_gallery_image(), "1.0.0")
     fake_arm_env.deny(403, path=r"/galleries/")
     message = expect_error(
         fake_arm_env,
         ArmAccessDenied,
-        arm.get_gallery_image,
+        arm.get_image_version,
         fake_arm_env.settings(),
         fake_arm_env.subscription_id,
         "rg-gallery",
         "gal",
         "img",
+        "1.0.0",
     )
-    assert "Microsoft.Compute/galleries/images/read" in message and "gal" in message
+    assert arm.PERMISSION_IMAGE_VERSION_READ in message and "gal" in message
 
 
 def test_subscription_tenant(fake_arm_env: FakeArm) -> None:
