@@ -11,6 +11,7 @@ import pulumi
 from pulumi_azure_native import authorization, compute
 
 from config import GallerySpec, ImageDefinitionSpec, PublisherSpec
+from hooks.targets import GalleryRef
 
 # Fixed namespace so the role assignment name is the same GUID on every run and every machine.
 ROLE_ASSIGNMENT_NAMESPACE = uuid.UUID("5f0c6a8e-2b7d-4f7e-9a43-6f1d2f3c9b10")
@@ -20,14 +21,6 @@ def role_assignment_name(scope: str, principal_id: str, role_definition_guid: st
     """Deterministic GUID from (scope, principal, role): re-runs never collide with RoleAssignmentExists."""
     key = f"{scope.lower()}|{principal_id.lower()}|{role_definition_guid.lower()}"
     return str(uuid.uuid5(ROLE_ASSIGNMENT_NAMESPACE, key))
-
-
-def subscription_of(resource_id: str) -> str:
-    """The subscription ID in an ARM resource ID (`/subscriptions/<id>/...`)."""
-    parts = resource_id.split("/")
-    if len(parts) < 3 or parts[1].lower() != "subscriptions":
-        raise ValueError(f"{resource_id!r} is not an ARM resource ID")
-    return parts[2]
 
 
 def security_features(security_type: str) -> list[compute.GalleryImageFeatureArgsDict] | None:
@@ -117,7 +110,7 @@ class ImageGallery(pulumi.ComponentResource):
             principal_type=publisher.principal_type,
             role_definition_id=scope.apply(
                 lambda gid: (
-                    f"/subscriptions/{subscription_of(gid)}/providers/Microsoft.Authorization"
+                    f"/subscriptions/{GalleryRef.parse(gid).subscription_id}/providers/Microsoft.Authorization"
                     f"/roleDefinitions/{role_guid}"
                 )
             ),

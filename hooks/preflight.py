@@ -11,7 +11,6 @@ mismatch with the config key to change. No Pulumi imports: the providers turn th
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +24,7 @@ from hooks.arm import ImageVersionFacts, VmFacts, VmStatus
 from hooks.errors import ArmError, ArmUnreachable, CaptureMismatch, VmNotFound
 from hooks.log import Log
 from hooks.pipeline import RUNNABLE_POWER_STATES
-from hooks.targets import ArmSettings, VmRef
+from hooks.targets import ArmSettings, GalleryRef, VmRef
 
 T = TypeVar("T")
 
@@ -68,32 +67,7 @@ SUPPORTED_ONLY_SECURITY_TYPES = frozenset(
 )
 """Definition security types that accept VHD, managed image and image version sources, never a VM."""
 
-_GALLERY_ID = re.compile(
-    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute/galleries/(?P<name>[^/]+)$",
-    re.IGNORECASE,
-)
-
-
 # --- what is checked against what ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GalleryRef:
-    """A gallery, by its ARM resource ID."""
-
-    subscription_id: str
-    resource_group: str
-    name: str
-
-    @classmethod
-    def parse(cls, resource_id: str) -> GalleryRef:
-        m = _GALLERY_ID.match(resource_id.strip())
-        if not m:
-            raise ValueError(
-                f"{resource_id!r} is not a gallery resource ID; expected /subscriptions/<guid>/resourceGroups/<rg>"
-                "/providers/Microsoft.Compute/galleries/<name>"
-            )
-        return cls(m["sub"].lower(), m["rg"], m["name"])
 
 
 @dataclass(frozen=True)

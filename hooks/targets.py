@@ -16,6 +16,12 @@ _VM_ID = re.compile(
     re.IGNORECASE,
 )
 
+# Lenient on purpose: gallery IDs come from Azure (or, in the offline plan, from the mocks).
+_GALLERY_ID = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute/galleries/(?P<name>[^/]+)$",
+    re.IGNORECASE,
+)
+
 
 @dataclass(frozen=True)
 class ArmSettings:
@@ -59,16 +65,35 @@ class VmRef:
     @classmethod
     def parse(cls, resource_id: str) -> VmRef:
         """Parse a VM resource ID; raises ValueError with the expected shape if malformed."""
-        m = _VM_ID.match(resource_id.strip())
-        if not m:
-            raise ValueError(
-                f"{resource_id!r} is not a VM resource ID; expected /subscriptions/<guid>/resourceGroups/<rg>"
-                "/providers/Microsoft.Compute/virtualMachines/<name>"
-            )
-        return cls(m["sub"].lower(), m["rg"], m["name"])
+        return cls(*_parse_id(_VM_ID, resource_id, "a VM", "virtualMachines"))
 
     def __str__(self) -> str:
         return f"VM {self.name} (resource group {self.resource_group})"
+
+
+@dataclass(frozen=True)
+class GalleryRef:
+    """A gallery, by its ARM resource ID."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+
+    @classmethod
+    def parse(cls, resource_id: str) -> GalleryRef:
+        """Parse a gallery resource ID; raises ValueError with the expected shape if malformed."""
+        return cls(*_parse_id(_GALLERY_ID, resource_id, "a gallery", "galleries"))
+
+
+def _parse_id(pattern: re.Pattern[str], resource_id: str, what: str, collection: str) -> tuple[str, str, str]:
+    """(subscription, resource group, name) of a Microsoft.Compute resource ID matching `pattern`."""
+    m = pattern.match(resource_id.strip())
+    if not m:
+        raise ValueError(
+            f"{resource_id!r} is not {what} resource ID; expected /subscriptions/<guid>/resourceGroups/<rg>"
+            f"/providers/Microsoft.Compute/{collection}/<name>"
+        )
+    return m["sub"].lower(), m["rg"], m["name"]
 
 
 @dataclass(frozen=True)
