@@ -394,13 +394,15 @@ def get_status(settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCred
     return status
 
 
-def wait_until_stopped(settings: ArmSettings, vm: VmRef, log: Log) -> VmStatus:
+def wait_until_stopped(
+    settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCredential | None = None
+) -> VmStatus:
     """If the VM is stopping or deallocating, wait (bounded) until it is stopped or deallocated.
 
     Any other state is returned as is: the caller decides what a running VM means."""
     deadline = Deadline(settings.operation_timeout, f"{vm} to finish stopping (PowerState stopped or deallocated)")
     # One client for the whole wait: one login, one connection pool.
-    with _compute(settings, vm.subscription_id) as client:
+    with _compute(settings, vm.subscription_id, credential) as client:
         first = _read_status(client, vm, settings)
         if first.power_state not in _TRANSITIONAL_POWER_STATES:
             return first
@@ -413,14 +415,14 @@ def wait_until_stopped(settings: ArmSettings, vm: VmRef, log: Log) -> VmStatus:
     return status
 
 
-def deallocate(settings: ArmSettings, vm: VmRef, log: Log) -> VmStatus:
+def deallocate(settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCredential | None = None) -> VmStatus:
     """Deallocate the VM and wait (bounded) for the long-running operation to succeed; returns the new status.
 
     A VM that is already deallocated is left alone, so the step is safe to repeat."""
     what = f"Azure to deallocate {vm} (the deallocate operation to reach Succeeded)"
     deadline = Deadline(settings.operation_timeout, what)
     call = _Call(settings, "deallocate", str(vm), PERMISSION_VM_DEALLOCATE, vm)
-    with _compute(settings, vm.subscription_id) as client:
+    with _compute(settings, vm.subscription_id, credential) as client:
         status = _read_status(client, vm, settings)
         if status.power_state in _TRANSITIONAL_POWER_STATES:
             # A stop or deallocation from an earlier, interrupted run is still going: let it finish, not race it.
@@ -459,13 +461,13 @@ def deallocate(settings: ArmSettings, vm: VmRef, log: Log) -> VmStatus:
     return status
 
 
-def generalize(settings: ArmSettings, vm: VmRef, log: Log) -> None:
+def generalize(settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCredential | None = None) -> None:
     """Mark the VM generalized in ARM (synchronous). Irreversible: the VM can never be started again.
 
     Azure refuses (409 OperationNotAllowed) unless the VM is stopped; deallocate first."""
     call = _Call(settings, "generalize", str(vm), PERMISSION_VM_GENERALIZE, vm)
     log.info(f"marking {vm} as generalized")
-    with _compute(settings, vm.subscription_id) as client, _arm_errors(call):
+    with _compute(settings, vm.subscription_id, credential) as client, _arm_errors(call):
         try:
             client.virtual_machines.generalize(vm.resource_group, vm.name)
         except HttpResponseError as exc:
@@ -480,9 +482,11 @@ def generalize(settings: ArmSettings, vm: VmRef, log: Log) -> None:
     log.info(f"{vm} is marked generalized")
 
 
-def verify_generalized(settings: ArmSettings, vm: VmRef, log: Log) -> VmStatus:
+def verify_generalized(
+    settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCredential | None = None
+) -> VmStatus:
     """Check that the VM is ready to be captured: PowerState/deallocated and OSState/generalized."""
-    status = get_status(settings, vm, log)
+    status = get_status(settings, vm, log, credential)
     problems = []
     if status.power_state != "deallocated":
         problems.append(f"PowerState is {status.power_state or 'missing'} (needs deallocated: run deallocate)")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from hooks import arm
+from hooks.arm import SharedLogin
 from hooks.errors import PreCheckFailed
 from hooks.log import Log
 from hooks.targets import ArmSettings, GuestResult, SshTarget, SysprepOptions, VmRef, WinRmTarget
@@ -69,8 +70,8 @@ class GuestRequest:
     ssh: SshTarget | None = None
     winrm: WinRmTarget | None = None
     sysprep: SysprepOptions = field(default_factory=SysprepOptions)
-    capture_checks: Callable[[Log], None] | None = None
-    """Capture-time checks to run before anything irreversible; raises CaptureMismatch."""
+    capture_checks: Callable[[Log, SharedLogin], None] | None = None
+    """Capture-time checks to run before anything irreversible (given the step's login); raises CaptureMismatch."""
 
 
 @dataclass(frozen=True)
@@ -88,19 +89,23 @@ class GuestOutcome:
 def generalize_guest(req: GuestRequest, log: Log) -> GuestOutcome:
     """The guest half. Never contacts the guest of a VM that Azure already reports generalized."""
     started = now()
-    status = arm.get_status(req.arm, req.vm, log)
-    if status.generalized:
-        log.info(f"Azure reports {req.vm} generalized already: the guest is not contacted")
-        return GuestOutcome("skipped", "none", "VM already generalized in Azure; guest not contacted", started, now())
-    if status.power_state not in RUNNABLE_POWER_STATES:
-        raise PreCheckFailed(
-            f"{req.vm} is {status.power_state or 'in an unknown power state'}, but the guest step needs it running. "
-            "If nothing has generalized it yet, start it (`az vm start --ids <id>`) and run `pulumi up` again. If "
-            "sysprep or waagent already ran on it, do NOT start it: mark it generalized with "
-            "`az vm deallocate` + `az vm generalize` and run `pulumi up` again (the guest is then skipped)."
-        )
-    if req.capture_checks is not None:
-        req.capture_checks(log)
+    # One login for the whole half: the Azure CLI credential would otherwise start `az` for every call.
+    with SharedLogin() as login:
+        status = arm.get_status(req.arm, req.vm, log, login)
+        if status.generalized:
+            log.info(f"Azure reports {req.vm} generalized already: the guest is not contacted")
+            return GuestOutcome(
+                "skipped", "none", "VM already generalized in Azure; guest not contacted", started, now()
+            )
+        if status.power_state not in RUNNABLE_POWER_STATES:
+            raise PreCheckFailed(
+                f"{req.vm} is {status.power_state or 'in an unknown power state'}, but the guest step needs it "
+                "running. If nothing has generalized it yet, start it (`az vm start --ids <id>`) and run `pulumi up` "
+                "again. If sysprep or waagent already ran on it, do NOT start it: mark it generalized with "
+                "`az vm deallocate` + `az vm generalize` and run `pulumi up` again (the guest is then skipped)."
+            )
+        if req.capture_checks is not None:
+            req.capture_checks(log, login)
     result = _run_in_guest(req, log)
     action = "deprovisioned" if req.os_type == "Linux" else "sysprepped"
     return GuestOutcome(action, result.method, result.detail, started, now())
@@ -140,27 +145,32 @@ class VmOutcome:
     finished_at: str
 
 
-def generalize_vm(req: VmRequest, log: Log) -> VmOutcome:
-    """The ARM half: stop -> deallocate -> generalize -> verify, each step skipped if already done."""
+def generalize_vm(req: VmRequest, log: Log, before: Callable[[SharedLogin], None] | None = None) -> VmOutcome:
+    """The ARM half: stop -> deallocate -> generalize -> verify, each step skipped if already done. `before` runs
+    first with the half's login (the capture-time checks of Specialized definitions)."""
     actions: list[str] = []
-    status = arm.get_status(req.arm, req.vm, log)
-    if status.power_state in ("stopping", "deallocating"):
-        log.info(f"{req.vm} is {status.power_state}; waiting until it has stopped")
-        status = arm.wait_until_stopped(req.arm, req.vm, log)
-    if req.deallocate or req.generalize:
-        if status.power_state == "deallocated":
-            actions.append("already deallocated")
+    # One login for the whole half: the Azure CLI credential would otherwise start `az` for every call.
+    with SharedLogin() as login:
+        if before is not None:
+            before(login)
+        status = arm.get_status(req.arm, req.vm, log, login)
+        if status.power_state in ("stopping", "deallocating"):
+            log.info(f"{req.vm} is {status.power_state}; waiting until it has stopped")
+            status = arm.wait_until_stopped(req.arm, req.vm, log, login)
+        if req.deallocate or req.generalize:
+            if status.power_state == "deallocated":
+                actions.append("already deallocated")
+            else:
+                arm.deallocate(req.arm, req.vm, log, login)
+                actions.append("deallocated")
+        if req.generalize:
+            if status.generalized:
+                actions.append("already generalized")
+            else:
+                arm.generalize(req.arm, req.vm, log, login)
+                actions.append("generalized")
+            status = arm.verify_generalized(req.arm, req.vm, log, login)
+            log.info(f"verified: {req.vm} is deallocated and generalized")
         else:
-            arm.deallocate(req.arm, req.vm, log)
-            actions.append("deallocated")
-    if req.generalize:
-        if status.generalized:
-            actions.append("already generalized")
-        else:
-            arm.generalize(req.arm, req.vm, log)
-            actions.append("generalized")
-        status = arm.verify_generalized(req.arm, req.vm, log)
-        log.info(f"verified: {req.vm} is deallocated and generalized")
-    else:
-        status = arm.get_status(req.arm, req.vm, log)
+            status = arm.get_status(req.arm, req.vm, log, login)
     return VmOutcome(tuple(actions), status.power_state, status.generalized, now())

@@ -11,6 +11,7 @@ mismatch with the config key to change. No Pulumi imports: the providers turn th
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -505,17 +506,19 @@ def run_checks(
     *,
     max_age: float = CACHE_TTL,
     budget: float = CHECK_BUDGET,
+    login: arm.SharedLogin | None = None,
 ) -> list[Mismatch]:
     """Every capture-time check of one version: reads through ARM (GET only) and returns the problems.
 
     A check that could not run (ARM unreachable, login failed, access denied) is a problem with `cause` set under
     `on_arm_unreachable: fail`, and only a warning in `log` under `warn`. `max_age` 0 reads everything afresh
-    (the create path); the default shares VM and subscription reads made by other checks moments ago."""
+    (the create path); the default shares VM and subscription reads made by other checks moments ago. A `login`
+    passed in (the caller's, for the rest of its work too) is used and left open."""
     t = target
     started = time.monotonic()
     problems: list[Mismatch] = []
-    with arm.SharedLogin() as login:
-        reader = _Reader(settings, login, log, max_age, budget)
+    with contextlib.nullcontext(login) if login is not None else arm.SharedLogin() as shared:
+        reader = _Reader(settings, shared, log, max_age, budget)
         try:
             facts = reader.vm_facts(vm)
         except VmNotFound as exc:
@@ -588,10 +591,12 @@ def describe(problems: Sequence[Mismatch]) -> str:
     return "\n".join(f"  - {p}" for p in problems)
 
 
-def require_match(settings: ArmSettings, vm: VmRef, target: CaptureTarget, log: Log) -> None:
+def require_match(
+    settings: ArmSettings, vm: VmRef, target: CaptureTarget, log: Log, login: arm.SharedLogin | None = None
+) -> None:
     """The create path: the same checks with fresh reads; raises CaptureMismatch listing every mismatch, or the
     ARM error type when checks could only not run. Returns quietly when everything matches."""
-    problems = run_checks(settings, vm, target, log, max_age=0.0)
+    problems = run_checks(settings, vm, target, log, max_age=0.0, login=login)
     if not problems:
         return
     if any(not p.unverified for p in problems):

@@ -31,6 +31,7 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from hooks import pipeline, preflight
+from hooks.arm import SharedLogin
 from hooks.errors import ImageGalleryError
 from hooks.log import Log
 from hooks.targets import ArmSettings, SshTarget, SysprepOptions, VmRef, WinRmTarget
@@ -238,8 +239,8 @@ class GuestGeneralizationProvider(_ChainStepProvider):
         checks = None
         if target is not None:
 
-            def checks(log: Log) -> None:
-                preflight.require_match(settings, vm, target, log)
+            def checks(log: Log, login: SharedLogin) -> None:
+                preflight.require_match(settings, vm, target, log, login)
 
         request = pipeline.GuestRequest(vm, os_type, settings, ssh, winrm, sysprep, capture_checks=checks)
         outcome: pipeline.GuestOutcome = _user_facing(name, lambda: pipeline.generalize_guest(request, log))
@@ -273,10 +274,12 @@ class VmGeneralizationProvider(_ChainStepProvider):
         )
         target = _capture_target(props)
 
-        def run() -> pipeline.VmOutcome:
+        def checks(login: SharedLogin) -> None:
             if target is not None:
-                preflight.require_match(request.arm, vm, target, log)
-            return pipeline.generalize_vm(request, log)
+                preflight.require_match(request.arm, vm, target, log, login)
+
+        def run() -> pipeline.VmOutcome:
+            return pipeline.generalize_vm(request, log, before=checks)
 
         outcome: pipeline.VmOutcome = _user_facing(name, run)
         outs = {

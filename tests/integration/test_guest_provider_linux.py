@@ -134,6 +134,7 @@ def test_generalized_vm_is_never_contacted(
     _, outs = host.create(GUEST_URN, props)
     assert outs["action"] == "skipped"
     assert accepted == [], "no SSH connection may be made to a VM Azure reports generalized"
+    assert len(fake_arm.az_calls()) == 1, "the guest half logs in to Azure once"
     assert fake_arm.non_get_requests() == []
 
 

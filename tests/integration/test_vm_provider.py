@@ -47,6 +47,8 @@ def test_create_deallocates_generalizes_and_verifies(fake_arm: FakeArm, host: Dy
     assert fake_arm.count("POST", r"/deallocate$") == 1 and fake_arm.count("POST", r"/generalize$") == 1
     # The LRO was followed through its Azure-AsyncOperation document.
     assert fake_arm.count("GET", r"/operations/") >= 1
+    # One login for the whole half (the Azure CLI credential starts `az` for every token it is asked for).
+    assert len(fake_arm.az_calls()) == 1, fake_arm.az_calls()
     assert "verified" in host.close()
 
 
