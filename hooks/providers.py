@@ -47,12 +47,13 @@ class StepFailed(Exception):
     """Raised to the dynamic provider host: the message is the whole explanation, written for the user."""
 
 
-def _user_facing(resource: str, fn: Callable[[], Any]) -> Any:
-    """Run `fn`; turn expected failures into one clear message (the host adds only a short traceback)."""
+def _user_facing(log: Log, fn: Callable[[], Any]) -> Any:
+    """Run `fn`; turn expected failures into one clear message (the host adds only a short traceback). The
+    message goes through the step's Log redaction: the last line of defence for the step's secrets."""
     try:
         return fn()
     except ImageGalleryError as exc:
-        message = f"[{resource}] {exc}"
+        message = f"[{log.resource}] {log.redact(str(exc))}"
         pulumi.log.error(message)
         raise StepFailed(message) from None
 
@@ -243,7 +244,7 @@ class GuestGeneralizationProvider(_ChainStepProvider):
                 preflight.require_match(settings, vm, target, log, login)
 
         request = pipeline.GuestRequest(vm, os_type, settings, ssh, winrm, sysprep, capture_checks=checks)
-        outcome: pipeline.GuestOutcome = _user_facing(name, lambda: pipeline.generalize_guest(request, log))
+        outcome: pipeline.GuestOutcome = _user_facing(log, lambda: pipeline.generalize_guest(request, log))
         outs = {
             "vm_id": vm.id,
             "os_type": os_type,
@@ -281,7 +282,7 @@ class VmGeneralizationProvider(_ChainStepProvider):
         def run() -> pipeline.VmOutcome:
             return pipeline.generalize_vm(request, log, before=checks)
 
-        outcome: pipeline.VmOutcome = _user_facing(name, run)
+        outcome: pipeline.VmOutcome = _user_facing(log, run)
         outs = {
             "vm_id": vm.id,
             "actions": list(outcome.actions),
