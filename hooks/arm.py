@@ -64,11 +64,23 @@ _DISK_ID = re.compile(
 # --- clients -------------------------------------------------------------------------------------------------
 
 
+class _Throttled(Exception):
+    """ARM answered 429/503 with a Retry-After longer than the call may wait.
+
+    Deliberately not an AzureError: azure-core's retry loop would catch that and retry until its timeout."""
+
+    def __init__(self, retry_after: float, bound: float) -> None:
+        super().__init__(f"ARM asked to retry after {retry_after:g}s, longer than this call's {bound:g}s bound")
+        self.retry_after = retry_after
+        self.bound = bound
+
+
 class _BoundedRetryPolicy(RetryPolicy[HttpRequest, HttpResponse]):
-    """azure-core's retries, except that a Retry-After longer than the call's bound is cut to it.
+    """azure-core's retries, except that a Retry-After longer than the call's bound ends the call at once.
 
     azure-core sleeps the whole Retry-After of a 429/503 before checking its timeout, so ARM asking for 60 s would
-    hold a 15 s preview check for a minute. Cut, the call ends at its bound with a timeout that says so."""
+    hold a 15 s preview check for a minute, and then fail as a plain timeout. Ending it here keeps the bound and
+    lets the error say that ARM is throttling."""
 
     def __init__(self, cap: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -76,7 +88,9 @@ class _BoundedRetryPolicy(RetryPolicy[HttpRequest, HttpResponse]):
 
     def get_retry_after(self, response: Any) -> float | None:
         value = super().get_retry_after(response)
-        return None if value is None else min(value, self._cap)
+        if value is not None and value > self._cap:
+            raise _Throttled(value, self._cap)
+        return value
 
 
 def _client_options(settings: ArmSettings) -> dict[str, Any]:
@@ -328,6 +342,13 @@ def _arm_errors(call: _Call) -> Iterator[None]:
         yield
     except AzureError as exc:
         raise _translate(exc, call) from exc
+    except _Throttled as exc:
+        # Throttling is ARM refusing work for now: the same category as unreachable (preview may only warn).
+        raise ArmUnreachable(
+            f"ARM at {call.settings.endpoint} is throttling requests: to {call.doing} {call.target} it asked to "
+            f"wait {exc.retry_after:g}s, longer than the {exc.bound:g}s this call may wait; the throttled request "
+            "was not carried out. Wait a few minutes and run again, or raise armOperationTimeoutMinutes."
+        ) from None
 
 
 # --- VM state ------------------------------------------------------------------------------------------------

@@ -259,6 +259,8 @@ def test_a_long_retry_after_cannot_stretch_a_call_past_its_bound(fake_arm_env: F
         arm.get_status(fake_arm_env.settings(operation_timeout=2.0), vm.ref, log)
     assert time.monotonic() - started < 10, "Retry-After: 60 must be cut to the call's 2 s bound"
     assert vm.name in str(err.value)
+    assert "throttling" in str(err.value) and "60s" in str(err.value), "the message must say ARM throttles"
+    assert isinstance(err.value, ArmUnreachable), "preview treats throttling like an unreachable ARM (warn mode)"
 
 
 @pytest.mark.parametrize(("method", "path", "times"), [("GET", r"/instanceView$", 2), ("POST", r"/deallocate$", 1)])
