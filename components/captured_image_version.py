@@ -13,9 +13,11 @@ import pulumi
 from pulumi_azure_native import compute
 
 from config import AzureSpec, GallerySpec, ImageDefinitionSpec, ImageVersionSpec, SourceVmSpec
+from hooks.engine_log import child_urn
 from hooks.providers import GuestGeneralization, VmGeneralization
 
 SECONDS_PER_MINUTE = 60.0
+COMPONENT_TYPE = "image-gallery:index:CapturedImageVersion"
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ class CapturedImageVersion(pulumi.ComponentResource):
     image_version: compute.GalleryImageVersion
 
     def __init__(self, name: str, args: CapturedImageVersionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("image-gallery:index:CapturedImageVersion", name, None, opts)
+        super().__init__(COMPONENT_TYPE, name, None, opts)
         v, d, source = args.version, args.definition, args.version.source_vm
         generalize = d.os_state == "Generalized"
 
@@ -180,6 +182,7 @@ class CapturedImageVersion(pulumi.ComponentResource):
                     **guest_props(source, d, args.azure),
                     "capture": capture_props(args),
                     "credentials": guest_credentials(source),
+                    "log_urn": self._child_urn(opts, name, GuestGeneralization.TYPE, f"{name}-guest"),
                 },
                 opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["credentials"]),
             )
@@ -197,6 +200,7 @@ class CapturedImageVersion(pulumi.ComponentResource):
                 "after_guest": guest_done,
                 # Specialized images have no guest half: the ARM half runs the capture-time checks instead.
                 "capture": None if generalize else capture_props(args),
+                "log_urn": self._child_urn(opts, name, VmGeneralization.TYPE, f"{name}-vm"),
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=vm_depends),
         )
@@ -224,3 +228,15 @@ class CapturedImageVersion(pulumi.ComponentResource):
             ),
         )
         self.register_outputs({"versionId": self.image_version.id, "sourceVmId": source.id})
+
+    @staticmethod
+    def _child_urn(opts: pulumi.ResourceOptions | None, own_name: str, type_: str, name: str) -> str | None:
+        """The URN the engine will give a child step, so its progress lines show under it (hooks/engine_log.py).
+
+        A plain string, not derived from `self.urn`: that would make the child depend on its own parent. Known
+        for a component at the top of the stack (as `__main__.py` creates it); None under another parent, where
+        the lines go to the provider host's stderr instead."""
+        if opts is not None and opts.parent is not None:
+            return None
+        own = f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{COMPONENT_TYPE}::{own_name}"
+        return child_urn(own, type_, name)

@@ -32,6 +32,7 @@ from pulumi.runtime import rpc
 
 from hooks import pipeline, preflight
 from hooks.arm import SharedLogin
+from hooks.engine_log import sink_for
 from hooks.errors import ImageGalleryError
 from hooks.log import Log
 from hooks.targets import ArmSettings, SshTarget, SysprepOptions, VmRef, WinRmTarget
@@ -111,6 +112,12 @@ def _winrm_target(props: Mapping[str, Any], creds: Mapping[str, Any]) -> tuple[W
     return target, options
 
 
+def _log_urn(props: Mapping[str, Any]) -> str | None:
+    """The resource's URN for progress lines (the host does not pass it to the provider); None when unknown."""
+    urn = props.get("log_urn")
+    return urn if isinstance(urn, str) and _known(urn) else None
+
+
 def _secrets(creds: Mapping[str, Any] | None) -> list[str]:
     return [str(v) for v in (creds or {}).values() if v]
 
@@ -160,7 +167,7 @@ def _capture_check(
     except ValueError as exc:
         return [CheckFailure("capture", str(exc))]
     assert target is not None
-    log = Log(str(news.get("resource_name") or "capture"))
+    log = Log(str(news.get("resource_name") or "capture"), sink=sink_for(_log_urn(news)))
     problems = preflight.run_checks(arm_settings(news), VmRef.parse(vm_id), target, log)
     return [CheckFailure(p.input, str(p)) for p in problems]
 
@@ -207,7 +214,9 @@ class _ChainStepProvider(ResourceProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         name = str(props.get("resource_name") or self.default_name)
-        Log(name).info(f"removed from the stack; the VM {props.get('vm_id')} was left untouched")
+        Log(name, sink=sink_for(_log_urn(props))).info(
+            f"removed from the stack; the VM {props.get('vm_id')} was left untouched"
+        )
 
 
 class GuestGeneralizationProvider(_ChainStepProvider):
@@ -230,7 +239,7 @@ class GuestGeneralizationProvider(_ChainStepProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         name = str(props.get("resource_name") or self.default_name)
         creds = props.get("credentials") or {}
-        log = Log(name, secrets=_secrets(creds))
+        log = Log(name, secrets=_secrets(creds), sink=sink_for(_log_urn(props)))
         vm = VmRef.parse(props["vm_id"])
         os_type = props["os_type"]
         ssh = _ssh_target(props, creds) if os_type == "Linux" else None
@@ -268,7 +277,7 @@ class VmGeneralizationProvider(_ChainStepProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         name = str(props.get("resource_name") or self.default_name)
-        log = Log(name)
+        log = Log(name, sink=sink_for(_log_urn(props)))
         vm = VmRef.parse(props["vm_id"])
         request = pipeline.VmRequest(
             vm, arm_settings(props), generalize=bool(props["generalize"]), deallocate=bool(props["deallocate"])
@@ -304,6 +313,8 @@ def _inputs(name: str, props: Mapping[str, Any], outputs: tuple[str, ...]) -> di
 class GuestGeneralization(pulumi.dynamic.Resource, module="generalization", name="GuestGeneralization"):
     """Generalizes the source VM from inside the guest (waagent or sysprep). Shown separately in Pulumi."""
 
+    TYPE = "pulumi-python:dynamic/generalization:GuestGeneralization"
+
     vm_id: pulumi.Output[str]
     action: pulumi.Output[str]
     finished_at: pulumi.Output[str]
@@ -314,6 +325,8 @@ class GuestGeneralization(pulumi.dynamic.Resource, module="generalization", name
 
 class VmGeneralization(pulumi.dynamic.Resource, module="generalization", name="VmGeneralization"):
     """Deallocates the source VM and marks it generalized through ARM, then verifies. Shown separately."""
+
+    TYPE = "pulumi-python:dynamic/generalization:VmGeneralization"
 
     vm_id: pulumi.Output[str]
     generalized: pulumi.Output[bool]
