@@ -1,0 +1,66 @@
+"""What users meet when something is wrong, under the real Pulumi CLI: a VM that does not match its image
+definition (caught by preview, before anything irreversible), and a `pulumi up` killed in the middle of sysprep."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.world import World, make_world, new_workspace
+from tests.fakes.wsman import SysprepBehaviour
+
+pytestmark = pytest.mark.e2e
+
+KILL_WAIT = 120.0
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with make_world(tmp_path / "world") as w:
+        yield w
+
+
+def test_preview_of_a_mismatched_vm_fails_naming_both_values(tmp_path: Path, engine: Path, world: World) -> None:
+    world.linux_vm.hyper_v_generation = "V1"  # a Gen1 VM for a V2 definition: Azure refuses it only at capture
+    ws = new_workspace(tmp_path / "ws", engine, world, windows=False)
+    result = ws.pulumi("preview", "--json", program=True)
+    assert result.returncode != 0
+    assert "V1" in result.output and "V2" in result.output
+    assert "hyperVGeneration" in result.output
+    assert world.non_get() == [], "preview wrote to ARM"
+    assert world.sandbox.user_exists(world.sandbox.username), "preview touched the guest"
+    assert "Traceback" not in result.output
+
+
+def test_up_killed_during_sysprep_then_run_again(tmp_path: Path, engine: Path, world: World) -> None:
+    world.guest.sysprep = SysprepBehaviour(undeployable_after=0.5, runtime=6.0)
+    ws = new_workspace(tmp_path / "ws", engine, world, linux=False)
+    proc, cleanup = ws.start("up", "--yes", "--skip-preview")
+    with cleanup:
+        deadline = time.monotonic() + KILL_WAIT
+        while world.guest.sysprep_launch_count == 0 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert world.guest.sysprep_launch_count == 1, f"sysprep did not start within {KILL_WAIT:.0f}s"
+        # The CI job is cancelled: the CLI and every plugin it started die at once.
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    exported = ws.export()
+    pending = exported["deployment"].get("pending_operations") or []
+    assert [(p["type"], p["resource"]["urn"].split("::")[-1]) for p in pending] == [("creating", "win2022-1.0.0-guest")]
+    assert not world.windows_vm.generalized
+
+    # What the README tells the user to do: drop the pending create (the step is re-entrant), then up again.
+    ws.pulumi("refresh", "--yes", "--clear-pending-creates", program=True).expect_ok()
+    assert not (ws.export()["deployment"].get("pending_operations") or [])
+    result = ws.pulumi("up", "--yes", "--json", program=True).expect_ok()
+    assert world.guest.sysprep_launch_count == 1, "sysprep was started a second time"
+    assert world.windows_vm.generalized and world.windows_vm.power_state == "deallocated"
+    creates = {s["urn"].split("::")[-1] for s in result.events() if s["op"] == "create"}
+    assert "win2022-1.0.0" in creates
+    assert json.dumps(ws.export()).count(world.guest.password) == 0
