@@ -55,7 +55,11 @@ def test_up_killed_during_sysprep_then_run_again(tmp_path: Path, engine: Path, w
     assert [(p["type"], p["resource"]["urn"].split("::")[-1]) for p in pending] == [("creating", "win2022-1.0.0-guest")]
     assert not world.windows_vm.generalized
 
-    # What the README tells the user to do: drop the pending create (the step is re-entrant), then up again.
+    # What the README tells the user to do: release the killed run's lock, drop the pending create (the step is
+    # re-entrant and looks at the VM's real state), then up again.
+    locked = ws.pulumi("up", "--yes", program=True)
+    assert locked.returncode != 0 and "pulumi cancel" in locked.output
+    ws.pulumi("cancel", "--yes", check=True)
     ws.pulumi("refresh", "--yes", "--clear-pending-creates", program=True).expect_ok()
     assert not (ws.export()["deployment"].get("pending_operations") or [])
     result = ws.pulumi("up", "--yes", "--json", program=True).expect_ok()

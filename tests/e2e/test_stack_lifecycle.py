@@ -148,16 +148,20 @@ def test_a_version_bump_runs_only_the_new_chain(ws: Workspace, world: World) -> 
     new_vm.generalized = True
     world.arm.requests.clear()
 
-    def bump(config: dict[str, Any]) -> None:
-        image = config["image-gallery:images"][0]
-        image["versions"].append(
-            {"version": "1.1.0", "sourceVm": "ubuntu-build-2", "targetRegions": [{"name": "westeurope"}]}
-        )
+    def add_source(config: dict[str, Any]) -> None:
+        # The new VM's entry: a copy of the first one's (its `secure:` key is valid ciphertext for this stack).
         source = json.loads(json.dumps(config["image-gallery:sourceVms"]["ubuntu-build"]))
         source["id"] = new_vm.id
         config["image-gallery:sourceVms"]["ubuntu-build-2"] = source
 
-    ws.edit_config(bump)
+    ws.edit_config(add_source)
+    # Appending the version with `pulumi config set --path`, as a user can instead of editing the file.
+    for path, value in (
+        ("images[0].versions[1].version", "1.1.0"),
+        ("images[0].versions[1].sourceVm", "ubuntu-build-2"),
+        ("images[0].versions[1].targetRegions[0].name", "westeurope"),
+    ):
+        ws.pulumi("config", "set", "--path", f"image-gallery:{path}", value, check=True)
     up = ws.pulumi("up", "--yes", "--json", program=True).expect_ok()
     creates = {s["urn"].split("::")[-1] for s in up.events() if s["op"] == "create"}
     assert creates == {"ubuntu-2204-1.1.0", "ubuntu-2204-1.1.0-guest", "ubuntu-2204-1.1.0-vm"}
