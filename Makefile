@@ -1,7 +1,10 @@
 # image-gallery: every target installs what it needs. On a fresh Debian machine, Python 3.11 and make suffice.
 #   make plan STACK=dev [FORMAT=json]     offline plan of a stack (no network, no credentials)
 #   make replication STACK=dev [WATCH=1]  per-region replication progress of the stack's versions (read-only)
+#   make demo                             a real `pulumi up` of a demo stack against local stand-ins (fake Azure)
 #   make test                             the whole suite (installs test prerequisites with apt-get when root)
+#   make e2e                              only the end-to-end tests under the real Pulumi CLI
+#   make engine                           build (or reuse) the pinned Pulumi CLI; prints its bin directory
 #   make lint | make bench | make clean
 
 SHELL := /bin/bash
@@ -23,10 +26,10 @@ unexport PYTHONDONTWRITEBYTECODE
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help venv plan replication test unit integration lint typecheck bench sandbox prereqs clean
+.PHONY: help venv plan replication test unit integration e2e engine demo lint typecheck bench sandbox prereqs clean
 
 help:
-	@sed -n '2,6p' Makefile
+	@sed -n '2,9p' Makefile
 
 # uv itself: the one on PATH, or a private copy installed with pip into .cache/bootstrap.
 $(BOOTSTRAP)/bin/uv:
@@ -66,8 +69,22 @@ prereqs:
 sandbox: prereqs $(VENV_STAMP)
 	@if [ "$$(id -u)" = 0 ]; then $(UV) run --frozen --no-sync python -m tests.fakes.sandbox build; fi
 
-test: $(VENV_STAMP) sandbox lint
+# The pinned Pulumi CLI (tests/engine/go.mod), built once into /var/cache/image-gallery/engine (or
+# ~/.cache/image-gallery/engine without root), keyed by version: a warm cache does not rebuild.
+engine:
+	@bash tests/engine/build.sh
+
+test: $(VENV_STAMP) sandbox engine lint
 	$(UV) run --frozen --no-sync pytest
+
+e2e: $(VENV_STAMP) sandbox engine
+	$(UV) run --frozen --no-sync pytest tests/e2e
+
+# A real `pulumi up` of a demo stack: fake ARM + azure-native test plugin, the sandboxed Linux guest (or, without
+# root, a scripted SSH stand-in) and the fake WinRM guest. Uses a `pulumi` on PATH when its version fits.
+demo: $(VENV_STAMP)
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory sandbox; fi
+	@$(UV) run --frozen --no-sync python -m tests.demo
 
 unit: $(VENV_STAMP)
 	$(UV) run --frozen --no-sync pytest tests/unit
