@@ -68,7 +68,7 @@ def sink_for(urn: str | None, fallback: Sink = _stderr) -> Sink:
     def emit(line: str) -> None:
         global _broken
         stub = _engine() if urn else None
-        if stub is None:
+        if stub is None or urn is None:
             fallback(line)
             return
         severity = engine_pb2.WARNING if "WARNING: " in line else engine_pb2.INFO

@@ -44,7 +44,7 @@ class _Engine(engine_pb2_grpc.EngineServicer):
     def __init__(self) -> None:
         self.logs: list[Any] = []
 
-    def Log(self, request: Any, context: Any) -> empty_pb2.Empty:  # noqa: N802 (gRPC method name)
+    def Log(self, request: Any, context: Any) -> empty_pb2.Empty:
         self.logs.append(request)
         return empty_pb2.Empty()
 
