@@ -9,7 +9,7 @@
 #                               ~/.cache/image-gallery/engine)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-version="$(sed -n 's#^\s*github.com/pulumi/pulumi/pkg/v3 \(v[0-9.]*\)$#\1#p' "$here/go.mod")"
+version="$(grep -oE 'github.com/pulumi/pulumi/pkg/v3 v[0-9.]+' "$here/go.mod" | head -1 | cut -d" " -f2)"
 [ -n "$version" ] || { echo "engine: no github.com/pulumi/pulumi/pkg/v3 pin in $here/go.mod" >&2; exit 1; }
 key="$(cat "$here/go.mod" "$here/go.sum" "$here/pulumi-resource-pulumi-python" | sha256sum | cut -c1-12)"
 
