@@ -4,6 +4,7 @@ import pulumi
 
 import config
 from components.captured_image_version import CapturedImageVersion, CapturedImageVersionArgs
+from components.generalization_hosts import GeneralizationHosts
 from components.image_gallery import ImageGallery, ImageGalleryArgs
 from hooks.errors import ConfigError
 
@@ -14,11 +15,14 @@ except ConfigError as exc:
     raise SystemExit(str(exc)) from None
 
 gallery = ImageGallery(stack.gallery.name, ImageGalleryArgs(stack.gallery, stack.images, stack.publisher))
+chains = [f"{d.name}-{v.version}" for d in stack.images for v in d.versions]
+hosts = GeneralizationHosts(chains, stack.azure.parallel_hosts)
 version_ids: dict[str, pulumi.Output[str]] = {}
 for d_index, definition in enumerate(stack.images):
     for v_index, version in enumerate(definition.versions):
+        chain = f"{definition.name}-{version.version}"
         captured = CapturedImageVersion(
-            f"{definition.name}-{version.version}",
+            chain,
             CapturedImageVersionArgs(
                 version=version,
                 definition=definition,
@@ -29,6 +33,7 @@ for d_index, definition in enumerate(stack.images):
                 definition_path=f"images[{d_index}]",
                 version_path=f"images[{d_index}].versions[{v_index}]",
                 publisher_tenant_id=stack.publisher.tenant_id if stack.publisher else None,
+                host=hosts.for_chain(chain),
             ),
         )
         version_ids[f"{definition.name}/{version.version}"] = captured.image_version.id

@@ -39,8 +39,11 @@ SCALAR_KEYS = (
     "armPollIntervalSeconds",
     "armOperationTimeoutMinutes",
     "onArmUnreachable",
+    "parallelHosts",
 )
 STRUCTURED_KEYS = ("galleryTags", "images", "sourceVms")
+MAX_PARALLEL_HOSTS = 64
+"""Each host is one Python process (~60 MB): more than this is a mistake, not a speed-up."""
 TOP_LEVEL_KEYS = SCALAR_KEYS + STRUCTURED_KEYS
 # Optional string keys whose Pulumi.yaml default is "" (a declared key needs a default to be optional).
 _BLANK_MEANS_UNSET = ("galleryDescription", "publisherPrincipalId", "publisherTenantId", "armAudience")
@@ -157,6 +160,8 @@ class AzureSpec:
     """Bound for each ARM wait (deallocation, state changes)."""
     on_arm_unreachable: str = "fail"
     """During preview checks: `fail` or `warn` when ARM cannot be reached or credentials fail."""
+    parallel_hosts: int = 0
+    """Dynamic provider host processes for the generalization chains; 0: enough that no chain ever waits."""
 
 
 @dataclass(frozen=True)
@@ -570,6 +575,7 @@ def _azure(root: _Node) -> AzureSpec:
         poll_interval_seconds=root.positive("armPollIntervalSeconds", AzureSpec.poll_interval_seconds),
         operation_timeout_minutes=root.positive("armOperationTimeoutMinutes", AzureSpec.operation_timeout_minutes),
         on_arm_unreachable=root.choice("onArmUnreachable", ON_ARM_UNREACHABLE, "fail"),
+        parallel_hosts=root.integer("parallelHosts", 0, 0, MAX_PARALLEL_HOSTS),
     )
 
 

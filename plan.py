@@ -166,6 +166,7 @@ def run_program(project: str, stack: str, config: dict[str, str], secret_keys: l
                             "deleteBeforeReplace": request.deleteBeforeReplace,
                             "additionalSecretOutputs": list(request.additionalSecretOutputs),
                             "customTimeouts": json_format.MessageToDict(request.customTimeouts),
+                            "provider": request.provider or None,
                         },
                     )
                 )

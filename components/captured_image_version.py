@@ -42,6 +42,8 @@ class CapturedImageVersionArgs:
     """Config key path of the definition, for messages (e.g. `images[0]`)."""
     version_path: str = "images[?].versions[?]"
     """Config key path of the version, for messages (e.g. `images[0].versions[1]`)."""
+    host: pulumi.ProviderResource | None = None
+    """The dynamic provider host that runs this chain (components/generalization_hosts.py); None: the default."""
 
 
 def arm_props(azure: AzureSpec) -> dict[str, Any]:
@@ -184,7 +186,7 @@ class CapturedImageVersion(pulumi.ComponentResource):
                     "credentials": guest_credentials(source),
                     "log_urn": self._child_urn(opts, name, GuestGeneralization.TYPE, f"{name}-guest"),
                 },
-                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["credentials"]),
+                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["credentials"], provider=args.host),
             )
             vm_depends.append(self.guest)
             guest_done = self.guest.finished_at
@@ -202,7 +204,7 @@ class CapturedImageVersion(pulumi.ComponentResource):
                 "capture": None if generalize else capture_props(args),
                 "log_urn": self._child_urn(opts, name, VmGeneralization.TYPE, f"{name}-vm"),
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=vm_depends),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=vm_depends, provider=args.host),
         )
 
         safety: compute.GalleryImageVersionSafetyProfileArgsDict = {

@@ -110,6 +110,8 @@ class Workspace:
     bin_dir: Path
     env_extra: Mapping[str, str] = field(default_factory=dict)
     stack: str = "e2e"
+    source_rev: str | None = None
+    """Copy the project files as they were at this git revision (e.g. a stack deployed by an older release)."""
     own_language_host: bool = True
     """Serve the program through `--client` (the pinned build has no Python language host); False: a full CLI
     distribution on PATH runs `__main__.py` through its own `pulumi-language-python`."""
@@ -121,15 +123,33 @@ class Workspace:
         self.logs = self.root / "logs"
         for d in (self.project, self.home, self.backend, self.logs):
             d.mkdir(parents=True, exist_ok=True)
+        self.copy_project(self.source_rev)
+        # The project's environment, as `pulumi install` would have made it (uv, from uv.lock).
+        (self.project / ".venv").symlink_to(ROOT / ".venv")
+        self.python = str(ROOT / ".venv" / "bin" / "python")
+
+    def copy_project(self, rev: str | None = None) -> None:
+        """Lay the project files into the workspace: the working tree's, or those of git revision `rev`."""
+        for name in PROJECT_FILES:
+            target = self.project / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        if rev is not None:
+            archive = subprocess.run(
+                ["git", "-C", str(ROOT), "archive", "--format=tar", rev, *PROJECT_FILES],
+                capture_output=True,
+                check=True,
+            )
+            subprocess.run(["tar", "-x", "-C", str(self.project)], input=archive.stdout, check=True)
+            return
         for name in PROJECT_FILES:
             src = ROOT / name
             if src.is_dir():
                 shutil.copytree(src, self.project / name, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy2(src, self.project / name)
-        # The project's environment, as `pulumi install` would have made it (uv, from uv.lock).
-        (self.project / ".venv").symlink_to(ROOT / ".venv")
-        self.python = str(ROOT / ".venv" / "bin" / "python")
 
     @property
     def env(self) -> dict[str, str]:

@@ -143,9 +143,11 @@ def stack_config(world: World, *, linux: bool = True, windows: bool = True) -> d
     }
 
 
-def new_workspace(tmp: Path, bin_dir: Path, world: World, stack: str = "e2e", **config: Any) -> Workspace:
+def new_workspace(
+    tmp: Path, bin_dir: Path, world: World, stack: str = "e2e", source_rev: str | None = None, **config: Any
+) -> Workspace:
     """A logged-in workspace with the stack initialised, configured and its secrets set through the CLI."""
-    ws = Workspace(tmp, bin_dir, env_extra=world.plugin_env(), stack=stack)
+    ws = Workspace(tmp, bin_dir, env_extra=world.plugin_env(), stack=stack, source_rev=source_rev)
     install_plugin(ws.home, ws.python, AZURE_NATIVE_VERSION)
     ws.login()
     cfg = stack_config(world, **config)

@@ -1,0 +1,65 @@
+"""GeneralizationHosts: the dynamic provider host processes that run the generalization chains.
+
+Layer 2, declarative. The engine serves every dynamic resource of the default `pulumi-python` provider from ONE
+process (`python -m pulumi.dynamic`) whose gRPC pool runs 4 calls at once. A chain's guest step can run for
+40 minutes (sysprep), so with one process a fifth chain waits, and so does every Check and Diff queued behind
+running Creates. Each explicit `pulumi-python` provider resource is a process of its own; the chains are spread
+over a few of them.
+
+Policy: each chain runs one Create at a time (the guest step, then the ARM step), so a host serving at most
+CHAINS_PER_HOST = 3 chains always has a free worker for Checks, Diffs and Reads. The default host count is the
+smallest that keeps that bound, and chains fill hosts in config order, three at a time, so appending a version
+to the last definition never moves an existing chain. `parallelHosts` sets the count explicitly; chains are then
+dealt round-robin. A chain that does move to another host is harmless: the dynamic host answers DiffConfig with
+"unknown", and the engine records the new provider without replacing or re-running anything (tested under the
+real CLI in tests/e2e/test_host_pool.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pulumi
+
+CHAINS_PER_HOST = 3
+"""A host runs 4 calls at once; 3 chains leave one worker free for Check/Diff/Read."""
+
+
+def host_count(chains: int, configured: int = 0) -> int:
+    """How many host processes serve `chains` chains: `configured` when set (never more than chains)."""
+    if chains <= 0:
+        return 0
+    wanted = configured if configured > 0 else math.ceil(chains / CHAINS_PER_HOST)
+    return min(wanted, chains)
+
+
+def assignment(chains: int, configured: int = 0) -> list[int]:
+    """The host index of each chain in config order: blocks of CHAINS_PER_HOST by default, round-robin over
+    `configured` hosts when set."""
+    hosts = host_count(chains, configured)
+    if hosts == 0:
+        return []
+    if configured > 0:
+        return [i % hosts for i in range(chains)]
+    return [i // CHAINS_PER_HOST for i in range(chains)]
+
+
+class GeneralizationHost(pulumi.ProviderResource):
+    """One dynamic provider host process (`pulumi-resource-pulumi-python`) for some of the chains."""
+
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pulumi-python", name, {}, opts)
+
+
+class GeneralizationHosts:
+    """The host providers of a stack and which chain runs on which."""
+
+    def __init__(self, chain_names: Sequence[str], configured: int = 0, prefix: str = "generalization-host") -> None:
+        count = host_count(len(chain_names), configured)
+        self.hosts = [GeneralizationHost(f"{prefix}-{i}") for i in range(count)]
+        indexes = assignment(len(chain_names), configured)
+        self._by_chain = {name: self.hosts[index] for name, index in zip(chain_names, indexes, strict=True)}
+
+    def for_chain(self, name: str) -> pulumi.ProviderResource:
+        return self._by_chain[name]
