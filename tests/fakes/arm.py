@@ -52,6 +52,21 @@ DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-00000000aaaa"
 DEFAULT_TENANT = "72f988bf-0000-0000-0000-00000000beef"
 
 _COMPUTE = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute"
+_GALLERY = re.compile(rf"^{_COMPUTE}/galleries/(?P<gallery>[^/]+)$", re.I)
+_IMAGE = re.compile(rf"^{_COMPUTE}/galleries/(?P<gallery>[^/]+)/images/(?P<image>[^/]+)$", re.I)
+_VERSION = re.compile(
+    rf"^{_COMPUTE}/galleries/(?P<gallery>[^/]+)/images/(?P<image>[^/]+)/versions/(?P<version>[^/]+)$", re.I
+)
+_ROLE_ASSIGNMENT = re.compile(
+    r"^(?P<scope>/.*?)/providers/Microsoft\.Authorization/roleAssignments/(?P<name>[^/]+)$", re.I
+)
+_VM_ID = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute"
+    r"/virtualMachines/(?P<name>[^/]+)$",
+    re.I,
+)
+_CRUD = (("GET", ""), ("PUT", "put_"), ("DELETE", "delete_"))
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
     ("GET", "subscription", re.compile(r"^/subscriptions/(?P<sub>[^/]+)$", re.I)),
     ("GET", "vm", re.compile(rf"^{_COMPUTE}/virtualMachines/(?P<name>[^/]+)$", re.I)),
@@ -63,24 +78,21 @@ _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
             rf"^{_COMPUTE}/virtualMachines/(?P<name>[^/]+)/(?P<action>deallocate|powerOff|start|generalize)$", re.I
         ),
     ),
+    ("DELETE", "delete_vm", re.compile(rf"^{_COMPUTE}/virtualMachines/(?P<name>[^/]+)$", re.I)),
     ("GET", "disk", re.compile(rf"^{_COMPUTE}/disks/(?P<name>[^/]+)$", re.I)),
-    ("GET", "gallery_image", re.compile(rf"^{_COMPUTE}/galleries/(?P<gallery>[^/]+)/images/(?P<image>[^/]+)$", re.I)),
-    (
-        "GET",
-        "image_version",
-        re.compile(
-            rf"^{_COMPUTE}/galleries/(?P<gallery>[^/]+)/images/(?P<image>[^/]+)/versions/(?P<version>[^/]+)$", re.I
-        ),
-    ),
+    *((method, f"{prefix}gallery", _GALLERY) for method, prefix in _CRUD),
+    *((method, f"{prefix}gallery_image", _IMAGE) for method, prefix in _CRUD),
+    *((method, f"{prefix}image_version", _VERSION) for method, prefix in _CRUD),
     (
         "GET",
         "operation",
         re.compile(
             r"^/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)"
-            r"/operations/(?P<op>[^/]+)$",
+            r"/(?:operations|capsOperations)/(?P<op>[^/]+)$",
             re.I,
         ),
     ),
+    *((method, f"{prefix}role_assignment", _ROLE_ASSIGNMENT) for method, prefix in _CRUD),
 ]
 
 _Answer: TypeAlias = tuple[int, dict[str, Any] | None, dict[str, str]]
@@ -96,6 +108,16 @@ _ACTIONS = {
     "gallery_image": "Microsoft.Compute/galleries/images/read",
     "image_version": "Microsoft.Compute/galleries/images/versions/read",
     "operation": "Microsoft.Compute/locations/operations/read",
+    "gallery": "Microsoft.Compute/galleries/read",
+    "put_gallery": "Microsoft.Compute/galleries/write",
+    "delete_gallery": "Microsoft.Compute/galleries/delete",
+    "put_gallery_image": "Microsoft.Compute/galleries/images/write",
+    "delete_gallery_image": "Microsoft.Compute/galleries/images/delete",
+    "put_image_version": "Microsoft.Compute/galleries/images/versions/write",
+    "delete_image_version": "Microsoft.Compute/galleries/images/versions/delete",
+    "role_assignment": "Microsoft.Authorization/roleAssignments/read",
+    "put_role_assignment": "Microsoft.Authorization/roleAssignments/write",
+    "delete_role_assignment": "Microsoft.Authorization/roleAssignments/delete",
 }
 
 _POWER_DISPLAY = {
@@ -162,6 +184,27 @@ class FakeVm:
 
 
 @dataclass
+class FakeGallery:
+    """An Azure Compute Gallery."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+    location: str = "westeurope"
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Other `properties` of the last PUT (sharingProfile, softDeletePolicy, …), answered back as sent."""
+
+    @property
+    def id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.Compute/galleries/{self.name}"
+        )
+
+
+@dataclass
 class FakeGalleryImage:
     """An image definition."""
 
@@ -179,6 +222,9 @@ class FakeGalleryImage:
     publisher: str = "contoso"
     offer: str = "webserver"
     sku: str = "2025"
+    tags: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] | None = None
+    """Other `properties` of the last PUT (description, recommended, eula, …); None: the fake's defaults."""
 
     @property
     def id(self) -> str:
@@ -211,6 +257,11 @@ class FakeImageVersion:
     """GETs answered 404 before the version appears (a `pulumi up` that has not reached the capture yet)."""
     replication_reads: int = 0
     """GETs with `$expand=ReplicationStatus` answered so far."""
+    location: str | None = None
+    """None: the image's location."""
+    tags: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """`publishingProfile` / `safetyProfile` / … of the last PUT, answered back (publishingProfile merged)."""
 
     @property
     def id(self) -> str:
@@ -237,11 +288,28 @@ class FakeImageVersion:
 
 
 @dataclass
+class FakeRoleAssignment:
+    """A role assignment at some scope."""
+
+    scope: str
+    name: str
+    role_definition_id: str
+    principal_id: str
+    principal_type: str | None = None
+    description: str | None = None
+    created_on: str = field(default_factory=lambda: _now())
+
+    @property
+    def id(self) -> str:
+        return f"{self.scope}/providers/Microsoft.Authorization/roleAssignments/{self.name}"
+
+
+@dataclass
 class FakeOperation:
-    """A long-running operation (deallocate, powerOff, start) and its script."""
+    """A long-running operation (deallocate, powerOff, start; an image version's create or delete) and its script."""
 
     id: str
-    vm: FakeVm
+    vm: FakeVm | None
     action: str
     final_state: str
     previous_state: str
@@ -249,6 +317,8 @@ class FakeOperation:
     """Polls of the operation URL that still answer InProgress; None-like -1 means forever (a hanging LRO)."""
     fail: tuple[str, str] | None = None
     """(code, message): end Failed with this error."""
+    on_finish: Callable[[bool], None] | None = None
+    """For operations on other resources than VMs: applies the outcome (called with True on success)."""
     polls: int = 0
     status: str = "InProgress"
     start_time: str = field(default_factory=lambda: _now())
@@ -288,14 +358,19 @@ class RecordedRequest:
     status: int
     authorized: bool
     """True when it carried the expected bearer token."""
+    body: Any = None
+    """The JSON body it carried (None: none)."""
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "0+00:00")
 
 
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
+def _error(code: str, message: str, target: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if target is not None:
+        error["target"] = target
+    return {"error": error}
 
 
 @functools.cache
@@ -385,6 +460,11 @@ class FakeArm:
         self.lro_polls = 1
         """Default number of InProgress answers of an operation document before it finishes."""
         self.vms: dict[tuple[str, str, str], FakeVm] = {}
+        self.galleries: dict[tuple[str, str, str], FakeGallery] = {}
+        self.role_assignments: dict[tuple[str, str], FakeRoleAssignment] = {}
+        """(scope, name), both lower-case → the assignment."""
+        self.request_log: Path | None = None
+        """When set, every request is also appended to this file as one JSON line (for other processes)."""
         self.gallery_images: dict[tuple[str, str, str, str], FakeGalleryImage] = {}
         self.image_versions: dict[tuple[str, str, str, str, str], FakeImageVersion] = {}
         self.subscriptions: dict[str, str] = {}
@@ -394,6 +474,8 @@ class FakeArm:
         self.requests: list[RecordedRequest] = []
         self.server_errors: list[str] = []
         self._lro_script: dict[str, tuple[str, str] | int] = {}
+        self._body: dict[str, Any] = {}
+        """The JSON body of the request being routed (set under the lock, for the PUT handlers)."""
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._sockets: set[socket.socket] = set()
@@ -536,6 +618,27 @@ exit 2
             self.subscriptions.setdefault(subscription_id.lower(), self.tenant_id)
         return vm
 
+    def remove_vm(
+        self, name: str = "src-vm", resource_group: str = "rg-src", subscription_id: str = DEFAULT_SUBSCRIPTION
+    ) -> None:
+        """Delete a VM (as if someone deleted it in the portal); missing is fine."""
+        with self._lock:
+            self.vms.pop((subscription_id.lower(), resource_group.lower(), name.lower()), None)
+
+    def add_gallery(
+        self,
+        name: str = "gal",
+        resource_group: str = "rg-gallery",
+        subscription_id: str = DEFAULT_SUBSCRIPTION,
+        **kw: Any,
+    ) -> FakeGallery:
+        """Add a gallery (see FakeGallery for the fields)."""
+        gallery = FakeGallery(subscription_id, resource_group, name, **kw)
+        with self._lock:
+            self.galleries[(subscription_id.lower(), resource_group.lower(), name.lower())] = gallery
+            self.subscriptions.setdefault(subscription_id.lower(), self.tenant_id)
+        return gallery
+
     def add_gallery_image(
         self,
         gallery: str = "gal",
@@ -544,8 +647,11 @@ exit 2
         subscription_id: str = DEFAULT_SUBSCRIPTION,
         **kw: Any,
     ) -> FakeGalleryImage:
+        """Add an image definition; its gallery is added too when missing."""
         image = FakeGalleryImage(subscription_id, resource_group, gallery, name, **kw)
         with self._lock:
+            if (subscription_id.lower(), resource_group.lower(), gallery.lower()) not in self.galleries:
+                self.add_gallery(gallery, resource_group, subscription_id, location=image.location)
             self.gallery_images[(subscription_id.lower(), resource_group.lower(), gallery.lower(), name.lower())] = (
                 image
             )
@@ -563,6 +669,23 @@ exit 2
         with self._lock:
             self.image_versions[key] = version
         return version
+
+    def reset(self) -> None:
+        """Forget every resource, operation, fault and recorded request (to reuse one running fake across tests)."""
+        with self._lock:
+            for table in (
+                self.vms,
+                self.galleries,
+                self.gallery_images,
+                self.image_versions,
+                self.role_assignments,
+                self.operations,
+                self._lro_script,
+            ):
+                table.clear()
+            self.faults.clear()
+            self.requests.clear()
+            self.lro_polls = 1
 
     # scripting faults
 
@@ -657,6 +780,14 @@ exit 2
     def non_get_requests(self) -> list[RecordedRequest]:
         return [r for r in list(self.requests) if r.method != "GET"]
 
+    def bodies(self, method: str = "PUT", path: str | None = None) -> list[Any]:
+        """JSON bodies of the requests seen with this method and a path matching this regex (case-insensitive)."""
+        return [
+            r.body
+            for r in list(self.requests)
+            if r.method == method.upper() and (path is None or re.search(path, r.path, re.I))
+        ]
+
     # request handling
 
     def _handle(self, handler: _Handler, method: str) -> None:
@@ -664,8 +795,11 @@ exit 2
         path = parts.path
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         length = int(handler.headers.get("Content-Length") or 0)
-        if length:
-            handler.rfile.read(length)
+        raw = handler.rfile.read(length) if length else b""
+        try:
+            request_body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            request_body = raw.decode(errors="replace")
         expected = f"Bearer {self.accepted_token or self.token}"
         authorized = handler.headers.get("Authorization") == expected
 
@@ -675,7 +809,7 @@ exit 2
                 fault.times -= 1
 
         if fault is not None and fault.hang:
-            self._record(method, path, query, 0, authorized)
+            self._record(method, path, query, 0, authorized, request_body)
             self._stopping.wait(fault.hang)
             handler.close_connection = True
             return
@@ -693,14 +827,26 @@ exit 2
                 body = _error("InvalidAuthenticationToken", "The access token is invalid.")
             else:
                 body = _error("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+        elif method == "PUT" and not isinstance(request_body, dict):
+            status, body, headers = (
+                400,
+                _error("InvalidRequestContent", "The request content was invalid and could not be deserialized."),
+                {},
+            )
         else:
-            status, body, headers = self._route(method, path, query)
-        self._record(method, path, query, status, authorized)
+            status, body, headers = self._route(method, path, query, request_body)
+        self._record(method, path, query, status, authorized, request_body)
         self._send(handler, status, body, headers)
 
-    def _record(self, method: str, path: str, query: dict[str, str], status: int, authorized: bool) -> None:
+    def _record(
+        self, method: str, path: str, query: dict[str, str], status: int, authorized: bool, body: Any = None
+    ) -> None:
         with self._lock:
-            self.requests.append(RecordedRequest(method, path, query, status, authorized))
+            self.requests.append(RecordedRequest(method, path, query, status, authorized, body))
+            if self.request_log is not None:
+                line = {"method": method, "path": path, "query": query, "status": status, "body": body}
+                with self.request_log.open("a") as log:
+                    log.write(json.dumps(line) + "\n")
 
     def _fault_body(self, fault: Fault, method: str, path: str) -> dict[str, Any] | None:
         if fault.status == 403 and not fault.body:
@@ -731,13 +877,14 @@ exit 2
         handler.wfile.flush()
 
     def _route(
-        self, method: str, path: str, query: dict[str, str]
+        self, method: str, path: str, query: dict[str, str], body: Any = None
     ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
         for route_method, kind, pattern in _ROUTES:
             m = pattern.match(path)
             if m and route_method == method:
                 handler: _Route = getattr(self, f"_on_{kind}")
                 with self._lock:
+                    self._body = body if isinstance(body, dict) else {}
                     return handler(m, query)
         for _, _, pattern in _ROUTES:
             if pattern.match(path):
@@ -983,11 +1130,12 @@ exit 2
         image = self.gallery_images.get((m["sub"].lower(), m["rg"].lower(), m["gallery"].lower(), m["image"].lower()))
         if image is None:
             return self._not_found("Microsoft.Compute/galleries/images", f"{m['gallery']}/{m['image']}", m["rg"])
+        defaults = {"recommended": {"vCPUs": {"min": 1, "max": 16}, "memory": {"min": 1, "max": 32}}}
         props: dict[str, Any] = {
+            **(defaults if image.extra is None else image.extra),
             "osType": image.os_type,
             "osState": image.os_state,
             "identifier": {"publisher": image.publisher, "offer": image.offer, "sku": image.sku},
-            "recommended": {"vCPUs": {"min": 1, "max": 16}, "memory": {"min": 1, "max": 32}},
             "provisioningState": "Succeeded",
         }
         if image.hyper_v_generation:
@@ -996,13 +1144,15 @@ exit 2
             props["architecture"] = image.architecture
         if image.security_type:
             props["features"] = [{"name": "SecurityType", "value": image.security_type}]
-        body = {
+        body: dict[str, Any] = {
             "name": image.name,
             "id": image.id,
             "type": "Microsoft.Compute/galleries/images",
             "location": image.location,
             "properties": props,
         }
+        if image.tags:
+            body["tags"] = image.tags
         return 200, body, {}
 
     def _on_image_version(self, m: re.Match[str], query: dict[str, str]) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -1027,7 +1177,7 @@ exit 2
             source = (
                 {"id": version.source_vm_id} if version.legacy_source_id else {"virtualMachineId": version.source_vm_id}
             )
-        props = {
+        props: dict[str, Any] = {
             "publishingProfile": {
                 "targetRegions": [
                     {"name": region, "regionalReplicaCount": 1, "storageAccountType": "Standard_LRS"}
@@ -1041,16 +1191,484 @@ exit 2
             "storageProfile": {"source": source, "osDiskImage": {"sizeInGB": 30, "hostCaching": "ReadWrite"}},
             "provisioningState": version.provisioning_state,
         }
+        for name, value in version.extra.items():
+            # What the last PUT sent, answered back; the publishing profile keeps the service's own fields.
+            props[name] = {**props[name], **value} if name == "publishingProfile" and isinstance(value, dict) else value
         if replication is not None:
             props["replicationStatus"] = replication
-        body = {
+        body: dict[str, Any] = {
             "name": version.name,
             "id": version.id,
             "type": "Microsoft.Compute/galleries/images/versions",
-            "location": version.image.location,
+            "location": version.location or version.image.location,
             "properties": props,
         }
+        if version.tags:
+            body["tags"] = version.tags
         return 200, body, {}
+
+    # galleries, image definitions, image versions, role assignments (writes)
+
+    def _gallery(self, m: re.Match[str]) -> FakeGallery | None:
+        return self.galleries.get((m["sub"].lower(), m["rg"].lower(), m["gallery"].lower()))
+
+    def _image(self, m: re.Match[str]) -> FakeGalleryImage | None:
+        return self.gallery_images.get((m["sub"].lower(), m["rg"].lower(), m["gallery"].lower(), m["image"].lower()))
+
+    @staticmethod
+    def _parent_not_found(parent: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        return (
+            404,
+            _error(
+                "ParentResourceNotFound",
+                f"Can not perform requested operation on nested resource. Parent resource '{parent}' not found.",
+            ),
+            {},
+        )
+
+    @staticmethod
+    def _nested_exist() -> tuple[int, dict[str, Any], dict[str, str]]:
+        return 409, _error("CannotDeleteResource", "Can not delete resource before nested resources are deleted."), {}
+
+    @staticmethod
+    def _change_not_allowed(prop: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        return 409, _error("PropertyChangeNotAllowed", f"Changing property '{prop}' is not allowed.", prop), {}
+
+    def _gallery_body(self, gallery: FakeGallery) -> dict[str, Any]:
+        props: dict[str, Any] = {
+            **gallery.extra,
+            "identifier": {"uniqueName": f"{gallery.subscription_id}-{gallery.name.upper()}"},
+            "provisioningState": "Succeeded",
+        }
+        if gallery.description is not None:
+            props["description"] = gallery.description
+        body: dict[str, Any] = {
+            "name": gallery.name,
+            "id": gallery.id,
+            "type": "Microsoft.Compute/galleries",
+            "location": gallery.location,
+            "properties": props,
+        }
+        if gallery.tags:
+            body["tags"] = gallery.tags
+        return body
+
+    def _on_gallery(self, m: re.Match[str], query: dict[str, str]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        gallery = self._gallery(m)
+        if gallery is None:
+            return self._not_found("Microsoft.Compute/galleries", m["gallery"], m["rg"])
+        return 200, self._gallery_body(gallery), {}
+
+    def _on_put_gallery(self, m: re.Match[str], query: dict[str, str]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        body = self._body
+        props = dict(body.get("properties") or {})
+        existing = self._gallery(m)
+        location = str(body.get("location") or "")
+        if not location:
+            return 400, _error("LocationRequired", "The location property is required for this definition."), {}
+        if existing is not None and existing.location.replace(" ", "").lower() != location.replace(" ", "").lower():
+            return (
+                400,
+                _error(
+                    "InvalidResourceLocation",
+                    f"The resource '{existing.name}' already exists in location '{existing.location}' in resource "
+                    f"group '{existing.resource_group}'. A resource with the same name cannot be created in location "
+                    f"'{location}'. Please select a new resource name.",
+                ),
+                {},
+            )
+        description = props.pop("description", None)
+        props.pop("identifier", None)
+        props.pop("provisioningState", None)
+        gallery = existing or self.add_gallery(m["gallery"], m["rg"], m["sub"], location=location)
+        gallery.description = description
+        gallery.tags = dict(body.get("tags") or {})
+        gallery.extra = props
+        return (200 if existing else 201), self._gallery_body(gallery), {}
+
+    def _on_delete_gallery(
+        self, m: re.Match[str], query: dict[str, str]
+    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        gallery = self._gallery(m)
+        if gallery is None:
+            return 204, None, {}
+        key = (m["sub"].lower(), m["rg"].lower(), m["gallery"].lower())
+        if any(k[:3] == key for k in self.gallery_images):
+            return self._nested_exist()
+        del self.galleries[key]
+        return 200, None, {}
+
+    def _on_put_gallery_image(
+        self, m: re.Match[str], query: dict[str, str]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if self._gallery(m) is None:
+            return self._parent_not_found(m["gallery"])
+        body = self._body
+        props = dict(body.get("properties") or {})
+        identifier = props.get("identifier") or {}
+        features = {f.get("name"): f.get("value") for f in props.get("features") or [] if isinstance(f, dict)}
+        wanted: dict[str, Any] = {
+            "osType": props.get("osType"),
+            "osState": props.get("osState"),
+            "hyperVGeneration": props.get("hyperVGeneration") or "V1",  # Azure's default
+            "architecture": props.get("architecture") or "x64",
+            "identifier": (identifier.get("publisher"), identifier.get("offer"), identifier.get("sku")),
+        }
+        for name in ("osType", "osState"):
+            if wanted[name] is None:
+                return 400, _error("InvalidParameter", f"Required parameter '{name}' is missing (null).", name), {}
+        if None in wanted["identifier"]:
+            return (
+                400,
+                _error("InvalidParameter", "Required parameter 'identifier' is missing (null).", "identifier"),
+                {},
+            )
+        existing = self._image(m)
+        if existing is not None:
+            current = {
+                "osType": existing.os_type,
+                "osState": existing.os_state,
+                "hyperVGeneration": existing.hyper_v_generation or "V1",
+                "architecture": existing.architecture or "x64",
+                "identifier": (existing.publisher, existing.offer, existing.sku),
+            }
+            for name, value in wanted.items():
+                same = (
+                    value == current[name] if name == "identifier" else str(value).lower() == str(current[name]).lower()
+                )
+                if not same:
+                    return self._change_not_allowed(name)
+        else:
+            for other in self.gallery_images.values():
+                if (other.subscription_id.lower(), other.resource_group.lower(), other.gallery.lower()) == (
+                    m["sub"].lower(),
+                    m["rg"].lower(),
+                    m["gallery"].lower(),
+                ) and (other.publisher, other.offer, other.sku) == wanted["identifier"]:
+                    return (
+                        409,
+                        _error(
+                            "Conflict",
+                            f"Gallery image '{other.name}' already uses the identifier (publisher, offer, sku) "
+                            f"{wanted['identifier']} in gallery '{m['gallery']}'.",
+                        ),
+                        {},
+                    )
+        extra = {
+            k: v
+            for k, v in props.items()
+            if k not in ("osType", "osState", "hyperVGeneration", "architecture", "identifier", "features")
+            and k != "provisioningState"
+        }
+        image = existing or self.add_gallery_image(
+            m["gallery"],
+            m["image"],
+            m["rg"],
+            m["sub"],
+            location=str(body.get("location") or "westeurope"),
+            os_type=wanted["osType"],
+            os_state=wanted["osState"],
+            hyper_v_generation=wanted["hyperVGeneration"],
+            architecture=wanted["architecture"],
+            publisher=wanted["identifier"][0],
+            offer=wanted["identifier"][1],
+            sku=wanted["identifier"][2],
+        )
+        image.security_type = features.get("SecurityType")
+        image.extra = extra
+        image.tags = dict(body.get("tags") or {})
+        _, answer, _ = self._on_gallery_image(m, query)
+        return (200 if existing else 201), answer, {}
+
+    def _on_delete_gallery_image(
+        self, m: re.Match[str], query: dict[str, str]
+    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        image = self._image(m)
+        if image is None:
+            return 204, None, {}
+        key = (m["sub"].lower(), m["rg"].lower(), m["gallery"].lower(), m["image"].lower())
+        if any(k[:4] == key for k in self.image_versions):
+            return self._nested_exist()
+        del self.gallery_images[key]
+        return 200, None, {}
+
+    def _capture_error(self, image: FakeGalleryImage, source_id: str, target: str) -> _Answer | None:
+        """Azure's capture-time rules for a VM source (see azure-image-pipeline.md, section 3)."""
+        vm_match = _VM_ID.match(source_id)
+        vm = (
+            self.vms.get((vm_match["sub"].lower(), vm_match["rg"].lower(), vm_match["name"].lower()))
+            if vm_match
+            else None
+        )
+        if vm is None:
+            return (
+                404,
+                _error("NotFound", f"The source virtual machine '{source_id}' was not found.", target),
+                {},
+            )
+        vm_state = "Generalized" if vm.generalized else "Specialized"
+        if vm_state.lower() != image.os_state.lower():
+            return (
+                400,
+                _error(
+                    "InvalidParameter",
+                    f"The source '{source_id}' has different OS state ['{vm_state}'] than the parent gallery image "
+                    f"OS state ['{image.os_state}'].",
+                    target,
+                ),
+                {},
+            )
+        if image.os_state.lower() == "generalized" and vm.power_state != "deallocated":
+            return (
+                409,
+                _error(
+                    "OperationNotAllowed",
+                    f"Operation 'Create Gallery Image Version' is not allowed on VM '{vm.name}' since the VM is "
+                    f"{vm.power_state}. Please deallocate the VM and retry the operation.",
+                    target,
+                ),
+                {},
+            )
+        if vm.os_type.lower() != image.os_type.lower():
+            return (
+                400,
+                _error(
+                    "InvalidParameter",
+                    f"The source '{source_id}' has different OS type ['{vm.os_type}'] than the parent gallery image "
+                    f"OS type ['{image.os_type}'].",
+                    target,
+                ),
+                {},
+            )
+        vm_generation, image_generation = vm.hyper_v_generation or "V1", image.hyper_v_generation or "V1"
+        if vm_generation.lower() != image_generation.lower():
+            return (
+                400,
+                _error(
+                    "InvalidParameter",
+                    f"The source '{source_id}' has different Hypervisor generation ['{vm_generation}'] than the "
+                    f"parent gallery image ['{image_generation}'].",
+                    target,
+                ),
+                {},
+            )
+        return None
+
+    def _on_put_image_version(
+        self, m: re.Match[str], query: dict[str, str]
+    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        image = self._image(m)
+        if image is None:
+            return self._parent_not_found(f"{m['gallery']}/{m['image']}")
+        if not re.fullmatch(r"\d+\.\d+\.\d+", m["version"]):
+            return (
+                400,
+                _error(
+                    "InvalidParameter",
+                    f"The gallery image version name '{m['version']}' is invalid. It must be of the form "
+                    "Major(int32).Minor(int32).Patch(int32).",
+                    "galleryImageVersionName",
+                ),
+                {},
+            )
+        body = self._body
+        props = dict(body.get("properties") or {})
+        source = (props.get("storageProfile") or {}).get("source") or {}
+        field_name = "virtualMachineId" if "virtualMachineId" in source else "id"
+        source_id = str(source.get(field_name) or "")
+        target = f"galleryImageVersion.properties.storageProfile.source.{field_name}"
+        key = (m["sub"].lower(), m["rg"].lower(), m["gallery"].lower(), m["image"].lower(), m["version"].lower())
+        existing = self.image_versions.get(key)
+        if existing is not None:
+            if (existing.source_vm_id or "").lower() != source_id.lower():
+                return self._change_not_allowed(f"storageProfile.source.{field_name}")
+        else:
+            if not source_id:
+                return (
+                    400,
+                    _error("InvalidParameter", "Required parameter 'storageProfile.source' is missing (null).", target),
+                    {},
+                )
+            error = self._capture_error(image, source_id, target)
+            if error is not None:
+                return error
+        extra = {
+            k: v for k, v in props.items() if k not in ("storageProfile", "provisioningState", "replicationStatus")
+        }
+        version = existing or self.add_image_version(
+            image, m["version"], source_vm_id=source_id, legacy_source_id=field_name == "id"
+        )
+        version.location = str(body.get("location") or image.location)
+        version.tags = dict(body.get("tags") or {})
+        version.extra = extra
+        version.provisioning_state = "Creating" if existing is None else "Updating"
+
+        def settle(ok: bool) -> None:
+            version.provisioning_state = "Succeeded" if ok else "Failed"
+
+        headers = self._start_operation(m["sub"], version.location, query, settle)
+        _, answer, _ = self._on_image_version(m, {})
+        return (200 if existing else 201), answer, headers
+
+    def _on_delete_image_version(
+        self, m: re.Match[str], query: dict[str, str]
+    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        key = (m["sub"].lower(), m["rg"].lower(), m["gallery"].lower(), m["image"].lower(), m["version"].lower())
+        version = self.image_versions.get(key)
+        if version is None:
+            return 204, None, {}
+        version.provisioning_state = "Deleting"
+
+        def remove(ok: bool) -> None:
+            if ok:
+                self.image_versions.pop(key, None)
+            else:
+                version.provisioning_state = "Failed"
+
+        headers = self._start_operation(m["sub"], version.location or version.image.location, query, remove)
+        return 202, None, headers
+
+    def _start_operation(
+        self, subscription_id: str, location: str, query: dict[str, str], on_finish: Callable[[bool], None]
+    ) -> dict[str, str]:
+        """An LRO on a gallery resource, polled at `capsOperations` like the recorded gallery traffic."""
+        script = self._lro_script.pop("next", None)
+        op = FakeOperation(
+            id=str(uuid.uuid4()),
+            vm=None,
+            action="gallery",
+            final_state="",
+            previous_state="",
+            in_progress_polls=-1 if script == -1 else self.lro_polls,
+            fail=script if isinstance(script, tuple) else None,
+            on_finish=on_finish,
+        )
+        self.operations[op.id] = op
+        base = (
+            f"{self.endpoint}/subscriptions/{subscription_id}/providers/Microsoft.Compute"
+            f"/locations/{location.replace(' ', '').lower()}/capsOperations/{op.id}"
+        )
+        api = query.get("api-version", "")
+        return {
+            "Azure-AsyncOperation": f"{base}?api-version={api}",
+            "Location": f"{base}?monitor=true&api-version={api}",
+        }
+
+    def _on_delete_vm(self, m: re.Match[str], query: dict[str, str]) -> tuple[int, None, dict[str, str]]:
+        if self._vm(m) is None:
+            return 204, None, {}
+        self.remove_vm(m["name"], m["rg"], m["sub"])
+        return 200, None, {}
+
+    # role assignments
+
+    def _scope_exists(self, scope: str) -> bool:
+        scope = scope.rstrip("/").lower()
+        known = [g.id for g in self.galleries.values()]
+        known += [i.id for i in self.gallery_images.values()]
+        known += [v.id for v in self.image_versions.values()]
+        known += [vm.id for vm in self.vms.values()]
+        groups = {rid.lower().split("/providers/")[0] for rid in known}
+        subscriptions = {f"/subscriptions/{sub}" for sub in self.subscriptions}
+        return scope in {rid.lower() for rid in known} | groups | subscriptions
+
+    def _role_assignment_body(self, ra: FakeRoleAssignment) -> dict[str, Any]:
+        props: dict[str, Any] = {
+            "roleDefinitionId": ra.role_definition_id,
+            "principalId": ra.principal_id,
+            "principalType": ra.principal_type or "User",
+            "scope": ra.scope,
+            "condition": None,
+            "conditionVersion": None,
+            "createdOn": ra.created_on,
+            "updatedOn": ra.created_on,
+            "createdBy": str(uuid.UUID(int=7)),
+            "updatedBy": str(uuid.UUID(int=7)),
+            "delegatedManagedIdentityResourceId": None,
+            "description": ra.description,
+        }
+        return {"properties": props, "id": ra.id, "type": "Microsoft.Authorization/roleAssignments", "name": ra.name}
+
+    def _on_role_assignment(
+        self, m: re.Match[str], query: dict[str, str]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        ra = self.role_assignments.get((m["scope"].lower(), m["name"].lower()))
+        if ra is None:
+            return 404, _error("RoleAssignmentNotFound", f"The role assignment '{m['name']}' is not found."), {}
+        return 200, self._role_assignment_body(ra), {}
+
+    def _on_put_role_assignment(
+        self, m: re.Match[str], query: dict[str, str]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if not _GUID.match(m["name"]):
+            return (
+                400,
+                _error(
+                    "InvalidRoleAssignmentId",
+                    f"The role assignment ID '{m['name']}' is not valid. The role assignment ID must be a GUID.",
+                ),
+                {},
+            )
+        scope = m["scope"]
+        if not self._scope_exists(scope):
+            return (
+                404,
+                _error(
+                    "ResourceNotFound",
+                    f"The Resource '{scope.rsplit('/providers/', 1)[-1]}' was not found (scope '{scope}'). For more "
+                    "details please go to https://aka.ms/ARMResourceNotFoundFix",
+                ),
+                {},
+            )
+        props = self._body.get("properties") or {}
+        role, principal = str(props.get("roleDefinitionId") or ""), str(props.get("principalId") or "")
+        if not re.fullmatch(
+            r"(/subscriptions/[^/]+)?/providers/Microsoft\.Authorization/roleDefinitions/[^/]+", role, re.I
+        ):
+            return 400, _error("InvalidRoleDefinitionId", f"The role definition ID '{role}' is not valid."), {}
+        if not _GUID.match(principal):
+            return 400, _error("InvalidPrincipalId", "A valid principal ID must be provided for role assignment."), {}
+        key = (scope.lower(), m["name"].lower())
+        existing = self.role_assignments.get(key)
+        if existing is not None:
+            if (
+                existing.principal_id.lower() != principal.lower()
+                or existing.role_definition_id.lower() != role.lower()
+            ):
+                return (
+                    409,
+                    _error(
+                        "RoleAssignmentUpdateNotPermitted",
+                        "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
+                    ),
+                    {},
+                )
+        else:
+            twin = next(
+                (
+                    ra
+                    for (s, _), ra in self.role_assignments.items()
+                    if s == scope.lower()
+                    and ra.principal_id.lower() == principal.lower()
+                    and ra.role_definition_id.rsplit("/", 1)[-1].lower() == role.rsplit("/", 1)[-1].lower()
+                ),
+                None,
+            )
+            if twin is not None:
+                return 409, _error("RoleAssignmentExists", "The role assignment already exists."), {}
+        ra = existing or FakeRoleAssignment(scope, m["name"], role, principal)
+        ra.principal_type = props.get("principalType")
+        ra.description = props.get("description")
+        self.role_assignments[key] = ra
+        return (200 if existing else 201), self._role_assignment_body(ra), {}
+
+    def _on_delete_role_assignment(
+        self, m: re.Match[str], query: dict[str, str]
+    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        ra = self.role_assignments.pop((m["scope"].lower(), m["name"].lower()), None)
+        if ra is None:
+            return 204, None, {}
+        return 200, self._role_assignment_body(ra), {}
 
     # long-running operations
 
@@ -1147,12 +1765,11 @@ exit 2
 
     def _finish(self, op: FakeOperation) -> None:
         op.end_time = _now()
-        if op.fail:
-            op.status = "Failed"
-            op.vm.power_state = op.previous_state
-        else:
-            op.status = "Succeeded"
-            op.vm.power_state = op.final_state
+        op.status = "Failed" if op.fail else "Succeeded"
+        if op.vm is not None:
+            op.vm.power_state = op.previous_state if op.fail else op.final_state
+        if op.on_finish is not None:
+            op.on_finish(not op.fail)
 
 
 # --- pytest fixtures -----------------------------------------------------------------------------------------
@@ -1194,3 +1811,51 @@ def wait_for(condition: Any, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return bool(condition())
+
+
+# --- standalone mode -----------------------------------------------------------------------------------------
+
+
+def serve(workdir: Path, seed: Path | None = None) -> None:
+    """Run a fake until SIGTERM/SIGINT, for tests driving another process (e.g. the Pulumi CLI).
+
+    Writes `workdir/fake-arm.json` ({endpoint, ca_path, bin_dir, token, subscription_id, pid}) once listening, and
+    appends every request to `workdir/requests.jsonl`. `seed` is a JSON list of add_vm keyword arguments."""
+    import signal
+
+    fake = FakeArm(workdir)
+    fake.request_log = workdir / "requests.jsonl"
+    for vm in json.loads(seed.read_text()) if seed else []:
+        fake.add_vm(**vm)
+    fake.start()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    info = {
+        "endpoint": fake.endpoint,
+        "ca_path": str(fake.ca_path),
+        "bin_dir": str(fake.bin_dir),
+        "token": fake.token,
+        "subscription_id": fake.subscription_id,
+        "pid": os.getpid(),
+    }
+    partial = workdir / "fake-arm.json.tmp"
+    partial.write_text(json.dumps(info, indent=2) + "\n")
+    partial.replace(workdir / "fake-arm.json")  # readers never see half a file
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.arm", description="Run the fake ARM endpoint.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="serve until SIGTERM/SIGINT")
+    serve_cmd.add_argument("--workdir", type=Path, required=True)
+    serve_cmd.add_argument("--seed", type=Path, help="JSON list of add_vm keyword arguments")
+    arguments = parser.parse_args()
+    serve(arguments.workdir.resolve(), arguments.seed)
