@@ -93,7 +93,7 @@ integration: $(VENV_STAMP) sandbox
 	$(UV) run --frozen --no-sync pytest tests/integration
 
 bench: $(VENV_STAMP)
-	$(UV) run --frozen --no-sync python -m tests.bench
+	$(UV) run --frozen --no-sync python -m tests.bench --format $(FORMAT)
 
 clean:
 	rm -rf .venv $(CACHE) .pytest_cache .mypy_cache .ruff_cache

@@ -5,15 +5,23 @@
 - the pickled provider blob's size;
 - dynamic provider host start-up;
 - the ARM half (deallocate → generalize → verify) through the real host against the HTTPS fake ARM;
-- one capture-time check (what `pulumi preview` runs per version) through the real host against the fake ARM.
+- one capture-time check (what `pulumi preview` runs per version) through the real host against the fake ARM;
+- N chains side by side under the real Pulumi CLI (`pulumi up` of 8 VMs vs 1, with the host pool and with
+  `parallelHosts: 1`), and how long a Check waits behind running Creates on one host.
+
+`make bench FORMAT=json` prints the headline figures as one JSON object, to compare between commits. Ratios, not
+absolute times, are what to compare across machines.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +42,74 @@ def report(name: str, median: float, best: float, unit: str = "s") -> None:
     print(f"{name:<58} median {median:8.3f} {unit}   best {best:8.3f} {unit}")
 
 
+def engine_figures(say: Callable[[str], None]) -> dict[str, float]:
+    """`pulumi up` of 8 VMs vs 1 under the real CLI: each VM's sysprep takes 3 s, its deallocation 3 polls of 1 s."""
+    from tests.e2e.fleet import fleet_workspace, windows_fleet
+    from tests.e2e.harness import engine_bin
+
+    bin_dir = engine_bin()
+
+    def up_seconds(size: int, parallel_hosts: int | None = None) -> float:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            windows_fleet(Path(tmp) / "fleet", size, sysprep_seconds=3.0, deallocate_polls=3) as fleet,
+        ):
+            ws = fleet_workspace(Path(tmp) / "ws", bin_dir, fleet, parallel_hosts)
+            return ws.pulumi("up", "--yes", "--skip-preview", program=True).expect_ok().seconds
+
+    one = up_seconds(1)
+    eight = up_seconds(8)
+    eight_one_host = up_seconds(8, parallel_hosts=1)
+    say(f"{'pulumi up, 1 VM (real CLI)':<58} {one:8.1f} s")
+    say(f"{'pulumi up, 8 VMs, default host pool (3 hosts)':<58} {eight:8.1f} s   ratio {eight / one:5.2f}")
+    ratio = eight_one_host / one
+    say(f"{'pulumi up, 8 VMs, parallelHosts: 1 (one host, 4 calls)':<58} {eight_one_host:8.1f} s   ratio {ratio:5.2f}")
+    return {"parallel_8_vs_1": round(eight / one, 3), "parallel_8_vs_1_one_host": round(eight_one_host / one, 3)}
+
+
+def check_wait_behind_creates(creates: int) -> float:
+    """Seconds a Check waits on a host that runs `creates` long Creates (ARM halves whose deallocation takes 3 s)."""
+    from tests.fakes.arm import FakeArm
+    from tests.fakes.dynamic_host import DynamicHost
+    from tests.integration.test_vm_provider import URN, props
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fake = FakeArm(Path(tmp)).start()
+        fake.lro_polls = 3
+        try:
+            with DynamicHost(fake.env) as host:
+                vms = [fake.add_vm(name=f"busy-{i}", power_state="running") for i in range(creates)]
+                threads = [
+                    threading.Thread(
+                        target=host.create,
+                        args=(URN, props(fake, vm.id, arm={**props(fake, vm.id)["arm"], "poll_interval": 1.0})),
+                    )
+                    for vm in vms
+                ]
+                for t in threads:
+                    t.start()
+                time.sleep(0.5)  # every Create is running
+                idle = fake.add_vm(name="idle", power_state="running")
+                started = time.perf_counter()
+                host.check(URN, {}, props(fake, idle.id))
+                waited = time.perf_counter() - started
+                for t in threads:
+                    t.join()
+                return waited
+        finally:
+            fake.stop()
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--skip-engine", action="store_true", help="leave out the runs under the real CLI")
+    args = parser.parse_args()
+    figures: dict[str, float] = {}
+    say: Callable[[str], None] = print
+    real_stdout = sys.stdout
+    if args.format == "json":
+        sys.stdout = sys.stderr  # the readable report goes to stderr, the JSON object alone to stdout
     sys.path.insert(0, str(ROOT))
     import base64
 
@@ -79,6 +154,7 @@ def main() -> int:
 
                 report("ARM half through the host (fake ARM, 0.05 s polls)", *timed(arm_half, 5))
                 print(f"{'  requests to ARM per ARM half':<58} {len(fake.requests) / 5:8.1f}")
+                figures["arm_requests_per_vm"] = len(fake.requests) / 5
 
                 def capture_check() -> None:
                     # A new VM each time, so the check's short-lived read cache never answers for ARM.
@@ -92,6 +168,18 @@ def main() -> int:
                 print(f"{'  requests to ARM per check (all GET)':<58} {(len(fake.requests) - before) / 10:8.1f}")
         finally:
             fake.stop()
+
+    for creates in (3, 4):
+        waited = check_wait_behind_creates(creates)
+        label = "host pool's bound" if creates == 3 else "one host, before the pool"
+        say(f"{f'Check behind {creates} running Creates on one host ({label})':<58} {waited:8.3f} s")
+        figures["check_wait_behind_creates_s" if creates == 3 else "check_wait_behind_4_creates_s"] = round(waited, 3)
+
+    if not args.skip_engine:
+        figures.update(engine_figures(say))
+    if args.format == "json":
+        sys.stdout = real_stdout
+        print(json.dumps(figures, indent=2, sort_keys=True))
     return 0
 
 
