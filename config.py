@@ -19,7 +19,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from hooks.errors import ConfigError
-from hooks.linux import parse_host_key
+from hooks.host_keys import parse_host_key
 from hooks.targets import PUBLIC_CLOUD_ARM, VmRef
 
 PROJECT = "image-gallery"

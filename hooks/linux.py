@@ -13,8 +13,6 @@ are translated, and every message is redacted once more before it leaves this mo
 
 from __future__ import annotations
 
-import base64
-import binascii
 import codecs
 import io
 import logging
@@ -28,6 +26,7 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from hooks import host_keys
 from hooks.errors import (
     ConfigError,
     GuestCommandFailed,
@@ -53,7 +52,6 @@ EXIT_NO_WAAGENT = 91
 TAIL_LINES = 20
 """How many of the script's last output lines go into errors and the result."""
 
-_HOST_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
 _MAX_ATTEMPT_SECONDS = 20.0
 """Upper bound for one TCP connect / banner / authentication attempt, so retries keep happening while a VM boots."""
 _READ_SLICE = 0.5
@@ -103,52 +101,15 @@ def deprovision(target: SshTarget, log: Log) -> GuestResult:
 
 
 def parse_host_key(text: str) -> paramiko.PKey:
-    """Parse an SSH host public key: `ssh-ed25519 AAAA… [comment]` or a known_hosts line
-    (`host,[host]:2222 ssh-ed25519 AAAA… [comment]`; the host names are not checked, the key is what counts).
+    """Parse an SSH host public key (see hooks/host_keys.py for the forms) into a paramiko key.
 
-    Raises ValueError with a readable message; meant for config validation too."""
-    fields = text.strip().split()
-    shown = _shorten(text.strip())
-    expected = f"expected '<type> <base64>' or a known_hosts line, with <type> one of {', '.join(_HOST_KEY_TYPES)}"
-    if not fields:
-        raise ValueError(f"the SSH host key is empty; {expected}")
-    if "\n" in text.strip():
-        raise ValueError(f"the SSH host key {shown!r} has several lines; give exactly one key")
-    if fields[0].startswith("@"):
-        raise ValueError(
-            f"the SSH host key {shown!r} is a known_hosts line with the marker {fields[0]}, which is not supported; "
-            "give the host's own public key"
-        )
-    if fields[0] in _HOST_KEY_TYPES:
-        key_type, blob = fields[0], fields[1:2]
-    elif len(fields) >= 2 and fields[1] in _HOST_KEY_TYPES:
-        key_type, blob = fields[1], fields[2:3]
-    else:
-        raise ValueError(f"the SSH host key {shown!r} has no supported key type; {expected}")
-    if not blob:
-        raise ValueError(f"the SSH host key {shown!r} has no base64 key data after {key_type}")
+    Raises ValueError with a readable message."""
+    key = host_keys.parse_host_key(text)
     try:
-        data = base64.b64decode(blob[0], validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(f"the SSH host key {shown!r} is not valid base64 after {key_type}") from None
-    embedded = _embedded_key_type(data)
-    if embedded is not None and embedded != key_type:
-        raise ValueError(f"the SSH host key {shown!r} says {key_type} but its data is a {embedded} key")
-    try:
-        return paramiko.PKey.from_type_string(key_type, data)
+        return paramiko.PKey.from_type_string(key.key_type, key.data)
     except Exception:
-        raise ValueError(f"the SSH host key {shown!r} is not a valid {key_type} public key") from None
-
-
-def _embedded_key_type(blob: bytes) -> str | None:
-    """The type name an SSH public key blob starts with (a length-prefixed string), if it has one."""
-    if len(blob) < 4:
-        return None
-    length = int.from_bytes(blob[:4], "big")
-    name = blob[4 : 4 + length]
-    if length > 64 or len(name) != length or not name.isascii():
-        return None
-    return name.decode()
+        shown = _shorten(text.strip())
+        raise ValueError(f"the SSH host key {shown!r} is not a valid {key.key_type} public key") from None
 
 
 def parse_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:

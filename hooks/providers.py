@@ -15,7 +15,7 @@ irreversible. The guest step carries it for Generalized definitions, the ARM hal
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import (
@@ -30,12 +30,18 @@ from pulumi.dynamic import (
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from hooks import pipeline, preflight
-from hooks.arm import SharedLogin
 from hooks.engine_log import sink_for
 from hooks.errors import ImageGalleryError
 from hooks.log import Log
 from hooks.targets import ArmSettings, SshTarget, SysprepOptions, VmRef, WinRmTarget
+
+if TYPE_CHECKING:
+    from hooks import preflight
+    from hooks.arm import SharedLogin
+
+# The program process (`__main__.py` → components → this module) only declares resources: it must not import
+# azure-mgmt-*, azure-identity, paramiko or pywinrm (over a second of CPU per `pulumi preview`). The step code is
+# imported inside the provider methods, which run only in the dynamic provider host.
 
 GUEST_OUTPUTS = ("vm_id", "os_type", "action", "method", "detail", "started_at", "finished_at")
 VM_OUTPUTS = ("vm_id", "actions", "power_state", "generalized", "finished_at")
@@ -139,6 +145,8 @@ def _known(value: Any) -> bool:
 
 def _capture_target(props: Mapping[str, Any]) -> preflight.CaptureTarget | None:
     """The parsed "capture" input, or None when there is none. A gallery ID not known yet becomes None."""
+    from hooks import preflight
+
     capture = props.get("capture")
     if not isinstance(capture, Mapping):
         return None
@@ -154,6 +162,8 @@ def _capture_check(
     Nothing is read when the VM is not known yet (preview of a new stack), nor when the resource already exists
     for the same VM: then `create` will not run again (only these keys replace it), and the source VM may well
     have been deleted after its capture."""
+    from hooks import preflight
+
     vm_id = news.get("vm_id")
     if not isinstance(news.get("capture"), Mapping) or not isinstance(vm_id, str) or not _known(vm_id):
         return []
@@ -237,6 +247,8 @@ class GuestGeneralizationProvider(_ChainStepProvider):
         return []
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        from hooks import pipeline, preflight
+
         name = str(props.get("resource_name") or self.default_name)
         creds = props.get("credentials") or {}
         log = Log(name, secrets=_secrets(creds), sink=sink_for(_log_urn(props)))
@@ -276,6 +288,8 @@ class VmGeneralizationProvider(_ChainStepProvider):
     default_name = "vm"
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        from hooks import pipeline, preflight
+
         name = str(props.get("resource_name") or self.default_name)
         log = Log(name, sink=sink_for(_log_urn(props)))
         vm = VmRef.parse(props["vm_id"])
