@@ -129,8 +129,11 @@ class ProgramRun:
     exports: dict[str, Any]
 
 
-def run_program(project: str, stack: str, config: dict[str, str], secret_keys: list[str]) -> ProgramRun:
-    """Run __main__.py under mocks (preview) and return what it registered and exported."""
+def run_program(
+    project: str, stack: str, config: dict[str, str], secret_keys: list[str], main: Path | None = None
+) -> ProgramRun:
+    """Run __main__.py (or another program file, for the benchmark) under mocks (preview) and return what it
+    registered and exported."""
     import pulumi
     from google.protobuf import json_format
     from pulumi.runtime import mocks as pmocks
@@ -177,7 +180,7 @@ def run_program(project: str, stack: str, config: dict[str, str], secret_keys: l
     exports: dict[str, Any] = {}
 
     def program() -> pulumi.Output[Any]:
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__pulumi_program__")
+        runpy.run_path(str(main or ROOT / "__main__.py"), run_name="__pulumi_program__")
         root = psettings.get_root_resource()
         outputs = dict(getattr(root, "outputs", {}) or {})
         return pulumi.Output.from_input(outputs).apply(exports.update)

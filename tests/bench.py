@@ -42,6 +42,57 @@ def report(name: str, median: float, best: float, unit: str = "s") -> None:
     print(f"{name:<58} median {median:8.3f} {unit}   best {best:8.3f} {unit}")
 
 
+PLAN_SCRIPT = """
+import json, sys, time
+started = time.perf_counter()
+import plan
+from tests.bench import wide_stack
+from tests.unit import stack_configs as sc
+values, secrets = sc.as_engine_config(wide_stack(int(sys.argv[1])))
+main = None if sys.argv[2] == "product" else plan.ROOT / "tests" / "flat_program.py"
+result = plan.run_program("image-gallery", "bench", values, secrets, main)
+assert result.resources
+print(time.perf_counter() - started)
+"""
+
+
+def wide_stack(definitions: int, versions: int = 3) -> dict[str, object]:
+    """A stack config of `definitions` Linux definitions with `versions` versions each, one VM per version."""
+    from tests.unit import stack_configs as sc
+
+    raw = sc.base()
+    template = raw["images"][0]
+    source = raw["sourceVms"]["linux-src"]
+    raw["images"], raw["sourceVms"] = [], {}
+    for d in range(definitions):
+        image = {**template, "name": f"img-{d:02d}", "identifier": {**template["identifier"], "sku": f"sku-{d}"}}
+        image["versions"] = []
+        for v in range(versions):
+            key = f"vm-{d:02d}-{v}"
+            image["versions"].append({**template["versions"][0], "version": f"1.0.{v}", "sourceVm": key})
+            raw["sourceVms"][key] = {**source, "id": sc.vm_id(key)}
+        raw["images"].append(image)
+    return raw
+
+
+def plan_ratio(definitions: int, runs: int = 3) -> tuple[float, float, float]:
+    """(product, flat, ratio): median seconds of a cold process running each program under the same mocks."""
+
+    def cold(kind: str) -> float:
+        out = subprocess.run(
+            [sys.executable, "-c", PLAN_SCRIPT, str(definitions), kind],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return float(out.stdout.strip().splitlines()[-1])
+
+    product = statistics.median(cold("product") for _ in range(runs))
+    flat = statistics.median(cold("flat") for _ in range(runs))
+    return product, flat, product / flat
+
+
 def engine_figures(say: Callable[[str], None]) -> dict[str, float]:
     """`pulumi up` of 8 VMs vs 1 under the real CLI: each VM's sysprep takes 3 s, its deallocation 3 polls of 1 s."""
     from tests.e2e.fleet import fleet_workspace, windows_fleet
@@ -168,6 +219,12 @@ def main() -> int:
                 print(f"{'  requests to ARM per check (all GET)':<58} {(len(fake.requests) - before) / 10:8.1f}")
         finally:
             fake.stop()
+
+    for definitions in (1, 20, 40):
+        product, flat, ratio = plan_ratio(definitions)
+        label = f"plan of {definitions} definitions x 3: product vs flat program"
+        print(f"{label:<58} {product:6.2f} s vs {flat:5.2f} s  ratio {ratio:5.2f}")
+        figures[f"plan_ratio_{definitions}x3"] = round(ratio, 3)
 
     for creates in (3, 4):
         waited = check_wait_behind_creates(creates)
