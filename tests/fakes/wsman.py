@@ -1,4 +1,4 @@
-"""A local WS-Management server playing a scripted Windows guest, for testing hooks/windows.py without Windows.
+"""A local WS-Management server playing a scripted Windows guest, for testing hooks/windows/ without Windows.
 
 The wire protocol is the WinRS shell protocol as pywinrm speaks it, shaped on exchanges recorded against real
 Windows hosts (jborean93/pypsrp tests/responses/test_winrs_*.yml, pywinrm's winrm/tests/conftest.py):
@@ -10,8 +10,10 @@ RelatesTo echoes the request's MessageID; faults come as HTTP 500 with a SOAP fa
 Also like Windows: WinRS runs commands through cmd.exe (8191-character command line), a bare ``powershell.exe``
 with WINRS_SKIP_CMD_SHELL is "file not found", and PowerShell writes a CLIXML progress record to stderr.
 
-Authentication is HTTP Basic over TLS only: NTLM (the Azure default) cannot be faked honestly, so the tests use
-``transport='basic'``; everything above the HTTP authentication layer is the same for NTLM over HTTPS.
+Authentication: HTTP Basic over TLS (most tests), or real NTLM through pyspnego's acceptor (credentials from
+NTLM_USER_FILE) behind a default listener that offers only ``Negotiate``: over https the client's channel binding
+(tls-server-end-point) is checked and recorded; over http every SOAP message must come MS-WSMV encrypted
+(``multipart/encrypted``, NTLM sealing) and is answered the same way, as Windows does without AllowUnencrypted.
 
 The guest: it recognises which of our scripts was sent by the marker line ``# image-gallery-script: <name>``,
 checks that the script body is byte for byte the file in hooks/scripts/windows (only a prelude of plain
@@ -43,7 +45,10 @@ from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape
 
 import pytest
+import spnego
+import spnego.exceptions
 import trustme
+from spnego.channel_bindings import GssChannelBindings
 
 from hooks.targets import WinRmTarget
 from hooks.windows import SCRIPTS
@@ -127,6 +132,12 @@ class SysprepBehaviour:
     """The process exits after this long (never, for "hang")."""
     failed_state: str = UNDEPLOYABLE
     """ImageState left behind by a failure."""
+    reseal_after: float | None = None
+    """Success: ImageState turns IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE this long after the launch, while the process
+    still runs (as real sysprep sets it before its last actions); None: when the process exits."""
+    tag_after: float | None = None
+    """Success: Sysprep_succeeded.tag appears this long after the launch; None: when the process exits."""
+    writes_tag: bool = True
     error_lines: list[str] = field(default_factory=lambda: list(SYSPREP_FAILURE_LINES))
 
 
@@ -146,12 +157,22 @@ class DropWindow:
 
     start: float
     duration: float
-    mode: Literal["reset", "handshake"] = "reset"
+    mode: Literal["reset", "handshake", "unauthorized"] = "reset"
     """reset: the request is read, then the TCP connection is reset without an answer;
-    handshake: new connections are reset before the TLS handshake completes (and requests as with reset)."""
+    handshake: new connections are reset before the TLS handshake completes (and requests as with reset);
+    unauthorized: every request is answered 401, as Windows refuses new logons while generalize runs."""
 
     def active(self, now: float) -> bool:
         return self.start <= now < self.start + self.duration
+
+
+@dataclass
+class NtlmLogon:
+    """One NTLM authentication the fake accepted."""
+
+    principal: str
+    channel_binding: bool
+    """The client's NTLMv2 response carried a (non-zero) channel binding hash."""
 
 
 @dataclass
@@ -194,6 +215,15 @@ class GuestModel:
     bitlocker_protection: str = "Off"
     bitlocker_volume: str = "FullyDecrypted"
     bitlocker_percentage: float = 0.0
+    data_drives: dict[str, tuple[str, str]] = field(default_factory=lambda: {"D:": ("Off", "FullyDecrypted")})
+    """Other fixed drives: mount point → (protection status, volume status)."""
+    role_query_error: str = ""
+    """Get-WindowsFeature fails with this message."""
+    cdrom_start: int | None = 1
+    """HKLM\\SYSTEM\\CurrentControlSet\\Services\\cdrom Start (None: no such service)."""
+    removable_deny_all: bool = False
+    removable_denied: list[str] = field(default_factory=list)
+    """Per-class removable-storage deny values, e.g. "{53f56308-...}!Deny_Read"."""
     appx: list[AppxPackage] = field(
         default_factory=lambda: [
             AppxPackage("Microsoft.WindowsCalculator", "11.2210.0.0", users=("VM\\azureadmin",)),
@@ -205,7 +235,15 @@ class GuestModel:
     wu_reboot_required: bool = False
     pending_file_renames: list[str] = field(default_factory=list)
     image_state: str = COMPLETE
-    answer_files: list[str] = field(default_factory=lambda: [f"{WINDIR}\\Panther\\unattend.xml"])
+    answer_files: list[str] = field(default_factory=lambda: [f"{WINDIR}\\Panther\\Unattend.xml"])
+    unattend_registry: str | None = None
+    """HKLM\\System\\Setup!UnattendFile, if set."""
+    panther_dir: bool = True
+    """%WINDIR%\\Panther exists (logs of earlier setup runs)."""
+    succeeded_tag: bool = False
+    """Sysprep_succeeded.tag exists (a stale one from an earlier sysprep, or this run's)."""
+    locked_files: dict[str, str] = field(default_factory=dict)
+    """Path → error: the clean-up cannot remove it."""
     setupact: list[str] = field(
         default_factory=lambda: ["2023-11-20 08:00:00, Info  SYSPRP (an earlier run) ========= sysprep starting"]
     )
@@ -213,7 +251,9 @@ class GuestModel:
         default_factory=lambda: ["2023-11-20 08:00:01, Error SYSPRP (an earlier run) stale error from last year"]
     )
     sysprep: SysprepBehaviour = field(default_factory=SysprepBehaviour)
-    drops_after_launch: list[tuple[float, float, Literal["reset", "handshake"]]] = field(default_factory=list)
+    drops_after_launch: list[tuple[float, float, Literal["reset", "handshake", "unauthorized"]]] = field(
+        default_factory=list
+    )
     """(delay after the sysprep launch, duration, mode): connection drops scheduled relative to the launch."""
     script_delays: dict[str, float] = field(default_factory=dict)
     """Script name → seconds it takes: Receive long-polls until then, or answers the operation-timeout fault."""
@@ -229,6 +269,10 @@ class GuestModel:
     handshake_failures: int = 0
     operation_timeouts: int = 0
     open_shells: set[str] = field(default_factory=set)
+    ntlm_logons: list[NtlmLogon] = field(default_factory=list)
+    sealed_requests: int = 0
+    """Requests that came WS-Man encrypted (NTLM sealing over http)."""
+    unencrypted_refused: int = 0
     command_lines: list[str] = field(default_factory=list)
 
     drops: list[DropWindow] = field(default_factory=list)
@@ -257,6 +301,7 @@ class GuestModel:
     # -- behaviour -----------------------------------------------------------------------------------------------
 
     def drop_mode(self, now: float) -> str | None:
+        """How connections fail at `now`, if they do."""
         with self.lock:
             for window in self.drops:
                 if window.active(now):
@@ -270,11 +315,17 @@ class GuestModel:
         behaviour, elapsed = self.sysprep, now - self.launches[-1].at
         if elapsed >= behaviour.undeployable_after:
             self.image_state = UNDEPLOYABLE
+        if behaviour.outcome == "success":
+            if behaviour.reseal_after is not None and elapsed >= behaviour.reseal_after:
+                self.image_state = RESEAL_TO_OOBE
+            if behaviour.writes_tag and behaviour.tag_after is not None and elapsed >= behaviour.tag_after:
+                self.succeeded_tag = True
         if behaviour.outcome == "hang" or elapsed < behaviour.runtime:
             return
         self._finished = True
         if behaviour.outcome == "success":
             self.image_state = RESEAL_TO_OOBE
+            self.succeeded_tag = self.succeeded_tag or behaviour.writes_tag
             self.setupact.append("2024-05-02 10:33:40, Info  SYSPRP Sysprep_Generalize_Complete: generalize done")
             self.setupact.append("2024-05-02 10:33:41, Info  [0x0f0052] SYSPRP Shutting down SysPrep log")
         else:
@@ -328,37 +379,77 @@ class GuestModel:
         return {"services": services}
 
     def _script_check_server_roles(self, params: dict[str, Any]) -> dict[str, Any]:
+        failed = self.feature_cmdlet and bool(self.role_query_error)
         return {
-            "feature_query": self.feature_cmdlet,
-            "installed": list(self.features) if self.feature_cmdlet else [],
+            "feature_query": self.feature_cmdlet and not failed,
+            "installed": list(self.features) if self.feature_cmdlet and not failed else [],
             "vm_switches": list(self.vm_switches),
             "wds_initialized": self.wds_initialized,
-            "errors": [],
+            "errors": [f"Get-WindowsFeature: {self.role_query_error}"] if failed else [],
         }
 
     def _script_check_bitlocker(self, params: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = {"source": self.bitlocker_source, "os_drive": "C:", "volumes": [], "error": ""}
+        drives = {"C:": (self.bitlocker_protection, self.bitlocker_volume), **self.data_drives}
+        for drive, (protection, volume) in drives.items():
+            if self.bitlocker_source == "Get-BitLockerVolume":
+                result["volumes"].append(
+                    {
+                        "mount_point": drive,
+                        "protection_status": protection,
+                        "volume_status": volume,
+                        "encryption_percentage": self.bitlocker_percentage,
+                    }
+                )
+            elif self.bitlocker_source == "manage-bde":
+                # manage-bde -status prints words, e.g. "Protection On", "Fully Encrypted".
+                result["volumes"].append(
+                    {
+                        "mount_point": drive,
+                        "protection_status": f"Protection {protection}",
+                        "volume_status": re.sub(r"(?<=[a-z])(?=[A-Z])", " ", volume),
+                        "encryption_percentage": self.bitlocker_percentage,
+                    }
+                )
+        return result
+
+    def _script_check_cdrom(self, params: dict[str, Any]) -> dict[str, Any]:
+        present = self.cdrom_start is not None
+        return {"present": present, "start": self.cdrom_start if present else -1}
+
+    def _script_check_removable_storage(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"deny_all": self.removable_deny_all, "denied": list(self.removable_denied)}
+
+    def _script_clean_before_sysprep(self, params: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = {
-            "mount_point": "C:",
-            "source": self.bitlocker_source,
-            "protection_status": "",
-            "volume_status": "",
-            "encryption_percentage": -1,
-            "error": "",
+            "sysprep_running": self._running_pids(),
+            "removed": [],
+            "kept_aside": [],
+            "errors": [],
         }
-        if self.bitlocker_source == "Get-BitLockerVolume":
-            result.update(
-                protection_status=self.bitlocker_protection,
-                volume_status=self.bitlocker_volume,
-                encryption_percentage=self.bitlocker_percentage,
-            )
-        elif self.bitlocker_source == "manage-bde":
-            # manage-bde -status prints words, e.g. "Protection On", "Fully Encrypted".
-            words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", self.bitlocker_volume)
-            result.update(
-                protection_status=f"Protection {self.bitlocker_protection}",
-                volume_status=words,
-                encryption_percentage=self.bitlocker_percentage,
-            )
+        if result["sysprep_running"]:
+            return result
+
+        def remove(path: str) -> bool:
+            if path in self.locked_files:
+                result["errors"].append(f"{path}: {self.locked_files[path]}")
+                return False
+            result["removed"].append(path)
+            return True
+
+        if self.unattend_registry is not None:
+            result["removed"].append(f"HKLM\\SYSTEM\\Setup!UnattendFile (was {self.unattend_registry})")
+            self.unattend_registry = None
+        self.answer_files = [f for f in self.answer_files if not remove(f)]
+        if self.panther_dir and remove(f"{WINDIR}\\Panther"):
+            self.panther_dir = False
+        if self.succeeded_tag and remove(f"{WINDIR}\\System32\\Sysprep\\Sysprep_succeeded.tag"):
+            self.succeeded_tag = False
+        if self.setuperr or self.setupact:
+            result["kept_aside"] = [
+                f"{WINDIR}\\System32\\Sysprep\\Panther\\{name}.previous" for name in ("setuperr.log", "setupact.log")
+            ]
+            self.setuperr, self.setupact = [], []
         return result
 
     def _script_check_appx(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -386,7 +477,7 @@ class GuestModel:
         return {
             "image_state": self.image_state,
             "sysprep_pids": self._running_pids(),
-            "succeeded_tag": self.image_state == RESEAL_TO_OOBE,
+            "succeeded_tag": self.succeeded_tag,
             "setuperr_tail": "\n".join(self.setuperr[-tail:]) if tail > 0 else "",
             "setupact_tail": "\n".join(self.setupact[-tail:]) if tail > 0 else "",
         }
@@ -397,7 +488,6 @@ class GuestModel:
             "started": False,
             "pid": 0,
             "already_running": running,
-            "removed": [],
             "command_line": "",
         }
         if running:
@@ -406,8 +496,6 @@ class GuestModel:
         extra = tuple(params.get("ExtraArgs", ()))
         flags = ["/oobe", "/generalize", "/quiet", "/quit", *([f"/mode:{mode}"] if mode else []), *extra]
         command_line = f'"{WINDIR}\\System32\\Sysprep\\Sysprep.exe" ' + " ".join(flags)
-        result["removed"], self.answer_files = self.answer_files, []
-        self.setuperr, self.setupact = [], []  # moved aside to *.previous
         launch = self._launch(command_line, mode, extra)
         result.update(started=True, pid=launch.pid, command_line=command_line)
         return result
@@ -510,6 +598,49 @@ def _fault(relates_to: str, code: str, subcode: str, reason: str, wsman_code: in
     )
 
 
+SPNEGO_ENCRYPTED = "application/HTTP-SPNEGO-session-encrypted"
+_BOUNDARY = b"--Encrypted Boundary"
+
+
+def _unseal(context: Any, body: bytes) -> bytes:
+    """The SOAP text of an MS-WSMV encrypted request (one part; pywinrm sends NTLM messages in one piece)."""
+    _, _, rest = body.partition(b"\tContent-Type: application/octet-stream\r\n")
+    if rest.endswith(_BOUNDARY + b"--\r\n"):
+        rest = rest[: -len(_BOUNDARY + b"--\r\n")]
+    length = struct.unpack("<i", rest[:4])[0]
+    plain: bytes = context.unwrap_winrm(rest[4 : 4 + length], rest[4 + length :])
+    return plain
+
+
+def _seal(context: Any, plain: bytes) -> bytes:
+    wrapped = context.wrap_winrm(plain)
+    return (
+        _BOUNDARY + b"\r\n\tContent-Type: " + SPNEGO_ENCRYPTED.encode() + b"\r\n"
+        b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length="
+        + str(len(plain)).encode()
+        + b"\r\n"
+        + _BOUNDARY
+        + b"\r\n\tContent-Type: application/octet-stream\r\n"
+        + struct.pack("<i", len(wrapped.header))
+        + wrapped.header
+        + wrapped.data
+        + _BOUNDARY
+        + b"--\r\n"
+    )
+
+
+def _channel_binding_sent(authenticate: bytes) -> bool:
+    """Whether an NTLM AUTHENTICATE message carries a channel binding hash (MsvAvChannelBindings, not zeros)."""
+    from spnego._ntlm_raw.messages import Authenticate, AvId, NTClientChallengeV2
+
+    message = Authenticate.unpack(authenticate)
+    response = message.nt_challenge_response or b""
+    if len(response) <= 24:
+        return False  # NTLMv1: no AV pairs at all
+    target_info = NTClientChallengeV2.unpack(response[16:]).av_pairs
+    return target_info.get(AvId.channel_bindings, b"\x00" * 16) != b"\x00" * 16
+
+
 def _reset(sock: socket.socket) -> None:
     """Close with a TCP reset, as a dropped network path looks to the client."""
     with contextlib.suppress(OSError):
@@ -521,10 +652,21 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], context: ssl.SSLContext, model: GuestModel) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        context: ssl.SSLContext | None,
+        model: GuestModel,
+        auth: Literal["basic", "ntlm"],
+        cert_hash: bytes,
+    ) -> None:
         super().__init__(address, _Handler)
         self.context = context
+        """None: plain http (NTLM then requires WS-Man message encryption)."""
         self.model = model
+        self.auth = auth
+        self.cert_hash = cert_hash
+        """SHA-256 of the certificate: the tls-server-end-point channel binding NTLM over https must carry."""
         self.shells: dict[str, _Shell] = {}
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -553,6 +695,11 @@ class _Handler(BaseHTTPRequestHandler):
             _reset(raw)
             raise _Dropped
         raw.settimeout(10)
+        self.ntlm: Any = None  # this connection's NTLM acceptor (NTLM authenticates a connection, not a request)
+        self.sealed = False  # the last request came WS-Man encrypted: so must its answer
+        if self.server.context is None:
+            super().setup()
+            return
         try:
             self.request = self.server.context.wrap_socket(raw, server_side=True)
         except (ssl.SSLError, OSError):
@@ -571,8 +718,14 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body: bytes, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        content_type = "application/soap+xml;charset=UTF-8"
+        if self.sealed and body:
+            body, content_type = (
+                _seal(self.ntlm, body),
+                f'multipart/encrypted;protocol="{SPNEGO_ENCRYPTED}";boundary="Encrypted Boundary"',
+            )
         self.send_response(status)
-        self.send_header("Content-Type", "application/soap+xml;charset=UTF-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for key, value in headers:
             self.send_header(key, value)
@@ -582,7 +735,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         model = self.server.model
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if model.drop_mode(time.monotonic()):
+        dropping = model.drop_mode(time.monotonic())
+        self.sealed = False
+        if dropping == "unauthorized":
+            with model.lock:
+                model.auth_failures += 1
+            self.ntlm = None
+            self._send(401, b"", self._challenge_headers())
+            return
+        if dropping:
             with model.lock:
                 model.dropped += 1
             self.close_connection = True
@@ -591,15 +752,76 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.rstrip("/") != "/wsman":
             self._send(404, b"")
             return
-        user = self._authenticated_user()
-        if user is None:
-            with model.lock:
-                model.auth_failures += 1
-            # As WinRM answers with Basic enabled: both schemes offered, no body.
-            self._send(401, b"", (("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", 'Basic realm="WSMAN"')))
-            return
+        if self.server.auth == "ntlm":
+            authenticated = self._ntlm_user(body)
+            if authenticated is None:
+                return  # answered already (a challenge or a refusal)
+            user, body = authenticated
+            if not body:
+                self._send(200, b"")  # pywinrm's empty POST that sets up the context for message encryption
+                return
+        else:
+            found = self._authenticated_user()
+            if found is None:
+                with model.lock:
+                    model.auth_failures += 1
+                # As WinRM answers with Basic enabled: both schemes offered, no body.
+                self._send(401, b"", self._challenge_headers())
+                return
+            user = found
         status, answer = self._dispatch(ET.fromstring(body), user)
         self._send(status, answer)
+
+    def _challenge_headers(self) -> tuple[tuple[str, str], ...]:
+        if self.server.auth == "ntlm":
+            return (("WWW-Authenticate", "Negotiate"),)  # a default listener: Negotiate (and Kerberos) only
+        return (("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", 'Basic realm="WSMAN"'))
+
+    def _ntlm_user(self, body: bytes) -> tuple[str, bytes] | None:
+        """NTLM as Windows' WinRM does it, through pyspnego's acceptor: (user, plain body), or None once answered."""
+        model = self.server.model
+        header = self.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() in ("negotiate", "ntlm") and token:
+            if self.ntlm is None or self.ntlm.complete:
+                bindings = (
+                    GssChannelBindings(application_data=b"tls-server-end-point:" + self.server.cert_hash)
+                    if self.server.context is not None
+                    else None
+                )
+                self.ntlm = spnego.server(protocol="ntlm", channel_bindings=bindings)
+            raw = base64.b64decode(token)
+            try:
+                answer = self.ntlm.step(raw)
+            except spnego.exceptions.SpnegoError:
+                with model.lock:
+                    model.auth_failures += 1
+                self.ntlm = None
+                self._send(401, b"", self._challenge_headers())
+                return None
+            if not self.ntlm.complete:
+                self._send(401, b"", (("WWW-Authenticate", f"{scheme} {base64.b64encode(answer or b'').decode()}"),))
+                return None
+            with model.lock:
+                model.ntlm_logons.append(NtlmLogon(self.ntlm.client_principal or "", _channel_binding_sent(raw)))
+        elif self.ntlm is None or not self.ntlm.complete:
+            # The client's first request, without credentials: the listener names its scheme (not a failure).
+            self._send(401, b"", self._challenge_headers())
+            return None
+        content_type = self.headers.get("Content-Type", "")
+        if content_type.startswith("multipart/encrypted"):
+            self.sealed = True
+            body = _unseal(self.ntlm, body)
+        elif body and self.server.context is None:
+            # Windows refuses unencrypted SOAP over http unless AllowUnencrypted is set (it is not by default).
+            with model.lock:
+                model.unencrypted_refused += 1
+            self._send(401, b"", self._challenge_headers())
+            return None
+        with model.lock:
+            model.sealed_requests += int(self.sealed)
+        user = (self.ntlm.client_principal or "").split("\\")[-1]
+        return user, body
 
     def _authenticated_user(self) -> str | None:
         header = self.headers.get("Authorization", "")
@@ -772,9 +994,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FakeWsman:
-    """The fake WinRM HTTPS listener for one GuestModel, on 127.0.0.1 with a certificate from `ca`."""
+    """The fake WinRM listener for one GuestModel, on 127.0.0.1: HTTPS with a certificate from `ca` (or plain
+    http), Basic or NTLM authentication (NTLM needs NTLM_USER_FILE, see the `ntlm_user_file` fixture)."""
 
-    def __init__(self, model: GuestModel, ca: trustme.CA) -> None:
+    def __init__(
+        self, model: GuestModel, ca: trustme.CA, auth: Literal["basic", "ntlm"] = "basic", https: bool = True
+    ) -> None:
         self.model = model
         self.ca = ca
         leaf = ca.issue_cert("localhost", "127.0.0.1")
@@ -783,7 +1008,7 @@ class FakeWsman:
         der = ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode())
         self.cert_sha256 = hashlib.sha256(der).hexdigest()
         self.ca_pem = ca.cert_pem.bytes().decode()
-        self._server = _Server(("127.0.0.1", 0), context, model)
+        self._server = _Server(("127.0.0.1", 0), context if https else None, model, auth, hashlib.sha256(der).digest())
         self.host = "127.0.0.1"
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -826,7 +1051,7 @@ def wsman_server(guest: GuestModel, wsman_ca: trustme.CA) -> Iterator[FakeWsman]
 
 @pytest.fixture
 def winrm_target(wsman_server: FakeWsman, guest: GuestModel) -> WinRmTarget:
-    """A WinRmTarget for the fake guest: Basic over HTTPS (NTLM cannot be faked), CA-validated, short bounds."""
+    """A WinRmTarget for the fake guest: Basic over HTTPS (NTLM: `ntlm_guest`), CA-validated, short bounds."""
     return WinRmTarget(
         host=wsman_server.host,
         port=wsman_server.port,
@@ -836,3 +1061,37 @@ def winrm_target(wsman_server: FakeWsman, guest: GuestModel) -> WinRmTarget:
         ca_bundle=wsman_server.ca_pem,
         connect_timeout=5.0,
     )
+
+
+@pytest.fixture
+def ntlm_user_file(guest: GuestModel, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The local account the NTLM acceptor checks logons against (pyspnego reads NTLM_USER_FILE)."""
+    path = tmp_path / "ntlm-users"
+    path.write_text(f":{guest.username}:{guest.password}\n")
+    monkeypatch.setenv("NTLM_USER_FILE", str(path))
+    return str(path)
+
+
+@pytest.fixture(params=["https", "http"])
+def ntlm_guest(
+    request: pytest.FixtureRequest, guest: GuestModel, wsman_ca: trustme.CA, ntlm_user_file: str
+) -> Iterator[tuple[FakeWsman, WinRmTarget]]:
+    """The fake guest behind a default listener doing real NTLM: over https with channel binding (CA-validated), or
+    over http with WS-Man message encryption. Yields the server and a target with the product's default transport."""
+    https = request.param == "https"
+    server = FakeWsman(guest, wsman_ca, auth="ntlm", https=https).start()
+    try:
+        yield (
+            server,
+            WinRmTarget(
+                host=server.host,
+                port=server.port,
+                username=guest.username,
+                password=guest.password,
+                scheme=request.param,
+                ca_bundle=server.ca_pem if https else None,
+                connect_timeout=5.0,
+            ),
+        )
+    finally:
+        server.stop()

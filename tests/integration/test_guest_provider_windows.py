@@ -12,7 +12,15 @@ import pytest
 from hooks.providers import GuestGeneralizationProvider
 from tests.fakes.arm import FakeArm, fake_arm  # noqa: F401
 from tests.fakes.dynamic_host import DynamicHost, HostError, host_factory, urn, with_provider  # noqa: F401
-from tests.fakes.wsman import FakeWsman, GuestModel, SysprepBehaviour, guest, wsman_ca, wsman_server  # noqa: F401
+from tests.fakes.wsman import (  # noqa: F401
+    FakeWsman,
+    GuestModel,
+    SysprepBehaviour,
+    guest,
+    ntlm_user_file,
+    wsman_ca,
+    wsman_server,
+)
 from tests.integration import test_vm_provider as vm_half
 
 GUEST_URN = urn("GuestGeneralization", "win2022-1.0.0-guest")
@@ -30,7 +38,7 @@ def windows_props(fake: FakeArm, vm_id: str, server: FakeWsman, model: GuestMode
             "host": server.host,
             "port": server.port,
             "scheme": "https",
-            "transport": "basic",  # NTLM cannot be faked honestly; Basic over TLS exercises the same path
+            "transport": "basic",  # NTLM (the default) is covered below and in test_windows_guest.py
             "username": model.username,
             "ca_certificate": server.ca_pem,
             "certificate_sha256": None,
@@ -107,3 +115,23 @@ def test_wrong_password_is_clear_and_not_echoed(
     assert "password" in err.value.details.lower() or "credential" in err.value.details.lower()
     assert wrong not in err.value.details and wrong not in host.close()
     assert guest.sysprep_launch_count == 0
+
+
+def test_sysprep_with_the_default_ntlm_over_http_with_message_encryption(
+    fake_arm: FakeArm, host_factory: Any, guest: GuestModel, wsman_ca: Any, ntlm_user_file: str
+) -> None:
+    guest.sysprep = SysprepBehaviour(runtime=0.3)
+    server = FakeWsman(guest, wsman_ca, auth="ntlm", https=False).start()
+    try:
+        vm = fake_arm.add_vm(power_state="running", os_type="Windows")
+        host: DynamicHost = host_factory(fake_arm.env)
+        props = windows_props(fake_arm, vm.id, server, guest, guest.password)
+        props["winrm"].update(scheme="http", transport="ntlm", ca_certificate=None)
+        props = with_provider(GuestGeneralizationProvider(), {k: v for k, v in props.items() if k != "__provider"})
+        _, outs = host.create(GUEST_URN, props)
+        assert outs["action"] == "sysprepped"
+        assert guest.sysprep_launch_count == 1
+        assert guest.sealed_requests > 0 and guest.ntlm_logons
+        assert guest.password not in host.close()
+    finally:
+        server.stop()

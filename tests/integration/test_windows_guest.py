@@ -1,6 +1,7 @@
-"""The Windows guest step (hooks/windows.py) against a fake WinRM listener playing a scripted Windows guest.
+"""The Windows guest step (hooks/windows/) against a fake WinRM listener playing a scripted Windows guest.
 
-Real pywinrm, real TLS, real HTTP; Basic authentication instead of NTLM (which cannot be faked honestly).
+Real pywinrm, real TLS, real HTTP; Basic authentication for most scenarios, real NTLM (pyspnego's acceptor, channel
+binding over https, message encryption over http) for the default transport at the end.
 Bounds are small so every scenario runs in about a second; `--durations=0` reports each scenario's time."""
 
 # The fixtures of tests/fakes/wsman.py are imported by name, and test parameters named like them are the point.
@@ -30,6 +31,8 @@ from hooks.errors import (
 )
 from hooks.log import Log
 from hooks.targets import GuestResult, SysprepOptions, WinRmTarget
+from hooks.windows import scripts, transport
+from hooks.windows.sysprep import CHECKS, COMMAND_LINE_MARGIN, MAX_EXTRA_ARGS_LENGTH
 from tests.fakes.wsman import (  # noqa: F401  (fixtures)
     COMPLETE,
     RESEAL_TO_OOBE,
@@ -39,13 +42,22 @@ from tests.fakes.wsman import (  # noqa: F401  (fixtures)
     GuestModel,
     SysprepBehaviour,
     guest,
+    ntlm_guest,
+    ntlm_user_file,
     winrm_target,
     wsman_ca,
     wsman_server,
 )
 
 FAST = SysprepOptions(poll_interval=0.05, agent_timeout=5.0, sysprep_timeout=20.0)
-PRECHECK_SCRIPTS = ("check-server-roles", "check-bitlocker", "check-appx", "check-pending-reboot")
+PRECHECK_SCRIPTS = (
+    "check-server-roles",
+    "check-bitlocker",
+    "check-appx",
+    "check-pending-reboot",
+    "check-cdrom",
+    "check-removable-storage",
+)
 
 
 @dataclasses.dataclass
@@ -121,16 +133,18 @@ def test_success_waits_for_late_agent_and_follows_image_state(guest: GuestModel,
     assert guest.sysprep_launch_count == 1
     assert guest.launches[0].command_line.endswith('Sysprep.exe" /oobe /generalize /quiet /quit /mode:vm')
     assert guest.script_runs["agent-status"] == 4  # three polls saw a stopped service
-    assert scripts_run(guest)[:7] == [
+    assert scripts_run(guest)[:10] == [
         "image-state",
         "agent-status",
         *PRECHECK_SCRIPTS,
+        "clean-before-sysprep",
         "start-sysprep",
     ]
     states = [line for line in outcome.log.lines if "sysprep: ImageState" in line]
     assert UNDEPLOYABLE in states[-2] and RESEAL_TO_OOBE in states[-1]
-    assert guest.answer_files == []
-    assert any("removed leftover answer file C:\\Windows\\Panther\\unattend.xml" in line for line in outcome.log.lines)
+    assert guest.answer_files == [] and not guest.panther_dir
+    assert any("removed before sysprep: C:\\Windows\\Panther\\Unattend.xml" in line for line in outcome.log.lines)
+    assert "removed before sysprep: C:\\Windows\\Panther\\Unattend.xml, C:\\Windows\\Panther" in result.detail
     assert result.method == "sysprep /oobe /generalize /quiet /quit /mode:vm"
     assert "generalize done" in result.output_tail
     assert not guest.open_shells, "every WinRS shell is deleted"
@@ -204,12 +218,16 @@ def test_sysprep_already_running_is_watched_not_started_again(guest: GuestModel,
     assert set(scripts_run(guest)) == {"image-state"}, "no pre-check while sysprep runs (it stops the agent)"
 
 
-def test_after_an_earlier_failed_sysprep_it_warns_and_runs_again(guest: GuestModel, winrm_target: WinRmTarget) -> None:
+def test_undeployable_at_the_start_stops_and_never_runs_sysprep_again(
+    guest: GuestModel, winrm_target: WinRmTarget
+) -> None:
+    # Windows Setup States: a setup phase failed; the image must be reinstalled, not sysprepped once more.
     guest.image_state = UNDEPLOYABLE
     outcome = run(winrm_target)
-    succeeded(outcome)
-    assert guest.sysprep_launch_count == 1
-    assert any("WARNING" in line and "earlier sysprep failed" in line for line in outcome.log.lines)
+    message = expect(outcome, PreCheckFailed)
+    assert UNDEPLOYABLE in message and "must be reinstalled" in message and "Nothing was changed" in message
+    assert guest.sysprep_launch_count == 0
+    assert scripts_run(guest) == ["image-state"], "no pre-check, no clean-up on an image that must be reinstalled"
 
 
 def test_a_machine_in_the_middle_of_setup_is_refused(guest: GuestModel, winrm_target: WinRmTarget) -> None:
@@ -239,6 +257,7 @@ def test_failed_sysprep_is_reported_within_seconds_with_the_panther_log_tail(
     assert "0x80073cf2" in message
     assert "Contoso.Notes_2.1.0.0_x64__8wekyb3d8bbwe was installed for a user" in message
     assert "stale error from last year" not in message, "logs of an earlier run were moved aside"
+    assert "cannot be sysprepped again" in message, "an UNDEPLOYABLE VM is not to be retried as it is"
     assert guest.sysprep_launch_count == 1
 
 
@@ -246,6 +265,73 @@ def test_sysprep_that_fails_before_generalize_is_a_failure_too(guest: GuestModel
     guest.sysprep = SysprepBehaviour(outcome="fail", undeployable_after=99.0, runtime=0.2, failed_state=COMPLETE)
     message = expect(run(winrm_target), SysprepFailed)
     assert COMPLETE in message
+    assert "Fix the cause shown below in the VM, then run again" in message
+
+
+def test_reseal_state_while_sysprep_still_runs_is_not_yet_success(guest: GuestModel, winrm_target: WinRmTarget) -> None:
+    # Sysprep sets ImageState before its last actions: success only once the process is gone (or the tag is there).
+    guest.sysprep = SysprepBehaviour(undeployable_after=0.05, reseal_after=0.2, runtime=1.2, writes_tag=False)
+    outcome = run(winrm_target)
+    succeeded(outcome)
+    launched = guest.launches[0].at
+    last_read = max(r.at for r in guest.requests if r.script == "image-state")
+    assert last_read >= launched + 1.2, "the watch went on until Sysprep.exe had exited"
+    states = [line for line in outcome.log.lines if "sysprep: ImageState" in line]
+    assert any(RESEAL_TO_OOBE in line and "sysprep running" in line for line in states)
+    assert RESEAL_TO_OOBE in states[-1] and "sysprep not running" in states[-1]
+
+
+def test_success_tag_while_sysprep_exits_is_success(guest: GuestModel, winrm_target: WinRmTarget) -> None:
+    guest.sysprep = SysprepBehaviour(reseal_after=0.2, tag_after=0.3, runtime=30.0)
+    outcome = run(winrm_target)
+    result = succeeded(outcome)
+    assert outcome.seconds < 5.0, "the tag with the state is enough; the process need not be gone"
+    assert "Sysprep_succeeded.tag written" in result.detail
+
+
+def test_stale_success_tag_of_an_earlier_run_is_removed_first(guest: GuestModel, winrm_target: WinRmTarget) -> None:
+    guest.succeeded_tag = True  # left by an earlier sysprep
+    guest.sysprep = SysprepBehaviour(reseal_after=0.1, runtime=1.0, writes_tag=False)
+    outcome = run(winrm_target)
+    succeeded(outcome)
+    assert any("Sysprep_succeeded.tag" in line and "removed before sysprep" in line for line in outcome.log.lines)
+    assert guest.requests[-1].at >= guest.launches[0].at + 1.0, "the stale tag was not taken for this run's"
+
+
+def test_reseal_state_with_sysprep_still_running_at_the_start_is_watched(
+    guest: GuestModel, winrm_target: WinRmTarget
+) -> None:
+    guest.sysprep = SysprepBehaviour(reseal_after=0.0, runtime=0.8, writes_tag=False)
+    guest.sysprep_started_elsewhere()
+    guest.image_state = RESEAL_TO_OOBE
+    outcome = run(winrm_target)
+    result = succeeded(outcome)
+    assert "already generalized" not in result.detail
+    assert guest.sysprep_launch_count == 0
+    assert guest.requests[-1].at >= guest.launches[0].at + 0.8
+
+
+def test_logons_refused_while_sysprep_runs_are_a_drop_not_bad_credentials(
+    guest: GuestModel, winrm_target: WinRmTarget
+) -> None:
+    guest.sysprep = SysprepBehaviour(undeployable_after=0.1, runtime=1.5)
+    guest.drops_after_launch = [(0.2, 0.8, "unauthorized")]
+    outcome = run(winrm_target)
+    succeeded(outcome)
+    assert guest.auth_failures > 0, "the fake really refused logons"
+    assert guest.sysprep_launch_count == 1
+    assert any("refused the logon (HTTP 401) while sysprep runs" in line for line in outcome.log.lines)
+
+
+def test_logons_refused_for_good_while_sysprep_runs_are_bounded(guest: GuestModel, winrm_target: WinRmTarget) -> None:
+    guest.sysprep = SysprepBehaviour(outcome="hang")
+    guest.drops_after_launch = [(0.2, 60.0, "unauthorized")]
+    outcome = run(winrm_target, connect_timeout=0.8)
+    message = expect(outcome, GuestConnectionError)
+    assert "could not reconnect within 0.8s" in message and "HTTP 401" in message
+    assert "Check the user name and password" not in message
+    assert guest.sysprep_launch_count == 1
+    assert outcome.seconds < 3.0
 
 
 def test_hanging_sysprep_times_out_naming_the_last_image_state(guest: GuestModel, winrm_target: WinRmTarget) -> None:
@@ -322,6 +408,27 @@ PRECHECK_FAILURES = [
         "1 pending file rename",
         id="file-renames",
     ),
+    pytest.param(
+        "server-roles",
+        _set(role_query_error="Access is denied"),
+        "could not find out which server roles are installed: Get-WindowsFeature: Access is denied",
+        id="role-query-fails",
+    ),
+    pytest.param(
+        "bitlocker",
+        _set(data_drives={"D:": ("Off", "FullyDecrypted"), "F:": ("On", "FullyEncrypted")}),
+        "F:: protection On, volume FullyEncrypted",
+        id="bitlocker-data-drive",
+    ),
+    pytest.param("cdrom", _set(cdrom_start=4), "cdrom Start is 4", id="cdrom-disabled"),
+    pytest.param("cdrom", _set(cdrom_start=None), "cdrom driver service is missing", id="cdrom-missing"),
+    pytest.param("removable-storage", _set(removable_deny_all=True), "Deny all access (Deny_All)", id="deny-all"),
+    pytest.param(
+        "removable-storage",
+        _set(removable_denied=["{53f56308-b6bf-11d0-94f2-00a0c91efb8b}!Deny_Read"]),
+        "{53f56308-b6bf-11d0-94f2-00a0c91efb8b}!Deny_Read",
+        id="deny-cd-read",
+    ),
     pytest.param("guest-agent", _agent(start_type="Disabled"), "disabled and will not start", id="agent-disabled"),
     pytest.param("guest-agent", _agent(present=False), "WindowsAzureGuestAgent is not installed", id="agent-absent"),
 ]
@@ -346,6 +453,7 @@ def test_failing_precheck_stops_before_sysprep(
     assert "Nothing was changed" in message
     assert guest.sysprep_launch_count == 0
     assert guest.script_runs["start-sysprep"] == 0
+    assert guest.script_runs["clean-before-sysprep"] == 0, "nothing is removed before every check passed"
     assert outcome.seconds < 3.0
 
 
@@ -375,6 +483,51 @@ def test_agent_that_never_starts_fails_after_agent_timeout(guest: GuestModel, wi
     assert guest.sysprep_launch_count == 0
 
 
+def test_clean_up_removes_answer_files_from_every_place_setup_looks_and_lists_them(
+    guest: GuestModel, winrm_target: WinRmTarget
+) -> None:
+    guest.unattend_registry = "D:\\build\\unattend.xml"
+    guest.answer_files = [
+        "C:\\Windows\\Panther\\Unattend\\Unattend.xml",
+        "C:\\Windows\\Panther\\Unattend\\Autounattend.xml",
+        "C:\\Windows\\Panther\\Unattend.xml",
+        "C:\\Windows\\System32\\Sysprep\\Unattend.xml",
+        "C:\\Autounattend.xml",
+    ]
+    outcome = run(winrm_target)
+    result = succeeded(outcome)
+    removed = [line.split("removed before sysprep: ", 1)[1] for line in outcome.log.lines if "removed before" in line]
+    assert removed == [
+        "HKLM\\SYSTEM\\Setup!UnattendFile (was D:\\build\\unattend.xml)",
+        *guest_answer_files_before(outcome),
+        "C:\\Windows\\Panther",
+    ]
+    assert guest.answer_files == [] and guest.unattend_registry is None and not guest.panther_dir
+    for item in removed:
+        assert item in result.detail, "the step's output lists what was removed"
+    assert scripts_run(guest).index("clean-before-sysprep") < scripts_run(guest).index("start-sysprep")
+
+
+def guest_answer_files_before(outcome: Outcome) -> list[str]:
+    return [
+        "C:\\Windows\\Panther\\Unattend\\Unattend.xml",
+        "C:\\Windows\\Panther\\Unattend\\Autounattend.xml",
+        "C:\\Windows\\Panther\\Unattend.xml",
+        "C:\\Windows\\System32\\Sysprep\\Unattend.xml",
+        "C:\\Autounattend.xml",
+    ]
+
+
+def test_clean_up_that_cannot_remove_something_stops_before_sysprep(
+    guest: GuestModel, winrm_target: WinRmTarget
+) -> None:
+    guest.locked_files = {"C:\\Windows\\Panther": "The process cannot access the file because it is being used"}
+    message = expect(run(winrm_target), GuestCommandFailed)
+    assert "could not clean up" in message and "C:\\Windows\\Panther: The process cannot access" in message
+    assert "sysprep was not started" in message
+    assert guest.sysprep_launch_count == 0
+
+
 def test_benign_guest_facts_pass(guest: GuestModel, winrm_target: WinRmTarget) -> None:
     guest.features.append("WDS")  # installed but not initialized: supported
     guest.bitlocker_source = "none"
@@ -400,8 +553,8 @@ def test_guest_output_quoting_the_password_is_redacted(guest: GuestModel, winrm_
 def test_slow_script_is_long_polled(
     guest: GuestModel, winrm_target: WinRmTarget, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(windows, "OPERATION_TIMEOUT", 1)
-    monkeypatch.setattr(windows, "READ_TIMEOUT", 3)
+    monkeypatch.setattr(transport, "OPERATION_TIMEOUT", 1)
+    monkeypatch.setattr(transport, "READ_TIMEOUT", 3)
     guest.script_delays["check-appx"] = 1.3
     succeeded(run(winrm_target))
     assert guest.operation_timeouts >= 1, "WinRM said 'still running' and the client asked again"
@@ -411,9 +564,9 @@ def test_hanging_script_is_bounded(
     guest: GuestModel, winrm_target: WinRmTarget, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # pywinrm's own output loop would wait forever; ours stops at SCRIPT_TIMEOUT.
-    monkeypatch.setattr(windows, "OPERATION_TIMEOUT", 1)
-    monkeypatch.setattr(windows, "READ_TIMEOUT", 3)
-    monkeypatch.setattr(windows, "SCRIPT_TIMEOUT", 0.5)
+    monkeypatch.setattr(transport, "OPERATION_TIMEOUT", 1)
+    monkeypatch.setattr(transport, "READ_TIMEOUT", 3)
+    monkeypatch.setattr(transport, "SCRIPT_TIMEOUT", 0.5)
     guest.script_delays["check-appx"] = 30.0
     outcome = run(winrm_target)
     assert "guest script check-appx.ps1 to finish" in expect(outcome, WaitTimeout)
@@ -441,7 +594,7 @@ def test_certificate_from_another_ca_is_refused_before_credentials(
     outcome = run(winrm_target, ca_bundle=other, connect_timeout=30.0)
     message = expect(outcome, HostKeyMismatch)
     assert winrm_target.host in message and str(winrm_target.port) in message
-    assert windows._colons(wsman_server.cert_sha256) in message, "the presented fingerprint is named"
+    assert transport.colons(wsman_server.cert_sha256) in message, "the presented fingerprint is named"
     assert "certificate verify failed" in message and "No credentials were sent" in message
     assert "ca_bundle" in message and "cert_sha256" in message
     assert guest.requests == [] and guest.auth_failures == 0
@@ -459,15 +612,15 @@ def test_wrong_pinned_fingerprint_is_refused_before_credentials(
 ) -> None:
     pin = "ab" * 32
     message = expect(run(winrm_target, ca_bundle=None, cert_sha256=pin), HostKeyMismatch)
-    assert f"expected SHA-256 {windows._colons(pin)}" in message
-    assert f"presented {windows._colons(wsman_server.cert_sha256)}" in message
+    assert f"expected SHA-256 {transport.colons(pin)}" in message
+    assert f"presented {transport.colons(wsman_server.cert_sha256)}" in message
     assert guest.requests == []
 
 
 def test_pinned_fingerprint_connects_without_a_ca(
     guest: GuestModel, winrm_target: WinRmTarget, wsman_server: FakeWsman
 ) -> None:
-    pin = windows._colons(wsman_server.cert_sha256).lower()  # colons and case do not matter
+    pin = transport.colons(wsman_server.cert_sha256).lower()  # colons and case do not matter
     outcome = run(winrm_target, ca_bundle=None, cert_sha256=pin)
     succeeded(outcome)
     assert any("matches the pinned SHA-256" in line for line in outcome.log.lines)
@@ -516,6 +669,7 @@ def test_connection_lost_for_good_during_sysprep_is_bounded(guest: GuestModel, w
         pytest.param({"extra_args": ("/shutdown",)}, {}, "conflicts", id="shutdown"),
         pytest.param({"mode": "audit"}, {}, "mode:", id="mode"),
         pytest.param({"skip_checks": frozenset({"antivirus"})}, {}, "skip_checks", id="unknown-check"),
+        pytest.param({"extra_args": ("/Abcdefghij:Abcdefghij",) * 10}, {}, "extra_args: 229 characters", id="too-long"),
         pytest.param({}, {"transport": "digest"}, "transport", id="transport"),
         pytest.param({}, {"scheme": "http", "ca_bundle": None}, "clear text", id="basic-over-http"),
         pytest.param({}, {"scheme": "http", "transport": "ntlm"}, "need https", id="ca-over-http"),
@@ -535,33 +689,187 @@ def test_invalid_settings_are_refused_before_contacting_the_guest(
     assert guest.requests == []
 
 
-def test_scripts_are_ascii_marked_and_fit_one_winrs_command_line() -> None:
-    scripts = sorted(Path(windows.SCRIPTS).glob("*.ps1"))
-    assert {p.stem for p in scripts} == {
+def test_scripts_are_ascii_marked_and_fit_one_winrs_command_line_with_margin() -> None:
+    paths = sorted(Path(scripts.SCRIPTS).glob("*.ps1"))
+    assert {p.stem for p in paths} == {
         "agent-status",
         "check-appx",
         "check-bitlocker",
+        "check-cdrom",
         "check-pending-reboot",
+        "check-removable-storage",
         "check-server-roles",
+        "clean-before-sysprep",
         "image-state",
         "start-sysprep",
     }
-    for path in scripts:
+    for path in paths:
         text = path.read_text(encoding="ascii")
         assert text.splitlines()[0] == f"# image-gallery-script: {path.stem}"
         assert "ConvertTo-Json" in text and "-Compress" in text
-        params: dict[str, windows.ScriptValue] = {}
-        if path.stem == "start-sysprep":
-            params = {"Mode": "vm", "ExtraArgs": ("/Abcdefgh:Abcdefgh1",) * 4}
-        command = windows.GuestScript(path.stem, params).command
-        assert len(command) < windows.CMD_LINE_LIMIT, path.name
+        command = scripts.GuestScript(path.stem, largest_params(path.stem)).command
+        limit = scripts.CMD_LINE_LIMIT - COMMAND_LINE_MARGIN
+        assert len(command) <= limit, f"{path.name}: {len(command)} characters as sent, more than {limit}"
+
+
+def largest_params(name: str) -> dict[str, scripts.ScriptValue]:
+    """The largest prelude the step can send to a script: extra_args at the validated bound."""
+    if name == "start-sysprep":
+        bound = MAX_EXTRA_ARGS_LENGTH
+        word = "/Abcdefghij:Abcdefghi1"
+        extra = (word,) * ((bound + 1) // (len(word) + 1))
+        assert len(" ".join(extra)) <= bound
+        return {"Mode": "vm", "ExtraArgs": extra}
+    if name == "image-state":
+        return {"TailLines": 200}
+    return {}
+
+
+def test_config_and_step_agree_on_check_names_and_the_extra_args_bound() -> None:
+    import config
+
+    assert tuple(config.SYSPREP_CHECKS) == CHECKS
+    assert config.SYSPREP_EXTRA_ARGS_MAX_LENGTH == MAX_EXTRA_ARGS_LENGTH
 
 
 def test_prelude_refuses_anything_but_whitelisted_text() -> None:
     with pytest.raises(ValueError):
-        _ = windows.GuestScript("start-sysprep", {"Mode": "vm'; Remove-Item C:\\ -Recurse; '"}).text
+        _ = scripts.GuestScript("start-sysprep", {"Mode": "vm'; Remove-Item C:\\ -Recurse; '"}).text
     with pytest.raises(ValueError):
-        _ = windows.GuestScript("image-state", {"tail; rm": 1}).text
-    assert windows.GuestScript("image-state", {"TailLines": 5}).text.startswith(
+        _ = scripts.GuestScript("image-state", {"tail; rm": 1}).text
+    assert scripts.GuestScript("image-state", {"TailLines": 5}).text.startswith(
         "$TailLines = 5\n# image-gallery-script: image-state\n"
     )
+
+
+# PowerShell 7 syntax that Windows PowerShell 5.1 (what WinRS starts as powershell.exe) cannot parse or run.
+PS7_ONLY_NODES = {"pipeline_chain_tail"}  # `a && b`, `a || b`
+PS7_ONLY_WORDS = ("-Parallel", "-AsHashtable", "-EscapeHandling", "-AsArray", "Get-Error", "$PSStyle", "Join-String")
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in Path(scripts.SCRIPTS).glob("*.ps1")))
+def test_every_script_as_sent_parses_as_windows_powershell(name: str) -> None:
+    tree_sitter = pytest.importorskip("tree_sitter")
+    grammar = pytest.importorskip("tree_sitter_powershell")
+    text = scripts.GuestScript(name, largest_params(name)).text
+    tree = tree_sitter.Parser(tree_sitter.Language(grammar.language())).parse(text.encode("ascii"))
+    problems: list[str] = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing or node.type in PS7_ONLY_NODES:
+            line = text.splitlines()[node.start_point[0]]
+            problems.append(f"{node.type} at line {node.start_point[0] + 1}: {line.strip()}")
+        stack.extend(node.children)
+    # `??`, `?.` and the ternary operator have no node of their own in this grammar: they parse as errors above.
+    problems += [f"PowerShell 7 only: {word}" for word in PS7_ONLY_WORDS if word.lower() in text.lower()]
+    assert not problems, f"{name}.ps1 as sent:\n" + "\n".join(problems)
+
+
+def test_the_grammar_check_catches_what_it_is_meant_to() -> None:
+    tree_sitter = pytest.importorskip("tree_sitter")
+    grammar = pytest.importorskip("tree_sitter_powershell")
+    parser = tree_sitter.Parser(tree_sitter.Language(grammar.language()))
+    for bad in ("$a = $b ?? 1", "$a = $b ? 1 : 2", "Get-Item x && Get-Item y", "if ($a { 1 }"):
+        root = parser.parse(bad.encode()).root_node
+        found = []
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            found.append(node.is_error or node.is_missing or node.type in PS7_ONLY_NODES)
+            stack.extend(node.children)
+        assert any(found), bad
+
+
+# --------------------------------------------------------------------------------------------------------------
+# NTLM, the default transport, against a real NTLM acceptor (pyspnego)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_default_transport_ntlm_generalizes(guest: GuestModel, ntlm_guest: tuple[FakeWsman, WinRmTarget]) -> None:
+    _, target = ntlm_guest
+    assert target.transport == "ntlm", "the product's default"
+    guest.sysprep = SysprepBehaviour(runtime=0.3)
+    succeeded(run(target))
+    assert guest.sysprep_launch_count == 1
+    assert guest.ntlm_logons and all(logon.principal.endswith(guest.username) for logon in guest.ntlm_logons)
+    if target.scheme == "https":
+        assert all(logon.channel_binding for logon in guest.ntlm_logons), "channel binding on every logon"
+        assert guest.sealed_requests == 0
+    else:
+        assert guest.sealed_requests >= len(guest.requests) > 0, "every SOAP message went encrypted"
+        assert guest.unencrypted_refused == 0
+
+
+def test_ntlm_wrong_password_fails_at_once(guest: GuestModel, ntlm_guest: tuple[FakeWsman, WinRmTarget]) -> None:
+    _, target = ntlm_guest
+    outcome = run(target, password="Not-The-Right-0ne!", connect_timeout=30.0)
+    assert "rejected the credentials of 'azureadmin'" in expect(outcome, GuestConnectionError)
+    assert guest.auth_failures == 1 and guest.requests == []
+    assert outcome.seconds < 2.0
+
+
+def test_ntlm_logons_refused_during_sysprep_are_reconnected(
+    guest: GuestModel, ntlm_guest: tuple[FakeWsman, WinRmTarget]
+) -> None:
+    _, target = ntlm_guest
+    guest.sysprep = SysprepBehaviour(undeployable_after=0.1, runtime=1.2)
+    guest.drops_after_launch = [(0.2, 0.6, "unauthorized")]
+    succeeded(run(target))
+    assert guest.auth_failures > 0 and guest.sysprep_launch_count == 1
+
+
+def test_plan_lists_the_clean_up_the_new_checks_and_what_finished_means() -> None:
+    from hooks.pipeline import WINDOWS_GUEST_STEPS
+
+    steps = "\n".join(WINDOWS_GUEST_STEPS)
+    for phrase in (
+        "cdrom Start=1",
+        "removable-storage",
+        "every fixed drive",
+        "a failing role query",
+        "Panther",
+        "Setup!UnattendFile",
+        "Sysprep_succeeded.tag",
+        "UNDEPLOYABLE",
+        "refused logons",
+    ):
+        assert phrase in steps, phrase
+
+
+def test_winrm_requests_never_write_the_process_environment(
+    monkeypatch: pytest.MonkeyPatch, guest: GuestModel, winrm_target: WinRmTarget
+) -> None:
+    # One provider host runs several guests at once (components/generalization_hosts.py). requests applied the
+    # session's no_proxy by writing it into os.environ around each request, which broke a reader in another
+    # thread with KeyError('no_proxy') in the middle of sysprep (seen with eight chains under the real CLI).
+    import os
+
+    writes: list[str] = []
+    set_item, del_item = os._Environ.__setitem__, os._Environ.__delitem__
+
+    def record_set(self: Any, key: str, value: str) -> None:
+        writes.append(f"set {key}")
+        set_item(self, key, value)
+
+    def record_del(self: Any, key: str) -> None:
+        writes.append(f"del {key}")
+        del_item(self, key)
+
+    monkeypatch.setattr(os._Environ, "__setitem__", record_set)
+    monkeypatch.setattr(os._Environ, "__delitem__", record_del)
+    guest.sysprep = SysprepBehaviour(undeployable_after=0.05, runtime=0.2)
+    succeeded(run(winrm_target))
+    assert writes == [], f"the WinRM step wrote the environment: {writes[:5]}"
+
+
+def test_a_proxy_in_the_environment_is_not_used_for_winrm(
+    monkeypatch: pytest.MonkeyPatch, guest: GuestModel, winrm_target: WinRmTarget
+) -> None:
+    # Port 9 (discard) on loopback: nothing listens, a request through this "proxy" would fail at once.
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    guest.sysprep = SysprepBehaviour(undeployable_after=0.05, runtime=0.2)
+    succeeded(run(winrm_target))

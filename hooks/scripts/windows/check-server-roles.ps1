@@ -1,6 +1,7 @@
 # image-gallery-script: check-server-roles
 # Lists installed Windows features, Hyper-V virtual switches and whether WDS is initialized. The policy
-# (which roles sysprep does not support) lives in hooks/windows.py. Prints one JSON line.
+# (which roles sysprep does not support) lives in hooks/windows/sysprep.py; a query that fails is reported in
+# `errors`, never taken for "no roles". Prints one JSON line.
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 
@@ -8,8 +9,10 @@ $result = [ordered]@{ feature_query = $false; installed = @(); vm_switches = @()
 
 # Get-WindowsFeature exists on Windows Server only; client editions have no server roles.
 if (Get-Command -Name Get-WindowsFeature -ErrorAction SilentlyContinue) {
-    $result.feature_query = $true
-    $result.installed = @(Get-WindowsFeature | Where-Object { $_.Installed } | ForEach-Object { $_.Name })
+    try {
+        $result.installed = @(Get-WindowsFeature | Where-Object { $_.Installed } | ForEach-Object { $_.Name })
+        $result.feature_query = $true
+    } catch { $result.errors += "Get-WindowsFeature: $($_.Exception.Message)" }
 }
 if (Get-Command -Name Get-VMSwitch -ErrorAction SilentlyContinue) {
     try { $result.vm_switches = @(Get-VMSwitch | ForEach-Object { $_.Name }) }

@@ -1,6 +1,7 @@
 # image-gallery-script: start-sysprep
 # Starts Sysprep.exe /oobe /generalize /quiet /quit [/mode:$Mode] [$ExtraArgs] detached and prints its PID.
-# Optional prelude: $Mode = 'vm' or '' ; $ExtraArgs = @('/flag', ...) (validated by hooks/windows.py).
+# Optional prelude: $Mode = 'vm' or '' ; $ExtraArgs = @('/flag', ...) (validated by hooks/windows/sysprep.py).
+# clean-before-sysprep.ps1 runs first.
 # Detached through WMI (Win32_Process.Create): the process is created outside the WinRM shell's job object,
 # so neither closing the shell nor a dropped connection kills it, and it runs as the connected administrator
 # (WMI impersonates the caller; no password to hand over, unlike a scheduled task). Never as SYSTEM:
@@ -11,25 +12,11 @@ if (-not (Test-Path variable:Mode)) { $Mode = 'vm' }
 if (-not (Test-Path variable:ExtraArgs)) { $ExtraArgs = @() }
 
 $sysprepDir = Join-Path $env:SystemRoot 'System32\Sysprep'
-$result = [ordered]@{ started = $false; pid = 0; already_running = @(); removed = @(); command_line = '' }
+$result = [ordered]@{ started = $false; pid = 0; already_running = @(); command_line = '' }
 
 # Never a second sysprep next to a running one: report it and let the caller watch it.
 $result.already_running = @(Get-Process -Name sysprep -ErrorAction SilentlyContinue | ForEach-Object { $_.Id })
 if ($result.already_running.Count -eq 0) {
-    # Leftover answer files would drive this sysprep run.
-    foreach ($file in (Join-Path $sysprepDir 'unattend.xml'), (Join-Path $env:SystemRoot 'Panther\unattend.xml')) {
-        if (Test-Path -LiteralPath $file) {
-            Remove-Item -LiteralPath $file -Force
-            $result.removed += $file
-        }
-    }
-    # Keep the previous run's logs aside, so a log tail reported on failure belongs to this run.
-    foreach ($name in 'setuperr.log', 'setupact.log') {
-        $log = Join-Path $sysprepDir "Panther\$name"
-        if (Test-Path -LiteralPath $log) {
-            Move-Item -LiteralPath $log -Destination ($log + '.previous') -Force -ErrorAction SilentlyContinue
-        }
-    }
     $sysprepArgs = @('/oobe', '/generalize', '/quiet', '/quit')
     if ($Mode) { $sysprepArgs += "/mode:$Mode" }
     $sysprepArgs += $ExtraArgs
