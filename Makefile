@@ -59,6 +59,8 @@ lint: $(VENV_STAMP)
 	$(UV) run --frozen --no-sync ruff check .
 	$(UV) run --frozen --no-sync ruff format --check .
 	$(UV) run --frozen --no-sync mypy
+	$(UV) run --frozen --no-sync bandit -q -c pyproject.toml -r . --severity-level medium
+	bash .ci/actionlint.sh
 
 # Root-only prerequisites of the Linux guest tests: debootstrap, and the throwaway Debian root with the real
 # waagent (built once, cached as a tarball under .cache/sandbox).
@@ -93,7 +95,7 @@ integration: $(VENV_STAMP) sandbox
 	$(UV) run --frozen --no-sync pytest tests/integration
 
 bench: $(VENV_STAMP)
-	$(UV) run --frozen --no-sync python -m tests.bench --format $(FORMAT)
+	$(UV) run --frozen --no-sync python -m tests.bench --format $(FORMAT) $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv $(CACHE) .pytest_cache .mypy_cache .ruff_cache

@@ -1,10 +1,12 @@
 """The ARM side of the pipeline: read a VM's state and facts, deallocate it, mark it generalized, and read the
 gallery resources a capture depends on. Plain functions over azure-mgmt-compute, usable without Pulumi.
 
-Clients and credentials are built inside each call and closed at its end: dynamic providers are pickled, and a
-credential or an HTTP session must never travel with them. Every call is bounded: one HTTP request by
-`ArmSettings.request_timeout`, one operation (retries and long-running operations included) by
-`ArmSettings.operation_timeout`. Every expected failure leaves as one of the `hooks.errors` types, with a
+One session per process and ARM endpoint (`ArmSession`: one login, one HTTP connection pool, shared by every
+call and thread), kept in this module, never on a provider: dynamic providers are pickled, and a credential or
+an HTTP session must never travel with them. Every call is bounded: one HTTP request by
+`ArmSettings.request_timeout`, one operation (retries, throttling and long-running operations included) by
+`ArmSettings.operation_timeout` (`armOperationTimeoutMinutes`).
+Every expected failure leaves as one of the `hooks.errors` types, with a
 message that names the VM, says what happened and what to do, and never carries a token.
 """
 
@@ -17,10 +19,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
+import requests
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import (
     AzureError,
@@ -29,11 +32,13 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.core.pipeline.policies import RetryPolicy
+from azure.core.pipeline.policies import RequestHistory, RetryPolicy
+from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest, HttpResponse
 from azure.identity import DefaultAzureCredential
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import ReplicationStatusTypes, VirtualMachineInstanceView
+from azure.mgmt.core.polling.arm_polling import ARMPolling
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from hooks.errors import ArmAccessDenied, ArmError, ArmUnreachable, VmNotFound, WaitTimeout
@@ -63,55 +68,185 @@ _DISK_ID = re.compile(
 
 # --- clients -------------------------------------------------------------------------------------------------
 
+_CALL_OPTION = "image_gallery_call"
+"""Per-call option carrying the operation's `_Budget` through the azure-core pipeline to `_BoundedRetryPolicy`
+(which pops it: the transport never sees it)."""
+
+
+@dataclass
+class _Budget:
+    """One operation's bound, shared by every request it makes (first request, retries, LRO polls)."""
+
+    settings: ArmSettings
+    what: str
+    """e.g. "deallocate VM x (resource group y)", for log lines and errors."""
+    log: Log | None = None
+    started: float = field(default_factory=time.monotonic)
+    throttled: int = 0
+    """Throttled answers (429, or 503 with Retry-After) received so far."""
+    unanswered: int = 0
+    """Requests that got no answer within the per-request bound so far."""
+    last_error: AzureError | None = None
+    """The last transport error (no answer, reset): what the call ends with when its bound runs out."""
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def remaining(self) -> float:
+        return self.settings.operation_timeout - self.elapsed
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for one azure-mgmt call (and its poller): this budget and the per-request bounds."""
+        s = self.settings
+        options: dict[str, Any] = {
+            _CALL_OPTION: self,
+            "connection_timeout": s.request_timeout,
+            "read_timeout": s.request_timeout,
+            "timeout": s.operation_timeout,
+        }
+        if s.max_retries is not None:
+            options["retry_total"] = s.max_retries
+        return options
+
 
 class _Throttled(Exception):
-    """ARM answered 429/503 with a Retry-After longer than the call may wait.
+    """ARM kept throttling (429/503 with Retry-After) until the operation's bound could not cover the next wait.
 
     Deliberately not an AzureError: azure-core's retry loop would catch that and retry until its timeout."""
 
-    def __init__(self, retry_after: float, bound: float) -> None:
-        super().__init__(f"ARM asked to retry after {retry_after:g}s, longer than this call's {bound:g}s bound")
+    def __init__(self, retry_after: float, budget: _Budget, on_poll: bool = False) -> None:
+        super().__init__(f"ARM asked to retry after {retry_after:g}s with {budget.remaining:.0f}s of the bound left")
         self.retry_after = retry_after
-        self.bound = bound
+        self.budget = budget
+        self.on_poll = on_poll
+
+
+class _OperationBound(Exception):
+    """The operation's bound passed while its long-running operation was still being polled."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"operation status {status}")
+        self.status = status
 
 
 class _BoundedRetryPolicy(RetryPolicy[HttpRequest, HttpResponse]):
-    """azure-core's retries, except that a Retry-After longer than the call's bound ends the call at once.
+    """azure-core's retries, bounded by the operation instead of by counts for what only time cures.
 
-    azure-core sleeps the whole Retry-After of a 429/503 before checking its timeout, so ARM asking for 60 s would
-    hold a 15 s preview check for a minute, and then fail as a plain timeout. Ending it here keeps the bound and
-    lets the error say that ARM is throttling."""
+    - Throttling (429, or any answer with Retry-After) is retried, honouring Retry-After, for as long as the
+      operation's bound allows; it does not use up `max_retries` (azure-core's default of 3 status retries would
+      end a throttled deallocate after a few seconds). When the bound cannot cover the next wait, the call ends
+      at once with `_Throttled`, so the error says ARM throttles rather than "timed out".
+    - A request that gets no answer (read timeout) or a reset connection is retried within the same bound, and
+      each retry is logged, so a silent ARM is reported after one per-request bound, not after all retries.
+    - Each request's read timeout is capped by what is left of the operation's bound."""
 
-    def __init__(self, cap: float, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
+        # Counts stay generous: the bound in time is what ends a call.
+        kwargs.setdefault("retry_status", 10)
+        kwargs.setdefault("retry_read", 10)
+        kwargs.setdefault("retry_connect", 3)
         super().__init__(**kwargs)
-        self._cap = cap
 
-    def get_retry_after(self, response: Any) -> float | None:
-        value = super().get_retry_after(response)
-        if value is not None and value > self._cap:
-            raise _Throttled(value, self._cap)
-        return value
+    def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
+        budget = options.pop(_CALL_OPTION, None)
+        settings = super().configure_retries(options)
+        settings["budget"] = budget
+        if isinstance(budget, _Budget):
+            settings["timeout"] = max(min(settings["timeout"], budget.remaining), 0.001)
+        return settings
+
+    def send(self, request: Any) -> Any:
+        request.context[_CALL_OPTION] = request.context.options.get(_CALL_OPTION)
+        return super().send(request)
+
+    def _configure_timeout(self, request: Any, absolute_timeout: float, is_response_error: bool) -> None:
+        budget = request.context.get(_CALL_OPTION)
+        if absolute_timeout <= 0 and isinstance(budget, _Budget) and budget.last_error is not None:
+            # The bound ran out between retries: end with what actually happened (a reset, no answer), not with
+            # azure-core's bare "Response timeout".
+            raise budget.last_error
+        super()._configure_timeout(request, absolute_timeout, is_response_error)
+        options = request.context.options
+        if "read_timeout" in options:
+            options["read_timeout"] = max(min(options["read_timeout"], absolute_timeout), 0.001)
+
+    def increment(self, settings: dict[str, Any], response: Any = None, error: Exception | None = None) -> bool:
+        budget = settings.get("budget")
+        http = getattr(response, "http_response", None)
+        if error is None and http is not None and _is_throttle(http):
+            # Throttling does not use up the retries: only the bound ends it (checked in `sleep`).
+            if isinstance(budget, _Budget):
+                budget.throttled += 1
+            settings["history"].append(RequestHistory(response.http_request, http_response=http))
+            return True
+        if isinstance(error, AzureError) and isinstance(budget, _Budget):
+            budget.last_error = error
+        if error is not None and isinstance(budget, _Budget) and budget.log is not None and budget.remaining > 0.1:
+            budget.unanswered += 1
+            budget.log.info(
+                f"ARM at {budget.settings.endpoint} {_no_answer(error, budget.settings)} to {budget.what}; retrying "
+                f"({budget.remaining:.0f}s left of the {_bound(budget.settings)})"
+            )
+        return bool(super().increment(settings, response=response, error=error))
+
+    def sleep(self, settings: dict[str, Any], transport: Any, response: Any = None) -> None:
+        budget = settings.get("budget")
+        if response is not None and isinstance(budget, _Budget):
+            retry_after = self.get_retry_after(response)
+            if retry_after is not None and retry_after >= budget.remaining:
+                raise _Throttled(retry_after, budget)
+            if retry_after is not None and budget.log is not None and budget.throttled in (1, 10, 100):
+                budget.log.info(
+                    f"ARM is throttling requests to {budget.what} (HTTP {response.http_response.status_code}, "
+                    f"Retry-After {retry_after:g}s); waiting as asked ({budget.remaining:.0f}s left of the "
+                    f"{_bound(budget.settings)})"
+                )
+        super().sleep(settings, transport, response=response)
 
 
-def _client_options(settings: ArmSettings) -> dict[str, Any]:
-    """Keyword arguments shared by every ARM client.
+def _is_throttle(response: Any) -> bool:
+    return bool(response.status_code == 429 or (response.status_code >= 500 and response.headers.get("Retry-After")))
 
-    azure-core's RetryPolicy stays on (it honours Retry-After on 408/429/5xx); its `timeout` is the total time one
-    call may spend across retries, so a throttled or flaky ARM cannot stretch a call past the operation bound.
-    TLS trust is left to requests, which reads REQUESTS_CA_BUNDLE; HTTPS is never relaxed."""
-    options: dict[str, Any] = {
-        "base_url": settings.endpoint,
-        "credential_scopes": [settings.scope],
-        "polling_interval": settings.poll_interval,
-        "connection_timeout": settings.request_timeout,
-        "read_timeout": settings.request_timeout,
-        "timeout": settings.operation_timeout,
-    }
-    retry: dict[str, Any] = {"timeout": settings.operation_timeout}
-    if settings.max_retries is not None:
-        retry["retry_total"] = settings.max_retries
-    options["retry_policy"] = _BoundedRetryPolicy(settings.operation_timeout, **retry)
-    return options
+
+def _bound(s: ArmSettings) -> str:
+    """The operation bound, as the user sets it."""
+    return f"{s.operation_timeout:g}s bound ({s.bound_source})"
+
+
+def _is_reset(exc: BaseException) -> bool:
+    """True when the peer closed or reset the connection (as opposed to not answering in time)."""
+    text = f"{exc} {exc.__cause__ or ''} {getattr(exc, 'inner_exception', '') or ''}".lower()
+    return any(m in text for m in ("connection reset", "connection aborted", "remotedisconnected", "broken pipe"))
+
+
+def _no_answer(exc: BaseException, s: ArmSettings) -> str:
+    if _is_reset(exc):
+        return "closed (reset) the connection without an answer"
+    if isinstance(exc, ServiceRequestError):
+        return "could not be reached"
+    return f"did not answer within the per-request bound of {s.request_timeout:g}s"
+
+
+class _BoundedPolling(ARMPolling):
+    """ARM's LRO polling, ended by the operation's bound: the poller thread stops by itself when the bound
+    passes (nothing is left polling in the background), and a Retry-After longer than what is left of the bound
+    ends the call at once with `_Throttled` instead of sleeping past it."""
+
+    def __init__(self, budget: _Budget, **kwargs: Any) -> None:
+        super().__init__(budget.settings.poll_interval, **kwargs)
+        self._budget = budget
+
+    def _delay(self) -> None:
+        delay = self._extract_delay()
+        if delay >= self._budget.remaining:
+            headers = self._pipeline_response.http_response.headers
+            if any(headers.get(h) for h in ("Retry-After", "retry-after-ms", "x-ms-retry-after-ms")):
+                raise _Throttled(delay, self._budget, on_poll=True)
+            self._sleep(max(self._budget.remaining, 0.0))
+            raise _OperationBound(self.status())
+        self._sleep(delay)
 
 
 def _credential() -> DefaultAzureCredential:
@@ -124,45 +259,25 @@ def _credential() -> DefaultAzureCredential:
         ) from exc
 
 
-def compute_client(
-    settings: ArmSettings, subscription_id: str, credential: TokenCredential | None = None
-) -> ComputeManagementClient:
-    """A ComputeManagementClient for one call: DefaultAzureCredential unless a credential is given, the
-    settings' endpoint, token audience, LRO polling interval and request/operation bounds. Close it after use."""
-    return ComputeManagementClient(
-        credential if credential is not None else _credential(), subscription_id, **_client_options(settings)
-    )
-
-
-def resource_client(
-    settings: ArmSettings, subscription_id: str, credential: TokenCredential | None = None
-) -> ResourceManagementClient:
-    """A ResourceManagementClient configured like `compute_client`.
-
-    azure-mgmt-resource 26 moved SubscriptionClient into the separate azure-mgmt-resource-subscriptions package,
-    which this project does not depend on; subscription reads go through this client's `send_request`, which
-    runs the same pipeline (auth, retries, bounds)."""
-    return ResourceManagementClient(
-        credential if credential is not None else _credential(), subscription_id, **_client_options(settings)
-    )
-
-
 class SharedLogin:
-    """One Azure login for several ARM calls: a TokenCredential to pass as `credential=` to the read functions.
+    """One Azure login for several ARM calls: a TokenCredential (pass it as `credential=`, or let the process-wide
+    session use its own).
 
     DefaultAzureCredential is built on first use, and each token is fetched once and reused until shortly before
-    it expires. Without this every call logs in again: the Azure CLI credential caches nothing and starts `az`
-    (about a second) per token, and a new DefaultAzureCredential probes the managed identity endpoint again.
-    Thread-safe: concurrent callers wait for the one login in progress instead of each starting their own.
-    Build it inside a method and close it there (`with SharedLogin() as login:`), never keep it on a provider."""
+    it expires (the token's `refresh_on` when the credential gives one, else 5 minutes before expiry; a token
+    that lives less than that is fetched for every request, never used expired). Without this every client logs
+    in on its own: the Azure CLI credential caches nothing and starts `az` (about a second) per token.
+    Thread-safe: concurrent callers wait for the one login in progress instead of each starting their own."""
 
     REFRESH_MARGIN = 300.0
-    """Seconds before expiry at which a cached token is fetched anew."""
+    """Seconds before expiry at which a cached token is fetched anew (azure-core's own refresh window)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._credential: DefaultAzureCredential | None = None
         self._tokens: dict[tuple[tuple[str, ...], str | None, bool], AccessToken] = {}
+        self.logins = 0
+        """Tokens fetched from the credential so far."""
 
     def get_token(
         self,
@@ -181,6 +296,7 @@ class SharedLogin:
                 token = self._credential.get_token(
                     *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
                 )
+                self.logins += 1
                 self._tokens[key] = token
             return token
 
@@ -198,38 +314,132 @@ class SharedLogin:
         self.close()
 
 
-_Client = TypeVar("_Client", ComputeManagementClient, ResourceManagementClient)
+class ArmSession:
+    """Everything one process needs to talk to one ARM endpoint: one login (one credential per endpoint and
+    token audience) and one HTTP connection pool, shared by every client, call and thread.
+
+    The dynamic provider host serves every resource of a stack from one process and several threads: with a
+    session per call, the ARM half opened four TLS connections and each check started its own `az`. Clients are
+    made per subscription (azure-mgmt binds one to a client) over the same pool and login. Nothing here may be
+    pickled into a provider: sessions live in this module's registry (`session()`), never on a provider."""
+
+    def __init__(self, endpoint: str, scope: str, credential: TokenCredential | None = None) -> None:
+        self.endpoint = endpoint
+        self.scope = scope
+        self.login = SharedLogin()
+        self._credential: TokenCredential = credential if credential is not None else self.login
+        self._http = requests.Session()
+        self._lock = threading.Lock()
+        self._compute: dict[str, ComputeManagementClient] = {}
+        self._resources: dict[str, ResourceManagementClient] = {}
+
+    def _options(self) -> dict[str, Any]:
+        # Per-call bounds (`_Budget.options`) override these defaults; TLS trust is left to requests, which reads
+        # REQUESTS_CA_BUNDLE; HTTPS is never relaxed.
+        defaults = ArmSettings()
+        return {
+            "base_url": self.endpoint,
+            "credential_scopes": [self.scope],
+            "transport": RequestsTransport(
+                session=self._http,
+                session_owner=False,
+                connection_timeout=defaults.request_timeout,
+                read_timeout=defaults.request_timeout,
+            ),
+            "retry_policy": _BoundedRetryPolicy(timeout=defaults.operation_timeout),
+        }
+
+    def compute(self, subscription_id: str) -> ComputeManagementClient:
+        with self._lock:
+            client = self._compute.get(subscription_id)
+            if client is None:
+                client = ComputeManagementClient(self._credential, subscription_id, **self._options())
+                self._compute[subscription_id] = client
+            return client
+
+    def resources(self, subscription_id: str) -> ResourceManagementClient:
+        """A ResourceManagementClient on the same pool and login.
+
+        azure-mgmt-resource 26 moved SubscriptionClient into the separate azure-mgmt-resource-subscriptions
+        package, which this project does not depend on; subscription reads go through this client's
+        `send_request`, which runs the same pipeline (auth, retries, bounds)."""
+        with self._lock:
+            client = self._resources.get(subscription_id)
+            if client is None:
+                client = ResourceManagementClient(self._credential, subscription_id, **self._options())
+                self._resources[subscription_id] = client
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            for compute in self._compute.values():
+                compute.close()
+            for resources in self._resources.values():
+                resources.close()
+            self._compute.clear()
+            self._resources.clear()
+            self._http.close()
+        self.login.close()
+
+
+_SESSIONS: dict[tuple[str, str], ArmSession] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def session(settings: ArmSettings) -> ArmSession:
+    """The process-wide session for the settings' endpoint and token audience (made on first use)."""
+    key = (settings.endpoint.rstrip("/").lower(), settings.scope.lower())
+    with _SESSIONS_LOCK:
+        found = _SESSIONS.get(key)
+        if found is None:
+            found = _SESSIONS[key] = ArmSession(settings.endpoint, settings.scope)
+        return found
+
+
+def close_sessions() -> None:
+    """Close and forget every process-wide session (tests; a process that ends needs not call it)."""
+    with _SESSIONS_LOCK:
+        sessions = list(_SESSIONS.values())
+        _SESSIONS.clear()
+    for s in sessions:
+        s.close()
+
+
+def ensure_login(settings: ArmSettings, target: str) -> None:
+    """Get (or reuse) the process-wide session's token for the settings' audience; raises ArmUnreachable (a login
+    problem, said so) when no token can be had. Lets concurrent reads share one login, or one login failure."""
+    with _arm_errors(_Call(settings, "read", target, "")):
+        session(settings).login.get_token(settings.scope)
 
 
 @contextmanager
-def _client(
-    factory: Callable[[ArmSettings, str, TokenCredential | None], _Client],
-    settings: ArmSettings,
-    subscription_id: str,
-    credential: TokenCredential | None,
-) -> Iterator[_Client]:
-    # Closing the client also stops an abandoned LRO poller thread: its next poll finds the transport closed.
-    # A credential passed in belongs to the caller, who closes it.
-    own = _credential() if credential is None else None
-    client = factory(settings, subscription_id, own or credential)
+def _session_for(settings: ArmSettings, credential: TokenCredential | None) -> Iterator[ArmSession]:
+    """The process-wide session, or, for a caller that brings its own credential, a session of its own for this
+    call (closed at its end; the credential stays the caller's)."""
+    if credential is None:
+        yield session(settings)
+        return
+    own = ArmSession(settings.endpoint, settings.scope, credential)
     try:
-        yield client
+        yield own
     finally:
-        client.close()
-        if own is not None:
-            own.close()
+        own.close()
 
 
+@contextmanager
 def _compute(
     settings: ArmSettings, subscription_id: str, credential: TokenCredential | None = None
-) -> contextlib.AbstractContextManager[ComputeManagementClient]:
-    return _client(compute_client, settings, subscription_id, credential)
+) -> Iterator[ComputeManagementClient]:
+    with _session_for(settings, credential) as s:
+        yield s.compute(subscription_id)
 
 
+@contextmanager
 def _resources(
     settings: ArmSettings, subscription_id: str, credential: TokenCredential | None = None
-) -> contextlib.AbstractContextManager[ResourceManagementClient]:
-    return _client(resource_client, settings, subscription_id, credential)
+) -> Iterator[ResourceManagementClient]:
+    with _session_for(settings, credential) as s:
+        yield s.resources(subscription_id)
 
 
 # --- error translation ---------------------------------------------------------------------------------------
@@ -327,10 +537,17 @@ def _translate(exc: AzureError, call: _Call) -> ArmError:
             "network problem, not a login one: check the endpoint, network and proxy settings, and TLS trust "
             "(REQUESTS_CA_BUNDLE)."
         )
+    if isinstance(exc, ServiceResponseError) and _is_reset(exc):
+        return ArmUnreachable(
+            f"ARM at {s.endpoint} closed (reset) the connection without answering, to {call.doing} {call.target}, "
+            f"and kept doing so on every retry within the {_bound(s)}: {_quote(str(exc))}. Something between "
+            "here and ARM (proxy, firewall, NAT) drops the connection: check the network and run again; the "
+            "operation is safe to repeat."
+        )
     if isinstance(exc, ServiceResponseError):
         return ArmUnreachable(
             f"ARM at {s.endpoint} did not answer in time to {call.doing} {call.target} (per-request bound "
-            f"{s.request_timeout:g}s, operation bound {s.operation_timeout:g}s): {_quote(str(exc))}. Check the "
+            f"{s.request_timeout:g}s, retried within the {_bound(s)}): {_quote(str(exc))}. Check the "
             "network and run again; the operation is safe to repeat."
         )
     return ArmError(f"could not {call.doing} {call.target}: {_quote(str(exc))}. Run again; if it persists, check ARM.")
@@ -344,10 +561,17 @@ def _arm_errors(call: _Call) -> Iterator[None]:
         raise _translate(exc, call) from exc
     except _Throttled as exc:
         # Throttling is ARM refusing work for now: the same category as unreachable (preview may only warn).
+        b = exc.budget
+        asked = (
+            f"asked to wait {exc.retry_after:g}s before polling the operation again"
+            if exc.on_poll
+            else f"answered {b.throttled} throttled request(s) and asked to wait {exc.retry_after:g}s more"
+        )
         raise ArmUnreachable(
-            f"ARM at {call.settings.endpoint} is throttling requests: to {call.doing} {call.target} it asked to "
-            f"wait {exc.retry_after:g}s, longer than the {exc.bound:g}s this call may wait; the throttled request "
-            "was not carried out. Wait a few minutes and run again, or raise armOperationTimeoutMinutes."
+            f"ARM at {call.settings.endpoint} is throttling requests: to {call.doing} {call.target} this run waited "
+            f"{b.elapsed:.0f}s, honouring Retry-After; ARM {asked}, longer than the {max(b.remaining, 0):.0f}s left "
+            f"of the {_bound(call.settings)}. Wait a few minutes and run again (the step is safe to repeat), "
+            f"or raise {call.settings.bound_source}."
         ) from None
 
 
@@ -380,6 +604,12 @@ class VmStatus:
     def __str__(self) -> str:
         return ", ".join(self.codes) if self.codes else "no statuses"
 
+    def after_deallocation(self) -> VmStatus:
+        """This status once a deallocate operation has Succeeded (Azure's PowerState/deallocated), without reading
+        the instance view again: the ARM half verifies with one read at its end."""
+        codes = tuple(c for c in self.codes if not c.lower().startswith("powerstate/"))
+        return replace(self, power_state="deallocated", codes=(*codes, "PowerState/deallocated"))
+
 
 def _status_value(codes: tuple[str, ...], kind: str) -> str | None:
     prefix = kind.lower() + "/"
@@ -389,19 +619,21 @@ def _status_value(codes: tuple[str, ...], kind: str) -> str | None:
     return None
 
 
-def _read_status(client: ComputeManagementClient, vm: VmRef, settings: ArmSettings) -> VmStatus:
+def _read_status(client: ComputeManagementClient, vm: VmRef, settings: ArmSettings, log: Log | None) -> VmStatus:
     call = _Call(settings, "read the instance view of", str(vm), PERMISSION_VM_INSTANCE_VIEW, vm)
+    budget = _Budget(settings, f"read the instance view of {vm}", log)
     with _arm_errors(call):
-        return VmStatus.from_instance_view(client.virtual_machines.instance_view(vm.resource_group, vm.name))
+        view = client.virtual_machines.instance_view(vm.resource_group, vm.name, **budget.options())
+        return VmStatus.from_instance_view(view)
 
 
 def _settled_probe(
-    client: ComputeManagementClient, vm: VmRef, settings: ArmSettings
+    client: ComputeManagementClient, vm: VmRef, settings: ArmSettings, log: Log
 ) -> Callable[[], tuple[bool, VmStatus]]:
     """A `poll` probe that is done once the VM is no longer stopping or deallocating."""
 
     def probe() -> tuple[bool, VmStatus]:
-        status = _read_status(client, vm, settings)
+        status = _read_status(client, vm, settings, log)
         return status.power_state not in _TRANSITIONAL_POWER_STATES, status
 
     return probe
@@ -410,57 +642,86 @@ def _settled_probe(
 def get_status(settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCredential | None = None) -> VmStatus:
     """Read the VM's instance view (read-only)."""
     with _compute(settings, vm.subscription_id, credential) as client:
-        status = _read_status(client, vm, settings)
+        status = _read_status(client, vm, settings, log)
     log.info(f"{vm}: {status}")
     return status
 
 
+def _wait_settled(
+    client: ComputeManagementClient, settings: ArmSettings, vm: VmRef, log: Log, deadline: Deadline
+) -> VmStatus:
+    try:
+        return poll(_settled_probe(client, vm, settings, log), deadline, settings.poll_interval, describe=str)
+    except WaitTimeout as exc:
+        raise WaitTimeout(
+            f"{exc}. Check the VM in the Azure portal, then run again (or raise {settings.bound_source})."
+        ) from exc
+
+
 def wait_until_stopped(
-    settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCredential | None = None
+    settings: ArmSettings,
+    vm: VmRef,
+    log: Log,
+    credential: TokenCredential | None = None,
+    *,
+    current: VmStatus | None = None,
 ) -> VmStatus:
     """If the VM is stopping or deallocating, wait (bounded) until it is stopped or deallocated.
 
-    Any other state is returned as is: the caller decides what a running VM means."""
+    Any other state is returned as is: the caller decides what a running VM means. `current`: the status the
+    caller just read (saves reading it again)."""
     deadline = Deadline(settings.operation_timeout, f"{vm} to finish stopping (PowerState stopped or deallocated)")
-    # One client for the whole wait: one login, one connection pool.
     with _compute(settings, vm.subscription_id, credential) as client:
-        first = _read_status(client, vm, settings)
+        first = current if current is not None else _read_status(client, vm, settings, log)
         if first.power_state not in _TRANSITIONAL_POWER_STATES:
             return first
         log.info(f"{vm} is {first.power_state}; waiting for it to stop")
-        try:
-            status = poll(_settled_probe(client, vm, settings), deadline, settings.poll_interval, describe=str)
-        except WaitTimeout as exc:
-            raise WaitTimeout(f"{exc}. Check the VM in the Azure portal, then run again.") from exc
+        status = _wait_settled(client, settings, vm, log, deadline)
     log.info(f"{vm} is {status.power_state}")
     return status
 
 
-def deallocate(settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCredential | None = None) -> VmStatus:
+def deallocate(
+    settings: ArmSettings,
+    vm: VmRef,
+    log: Log,
+    credential: TokenCredential | None = None,
+    *,
+    current: VmStatus | None = None,
+) -> VmStatus:
     """Deallocate the VM and wait (bounded) for the long-running operation to succeed; returns the new status.
 
-    A VM that is already deallocated is left alone, so the step is safe to repeat."""
+    A VM that is already deallocated is left alone, so the step is safe to repeat. `current`: the status the
+    caller just read (saves reading it again); the status returned is that one, deallocated (not read again)."""
     what = f"Azure to deallocate {vm} (the deallocate operation to reach Succeeded)"
     deadline = Deadline(settings.operation_timeout, what)
     call = _Call(settings, "deallocate", str(vm), PERMISSION_VM_DEALLOCATE, vm)
     with _compute(settings, vm.subscription_id, credential) as client:
-        status = _read_status(client, vm, settings)
+        status = current if current is not None else _read_status(client, vm, settings, log)
         if status.power_state in _TRANSITIONAL_POWER_STATES:
             # A stop or deallocation from an earlier, interrupted run is still going: let it finish, not race it.
             log.info(f"{vm} is {status.power_state}; waiting for that to finish first")
-            try:
-                status = poll(_settled_probe(client, vm, settings), deadline, settings.poll_interval, describe=str)
-            except WaitTimeout as exc:
-                raise WaitTimeout(f"{exc}. Check the VM in the Azure portal, then run again.") from exc
+            status = _wait_settled(client, settings, vm, log, deadline)
         if status.power_state == "deallocated":
             log.info(f"{vm} is already deallocated")
             return status
         log.info(f"deallocating {vm} (currently {status.power_state or 'unknown'})")
+        budget = _Budget(replace(settings, operation_timeout=deadline.remaining), f"deallocate {vm}", log)
+        options = budget.options()
+        # ARMPolling's own `timeout` is its poll interval; the retry policy bounds each poll by the budget.
+        poll_options = {k: v for k, v in options.items() if k != "timeout"}
+        polling = _BoundedPolling(budget, path_format_arguments={"endpoint": settings.endpoint}, **poll_options)
         with _arm_errors(call):
-            poller = client.virtual_machines.begin_deallocate(vm.resource_group, vm.name)
+            poller = client.virtual_machines.begin_deallocate(vm.resource_group, vm.name, polling=polling, **options)
             try:
-                # result(timeout) returns quietly when the time is up; done() tells the two apart.
-                poller.result(timeout=deadline.remaining)
+                # The poller's thread ends by itself at the bound (_BoundedPolling); the timeout is a safety net.
+                poller.result(timeout=deadline.remaining + settings.request_timeout + 1.0)
+            except _OperationBound as exc:
+                raise WaitTimeout(
+                    f"{deadline.timeout(f'operation status {exc.status}')}. The VM may still be deallocating: "
+                    "check it in the Azure portal and run again (deallocate is safe to repeat), or raise "
+                    f"{settings.bound_source}."
+                ) from None
             except HttpResponseError as exc:
                 if exc.status_code is not None and exc.status_code < 400:
                     # The operation document itself said Failed/Canceled: quote Azure's reason.
@@ -474,33 +735,66 @@ def deallocate(settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCred
         if not poller.done():
             raise WaitTimeout(
                 f"{deadline.timeout(f'operation status {poller.status()}')}. The VM may still be deallocating: "
-                "check it in the Azure portal and run again (deallocate is safe to repeat), or raise "
-                "operation_timeout."
+                f"check it in the Azure portal and run again (deallocate is safe to repeat), or raise "
+                f"{settings.bound_source}."
             )
-        status = _read_status(client, vm, settings)
-    log.info(f"{vm} deallocated ({status})")
+    status = status.after_deallocation()
+    log.info(f"{vm} deallocated (the operation Succeeded)")
     return status
 
 
-def generalize(settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCredential | None = None) -> None:
+def generalize(
+    settings: ArmSettings,
+    vm: VmRef,
+    log: Log,
+    credential: TokenCredential | None = None,
+    *,
+    current: VmStatus | None = None,
+) -> None:
     """Mark the VM generalized in ARM (synchronous). Irreversible: the VM can never be started again.
 
-    Azure refuses (409 OperationNotAllowed) unless the VM is stopped; deallocate first."""
+    Azure refuses (409 OperationNotAllowed) unless the VM is stopped; deallocate first. `current`: the status
+    the caller read last, so that a refusal is explained by the state it fits."""
     call = _Call(settings, "generalize", str(vm), PERMISSION_VM_GENERALIZE, vm)
     log.info(f"marking {vm} as generalized")
-    with _compute(settings, vm.subscription_id, credential) as client, _arm_errors(call):
-        try:
-            client.virtual_machines.generalize(vm.resource_group, vm.name)
-        except HttpResponseError as exc:
-            if exc.status_code == 409:
-                code, message = azure_error_detail(exc)
-                raise ArmError(
-                    f"Azure refused to generalize {vm} (409 {code}): {message}. A VM can only be marked "
-                    "generalized when it is not running: deallocate it first (after sysprep / waagent deprovision "
-                    "finished in the guest), then generalize again."
-                ) from exc
-            raise
+    with _compute(settings, vm.subscription_id, credential) as client:
+        with _arm_errors(call):
+            try:
+                budget = _Budget(settings, f"generalize {vm}", log)
+                client.virtual_machines.generalize(vm.resource_group, vm.name, **budget.options())
+                refused = None
+            except HttpResponseError as exc:
+                if exc.status_code != 409:
+                    raise
+                refused = exc
+        if refused is not None:
+            code, message = azure_error_detail(refused)
+            if current is None:
+                # Read the state now (best effort), so the advice fits it.
+                with contextlib.suppress(ArmError):
+                    current = _read_status(client, vm, settings, log)
+            raise ArmError(
+                f"Azure refused to generalize {vm} (409 {code}): {message}. {_generalize_advice(current)}"
+            ) from refused
     log.info(f"{vm} is marked generalized")
+
+
+def _generalize_advice(status: VmStatus | None) -> str:
+    """What to do after a refused generalize, for the state the VM was seen in."""
+    if status is None:
+        return "Check the VM's state in the Azure portal and run again."
+    if status.power_state in ("running", "starting"):
+        return (
+            f"The VM is {status.power_state}: it can only be marked generalized when it is not running. "
+            "Deallocate it (after sysprep / waagent deprovision finished in the guest), then run again."
+        )
+    if status.power_state in _TRANSITIONAL_POWER_STATES:
+        return f"The VM is still {status.power_state}: wait until it has stopped, then run again."
+    return (
+        f"The VM was seen {status.power_state or 'in no power state'} ({status}), which allows it: another "
+        "operation may be running on it. Check its activity log in the Azure portal and run again (the step is "
+        "safe to repeat)."
+    )
 
 
 def verify_generalized(
@@ -563,7 +857,9 @@ def get_facts(settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCrede
     call = _Call(settings, "read", str(vm), PERMISSION_VM_READ, vm)
     with _compute(settings, vm.subscription_id, credential) as client:
         with _arm_errors(call):
-            model = client.virtual_machines.get(vm.resource_group, vm.name, expand="instanceView")
+            model = client.virtual_machines.get(
+                vm.resource_group, vm.name, expand="instanceView", **_Budget(settings, f"read {vm}", log).options()
+            )
         props = model.properties
         os_disk = props.storage_profile.os_disk if props and props.storage_profile else None
         if props is None or os_disk is None:
@@ -575,7 +871,8 @@ def get_facts(settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCrede
         if disk_id and match:
             disk_call = _Call(settings, "read the OS disk of", f"{vm} ({disk_id})", PERMISSION_DISK_READ)
             with _arm_errors(disk_call):
-                disk_props = client.disks.get(match["rg"], match["name"]).properties
+                budget = _Budget(settings, f"read the OS disk of {vm}", log)
+                disk_props = client.disks.get(match["rg"], match["name"], **budget.options()).properties
 
     os_type = _canonical(os_disk.os_type) or (_canonical(disk_props.os_type) if disk_props else None)
     if os_type is None:
@@ -640,7 +937,9 @@ def get_image_version(
     call = _Call(settings, "read", target, PERMISSION_IMAGE_VERSION_READ)
     with _compute(settings, subscription_id, credential) as client, _arm_errors(call):
         try:
-            found = client.gallery_image_versions.get(resource_group, gallery, image, version)
+            found = client.gallery_image_versions.get(
+                resource_group, gallery, image, version, **_Budget(settings, f"read {target}").options()
+            )
         except HttpResponseError as exc:
             if exc.status_code == 404:
                 return None
@@ -701,7 +1000,12 @@ def get_replication_status(
     with _compute(settings, subscription_id, credential) as client, _arm_errors(call):
         try:
             found = client.gallery_image_versions.get(
-                resource_group, gallery, image, version, expand=ReplicationStatusTypes.REPLICATION_STATUS
+                resource_group,
+                gallery,
+                image,
+                version,
+                expand=ReplicationStatusTypes.REPLICATION_STATUS,
+                **_Budget(settings, f"read {target}", log).options(),
             )
         except HttpResponseError as exc:
             if exc.status_code == 404:
@@ -736,7 +1040,7 @@ def get_subscription_tenant(
     call = _Call(settings, "read", target, PERMISSION_SUBSCRIPTION_READ)
     request = HttpRequest("GET", f"/subscriptions/{subscription_id}", params={"api-version": SUBSCRIPTIONS_API_VERSION})
     with _resources(settings, subscription_id, credential) as client, _arm_errors(call):
-        response = client.send_request(request)
+        response = client.send_request(request, **_Budget(settings, f"read {target}").options())
         if response.status_code == 404:
             code, message = azure_error_detail(HttpResponseError(response=response))
             raise ArmError(
@@ -749,3 +1053,118 @@ def get_subscription_tenant(
     if not isinstance(tenant, str) or not tenant:
         raise ArmError(f"ARM returned {target} without a tenantId. Run again.")
     return tenant
+
+
+# --- promotion reads (hooks/promotion.py) --------------------------------------------------------------------
+
+PERMISSION_IMAGE_DEFINITION_READ = "Microsoft.Compute/galleries/images/read"
+
+
+@dataclass(frozen=True)
+class ImageDefinitionFacts:
+    """An existing image definition, as the promotion checks compare it (read-only)."""
+
+    id: str
+    os_type: str
+    os_state: str
+    hyper_v_generation: str
+    """V1 when Azure reports none (its default)."""
+    architecture: str
+    """x64 when Azure reports none (its default)."""
+    security_type: str
+    """The SecurityType feature; Standard when there is none."""
+    end_of_life_date: str | None
+    """ISO 8601, or None."""
+
+
+def get_image_definition(
+    settings: ArmSettings,
+    subscription_id: str,
+    resource_group: str,
+    gallery: str,
+    image: str,
+    credential: TokenCredential | None = None,
+) -> ImageDefinitionFacts | None:
+    """Read an image definition; None if it (or its gallery or resource group) does not exist."""
+    target = f"image definition {image} in gallery {gallery} (resource group {resource_group})"
+    call = _Call(settings, "read", target, PERMISSION_IMAGE_DEFINITION_READ)
+    with _compute(settings, subscription_id, credential) as client, _arm_errors(call):
+        try:
+            found = client.gallery_images.get(resource_group, gallery, image)
+        except HttpResponseError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+    props = found.properties
+    if props is None:
+        raise ArmError(f"ARM returned {target} without properties; cannot compare it. Run again.")
+    features = {str(f.name).lower(): str(f.value) for f in (props.features or []) if f.name}
+    eol = props.end_of_life_date
+    return ImageDefinitionFacts(
+        id=found.id or "",
+        os_type=_canonical(props.os_type) or "",
+        os_state=str(_canonical(props.os_state) or "").capitalize(),
+        hyper_v_generation=_canonical(props.hyper_v_generation) or "V1",
+        architecture=_canonical(props.architecture) or "x64",
+        security_type=features.get("securitytype") or "Standard",
+        end_of_life_date=eol.isoformat() if eol is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class VersionSourceFacts:
+    """An existing image version with what a promotion needs: its source, end of life and replication."""
+
+    id: str
+    location: str
+    provisioning_state: str | None
+    source_id: str | None
+    """storageProfile.source.id (a version promoted from another version, or a legacy VM source) or
+    storageProfile.source.virtualMachineId."""
+    end_of_life_date: str | None
+    """publishingProfile.endOfLifeDate (ISO 8601), or None."""
+    replication: tuple[RegionReplication, ...]
+
+
+def get_version_source(
+    settings: ArmSettings,
+    subscription_id: str,
+    resource_group: str,
+    gallery: str,
+    image: str,
+    version: str,
+    credential: TokenCredential | None = None,
+) -> VersionSourceFacts | None:
+    """Read an image version with its replication status (GET only); None if it does not exist."""
+    target = f"image version {version} of {image} in gallery {gallery} (resource group {resource_group})"
+    call = _Call(settings, "read", target, PERMISSION_IMAGE_VERSION_READ)
+    with _compute(settings, subscription_id, credential) as client, _arm_errors(call):
+        try:
+            found = client.gallery_image_versions.get(
+                resource_group, gallery, image, version, expand=ReplicationStatusTypes.REPLICATION_STATUS
+            )
+        except HttpResponseError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+    props = found.properties
+    source = props.storage_profile.source if props and props.storage_profile else None
+    publishing = props.publishing_profile if props else None
+    eol = getattr(publishing, "end_of_life_date", None)
+    replication = props.replication_status if props else None
+    return VersionSourceFacts(
+        id=found.id or "",
+        location=found.location or "",
+        provisioning_state=_canonical(props.provisioning_state) if props else None,
+        source_id=(source.id or source.virtual_machine_id) if source is not None else None,
+        end_of_life_date=eol.isoformat() if eol is not None else None,
+        replication=tuple(
+            RegionReplication(
+                region=entry.region or "",
+                state=_canonical(entry.state) or "Unknown",
+                progress=entry.progress,
+                details=" ".join((entry.details or "").split()),
+            )
+            for entry in ((replication.summary or []) if replication else [])
+        ),
+    )

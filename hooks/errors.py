@@ -61,3 +61,7 @@ class SysprepFailed(GuestCommandFailed):
 
 class CaptureMismatch(ImageGalleryError):
     """The source VM does not match the image definition it is captured into (found before anything ran)."""
+
+
+class PromotionMismatch(ImageGalleryError):
+    """A source image version cannot be promoted into the configured version (found before anything was created)."""

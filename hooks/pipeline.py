@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from hooks import arm
-from hooks.arm import SharedLogin
+from hooks.arm import VmStatus
 from hooks.errors import PreCheckFailed
 from hooks.log import Log
 from hooks.targets import ArmSettings, GuestResult, SshTarget, SysprepOptions, VmRef, WinRmTarget
@@ -35,11 +35,17 @@ WINDOWS_GUEST_STEPS = (
     "read the VM's power and OS state through ARM (GET only); stop here if Azure reports it generalized",
     "capture-time checks against the image definition (same as in preview)",
     "connect over WinRM, TLS certificate verified, retrying with backoff while the VM boots (bounded)",
-    "read ImageState; if IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE, sysprep already ran: do not run it again",
+    "read ImageState: sysprep already finished → do not run it again; still running → watch it; "
+    "IMAGE_STATE_UNDEPLOYABLE → stop (the image must be reinstalled)",
     "wait for the Azure guest agent services to be Running (bounded)",
-    "pre-checks: unsupported server roles, BitLocker, per-user AppX packages, pending reboot",
-    "remove leftover unattend.xml files, start Sysprep.exe /oobe /generalize /quiet /quit as the admin user",
-    "watch ImageState (reconnecting after drops) until IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE; fail fast with the "
+    "pre-checks: unsupported server roles (a failing role query too), BitLocker on every fixed drive, per-user AppX "
+    "packages, pending reboot, CD/DVD-ROM driver enabled (cdrom Start=1), no removable-storage deny policy",
+    "clean up: answer files from every place Windows Setup looks (HKLM\\System\\Setup!UnattendFile, "
+    "Panther\\Unattend, Panther, System32\\Sysprep, %SYSTEMDRIVE%), the Panther directory, an earlier "
+    "Sysprep_succeeded.tag; each removal listed",
+    "start Sysprep.exe /oobe /generalize /quiet /quit as the admin user, exactly once",
+    "watch until sysprep has finished (IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE and Sysprep.exe gone or "
+    "Sysprep_succeeded.tag written), reconnecting after drops and refused logons (bounded); fail fast with the "
     "Panther log tail if sysprep exits in any other state",
 )
 VM_STEPS_GENERALIZED = (
@@ -70,8 +76,9 @@ class GuestRequest:
     ssh: SshTarget | None = None
     winrm: WinRmTarget | None = None
     sysprep: SysprepOptions = field(default_factory=SysprepOptions)
-    capture_checks: Callable[[Log, SharedLogin], None] | None = None
-    """Capture-time checks to run before anything irreversible (given the step's login); raises CaptureMismatch."""
+    capture_checks: Callable[[Log], VmStatus] | None = None
+    """Capture-time checks to run before anything irreversible; raises CaptureMismatch. Returns the VM's status
+    from the same read (the VM with its instance view), so the half reads the VM once."""
 
 
 @dataclass(frozen=True)
@@ -89,23 +96,19 @@ class GuestOutcome:
 def generalize_guest(req: GuestRequest, log: Log) -> GuestOutcome:
     """The guest half. Never contacts the guest of a VM that Azure already reports generalized."""
     started = now()
-    # One login for the whole half: the Azure CLI credential would otherwise start `az` for every call.
-    with SharedLogin() as login:
-        status = arm.get_status(req.arm, req.vm, log, login)
-        if status.generalized:
-            log.info(f"Azure reports {req.vm} generalized already: the guest is not contacted")
-            return GuestOutcome(
-                "skipped", "none", "VM already generalized in Azure; guest not contacted", started, now()
-            )
-        if status.power_state not in RUNNABLE_POWER_STATES:
-            raise PreCheckFailed(
-                f"{req.vm} is {status.power_state or 'in an unknown power state'}, but the guest step needs it "
-                "running. If nothing has generalized it yet, start it (`az vm start --ids <id>`) and run `pulumi up` "
-                "again. If sysprep or waagent already ran on it, do NOT start it: mark it generalized with "
-                "`az vm deallocate` + `az vm generalize` and run `pulumi up` again (the guest is then skipped)."
-            )
-        if req.capture_checks is not None:
-            req.capture_checks(log, login)
+    # The process-wide ARM session logs in once. With capture-time checks, their read of the VM (with its
+    # instance view) is the state read too: the VM is read once, not twice.
+    status = req.capture_checks(log) if req.capture_checks is not None else arm.get_status(req.arm, req.vm, log)
+    if status.generalized:
+        log.info(f"Azure reports {req.vm} generalized already: the guest is not contacted")
+        return GuestOutcome("skipped", "none", "VM already generalized in Azure; guest not contacted", started, now())
+    if status.power_state not in RUNNABLE_POWER_STATES:
+        raise PreCheckFailed(
+            f"{req.vm} is {status.power_state or 'in an unknown power state'}, but the guest step needs it "
+            "running. If nothing has generalized it yet, start it (`az vm start --ids <id>`) and run `pulumi up` "
+            "again. If sysprep or waagent already ran on it, do NOT start it: mark it generalized with "
+            "`az vm deallocate` + `az vm generalize` and run `pulumi up` again (the guest is then skipped)."
+        )
     result = _run_in_guest(req, log)
     action = "deprovisioned" if req.os_type == "Linux" else "sysprepped"
     return GuestOutcome(action, result.method, result.detail, started, now())
@@ -145,32 +148,31 @@ class VmOutcome:
     finished_at: str
 
 
-def generalize_vm(req: VmRequest, log: Log, before: Callable[[SharedLogin], None] | None = None) -> VmOutcome:
+def generalize_vm(req: VmRequest, log: Log, before: Callable[[], VmStatus] | None = None) -> VmOutcome:
     """The ARM half: stop -> deallocate -> generalize -> verify, each step skipped if already done. `before` runs
-    first with the half's login (the capture-time checks of Specialized definitions)."""
+    first (the capture-time checks of Specialized definitions) and returns the VM's status from its own read.
+
+    Every step starts from the status read last, so a run that deallocates and generalizes makes seven requests
+    (state, deallocate + its polls and final GET, generalize, verify) on one connection of the process-wide
+    session."""
     actions: list[str] = []
-    # One login for the whole half: the Azure CLI credential would otherwise start `az` for every call.
-    with SharedLogin() as login:
-        if before is not None:
-            before(login)
-        status = arm.get_status(req.arm, req.vm, log, login)
-        if status.power_state in ("stopping", "deallocating"):
-            log.info(f"{req.vm} is {status.power_state}; waiting until it has stopped")
-            status = arm.wait_until_stopped(req.arm, req.vm, log, login)
-        if req.deallocate or req.generalize:
-            if status.power_state == "deallocated":
-                actions.append("already deallocated")
-            else:
-                arm.deallocate(req.arm, req.vm, log, login)
-                actions.append("deallocated")
-        if req.generalize:
-            if status.generalized:
-                actions.append("already generalized")
-            else:
-                arm.generalize(req.arm, req.vm, log, login)
-                actions.append("generalized")
-            status = arm.verify_generalized(req.arm, req.vm, log, login)
-            log.info(f"verified: {req.vm} is deallocated and generalized")
+    status = before() if before is not None else arm.get_status(req.arm, req.vm, log)
+    if status.power_state in ("stopping", "deallocating"):
+        log.info(f"{req.vm} is {status.power_state}; waiting until it has stopped")
+        status = arm.wait_until_stopped(req.arm, req.vm, log, current=status)
+    if req.deallocate or req.generalize:
+        if status.power_state == "deallocated":
+            actions.append("already deallocated")
         else:
-            status = arm.get_status(req.arm, req.vm, log, login)
+            status = arm.deallocate(req.arm, req.vm, log, current=status)
+            actions.append("deallocated")
+    if req.generalize:
+        if status.generalized:
+            actions.append("already generalized")
+        else:
+            arm.generalize(req.arm, req.vm, log, current=status)
+            actions.append("generalized")
+        status = arm.verify_generalized(req.arm, req.vm, log)
+        log.info(f"verified: {req.vm} is deallocated and generalized")
+    # Specialized: the status after deallocation (its operation Succeeded) or as read; nothing else changed it.
     return VmOutcome(tuple(actions), status.power_state, status.generalized, now())

@@ -11,14 +11,12 @@ mismatch with the config key to change. No Pulumi imports: the providers turn th
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
-
-from azure.core.credentials import TokenCredential
 
 from hooks import arm
 from hooks.arm import ImageVersionFacts, VmFacts, VmStatus
@@ -400,17 +398,18 @@ SHARED_READS = ReadCache()
 
 
 class _Reader:
-    """The reads of one check: bounded by its deadline, one login, VM and tenant reads shared through the cache."""
+    """The reads of one check: bounded by its deadline, through the process-wide ARM session (one login, one
+    connection pool), VM and tenant reads shared through the cache. Thread-safe: the reads run concurrently."""
 
-    def __init__(
-        self, settings: ArmSettings, credential: TokenCredential, log: Log, max_age: float, budget: float
-    ) -> None:
+    def __init__(self, settings: ArmSettings, log: Log, max_age: float, budget: float) -> None:
         self.settings = settings
-        self.credential = credential
         self.log = log
         self.max_age = max_age
         self.budget = budget
         self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self.login_failure: ArmUnreachable | None = None
+        """Set when no token could be had before the reads: every read then reports it, none is tried."""
         self.done: list[str] = []
         """What was read, for the summary line: e.g. "VM and OS disk: GET", "VM and OS disk: shared"."""
         self.unreachable: ArmUnreachable | None = None
@@ -423,6 +422,8 @@ class _Reader:
     def _may_read(self) -> None:
         """Raise instead of reading when this check already knows the read is futile. Called outside the shared
         cache: these reasons belong to this check and must not be served to another one."""
+        if self.login_failure is not None:
+            raise self.login_failure
         if self.unreachable is not None:
             raise ArmUnreachable(
                 "skipped, because an earlier read of this check could not reach ARM or log in (see above)."
@@ -440,7 +441,15 @@ class _Reader:
             request_timeout=min(self.settings.request_timeout, REQUEST_TIMEOUT, remaining),
             operation_timeout=min(self.settings.operation_timeout, CALL_TIMEOUT, remaining),
             max_retries=MAX_RETRIES,
+            bound_source=f"the capture-time checks' fixed bound ({CALL_TIMEOUT:g}s per read)",
         )
+
+    def login(self) -> None:
+        """Get the token before the concurrent reads: one login (or one login failure) for all of them."""
+        try:
+            arm.ensure_login(self._bounded(), f"what the capture-time checks of {self.log.resource} need")
+        except ArmUnreachable as exc:
+            self.login_failure = exc
 
     def _read(self, fetch: Callable[[], T]) -> T:
         self._may_read()
@@ -455,21 +464,22 @@ class _Reader:
         value, fetched = self._read(
             lambda: SHARED_READS.get((endpoint, *key), lambda: fetch(self._bounded()), self.max_age, self._remaining())
         )
-        self.done.append(f"{what}: {'GET' if fetched else 'shared'}")
+        with self._lock:
+            self.done.append(f"{what}: {'GET' if fetched else 'shared'}")
         return value
 
     def vm_facts(self, vm: VmRef) -> VmFacts:
         return self._shared(
             "VM and OS disk",
             (vm.id.lower(), "facts"),
-            lambda s: arm.get_facts(s, vm, self.log, credential=self.credential),
+            lambda s: arm.get_facts(s, vm, self.log),
         )
 
     def subscription_tenant(self, subscription_id: str) -> str:
         return self._shared(
             "subscription",
             (f"/subscriptions/{subscription_id.lower()}", "tenant"),
-            lambda s: arm.get_subscription_tenant(s, subscription_id, credential=self.credential),
+            lambda s: arm.get_subscription_tenant(s, subscription_id),
         )
 
     def image_version(self, gallery: GalleryRef, t: CaptureTarget) -> ImageVersionFacts | None:
@@ -482,10 +492,10 @@ class _Reader:
                 gallery.name,
                 t.definition_name,
                 t.version,
-                credential=self.credential,
             )
         )
-        self.done.append("version: GET")
+        with self._lock:
+            self.done.append("version: GET")
         return found
 
 
@@ -506,35 +516,36 @@ def run_checks(
     *,
     max_age: float = CACHE_TTL,
     budget: float = CHECK_BUDGET,
-    login: arm.SharedLogin | None = None,
 ) -> list[Mismatch]:
     """Every capture-time check of one version: reads through ARM (GET only) and returns the problems.
 
     A check that could not run (ARM unreachable, login failed, access denied) is a problem with `cause` set under
     `on_arm_unreachable: fail`, and only a warning in `log` under `warn`. `max_age` 0 reads everything afresh
-    (the create path); the default shares VM and subscription reads made by other checks moments ago. A `login`
-    passed in (the caller's, for the rest of its work too) is used and left open."""
+    (the create path); the default shares VM and subscription reads made by other checks moments ago."""
+    return _run_checks(settings, vm, target, log, max_age, budget)[0]
+
+
+def _run_checks(
+    settings: ArmSettings, vm: VmRef, target: CaptureTarget, log: Log, max_age: float, budget: float
+) -> tuple[list[Mismatch], VmFacts | None]:
+    """`run_checks`, also returning the VM's facts when they could be read.
+
+    The VM, the existing version and the gallery's subscription are read concurrently (each bounded), after one
+    login: a check costs the slowest read, not the sum."""
     t = target
     started = time.monotonic()
-    problems: list[Mismatch] = []
-    with contextlib.nullcontext(login) if login is not None else arm.SharedLogin() as shared:
-        reader = _Reader(settings, shared, log, max_age, budget)
-        try:
-            facts = reader.vm_facts(vm)
-        except VmNotFound as exc:
-            problems.append(Mismatch(f"{t.source_vm_path}.id", str(exc), input="vm_id"))
-        except ArmError as exc:
-            problems.append(_not_checked(f"{t.source_vm_path}.id", f"{vm} against {t.definition_path}", exc, "vm_id"))
-        else:
-            problems.extend(compare_vm(vm, facts, t))
-
-        if t.gallery is None:
-            log.info(
-                f"{t.version_path}: the gallery's ID is not known yet (new stack); whether version {t.version} "
-                "exists already, and the gallery's tenant, are checked once it is"
-            )
-        else:
-            problems.extend(_gallery_checks(reader, vm, t.gallery, t))
+    reader = _Reader(settings, log, max_age, budget)
+    reader.login()
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="capture-check") as pool:
+        vm_read = pool.submit(_vm_checks, reader, vm, t)
+        gallery_read = pool.submit(_gallery_checks, reader, vm, t.gallery, t) if t.gallery is not None else None
+        vm_problems, facts = vm_read.result()
+        problems = [*vm_problems, *(gallery_read.result() if gallery_read is not None else [])]
+    if t.gallery is None:
+        log.info(
+            f"{t.version_path}: the gallery's ID is not known yet (new stack); whether version {t.version} "
+            "exists already, and the gallery's tenant, are checked once it is"
+        )
 
     kept: list[Mismatch] = []
     for problem in problems:
@@ -560,9 +571,19 @@ def run_checks(
         verdict += f", {unverified} not checked"
     log.info(
         f"capture-time checks of {t.version_path} ({vm}): {verdict} in {time.monotonic() - started:.2f}s "
-        f"({'; '.join(reader.done) or 'no reads'})"
+        f"({'; '.join(sorted(reader.done)) or 'no reads'})"
     )
-    return kept
+    return kept, facts
+
+
+def _vm_checks(reader: _Reader, vm: VmRef, t: CaptureTarget) -> tuple[list[Mismatch], VmFacts | None]:
+    try:
+        facts = reader.vm_facts(vm)
+    except VmNotFound as exc:
+        return [Mismatch(f"{t.source_vm_path}.id", str(exc), input="vm_id")], None
+    except ArmError as exc:
+        return [_not_checked(f"{t.source_vm_path}.id", f"{vm} against {t.definition_path}", exc, "vm_id")], None
+    return compare_vm(vm, facts, t), facts
 
 
 def _gallery_checks(reader: _Reader, vm: VmRef, gallery: GalleryRef, t: CaptureTarget) -> list[Mismatch]:
@@ -591,14 +612,14 @@ def describe(problems: Sequence[Mismatch]) -> str:
     return "\n".join(f"  - {p}" for p in problems)
 
 
-def require_match(
-    settings: ArmSettings, vm: VmRef, target: CaptureTarget, log: Log, login: arm.SharedLogin | None = None
-) -> None:
+def require_match(settings: ArmSettings, vm: VmRef, target: CaptureTarget, log: Log) -> VmStatus | None:
     """The create path: the same checks with fresh reads; raises CaptureMismatch listing every mismatch, or the
-    ARM error type when checks could only not run. Returns quietly when everything matches."""
-    problems = run_checks(settings, vm, target, log, max_age=0.0, login=login)
+    ARM error type when checks could only not run. When everything matches, returns the VM's status from the
+    same read (None when it could not be read and `onArmUnreachable` is warn), so the caller need not read the
+    VM again."""
+    problems, facts = _run_checks(settings, vm, target, log, 0.0, CHECK_BUDGET)
     if not problems:
-        return
+        return facts.status if facts is not None else None
     if any(not p.unverified for p in problems):
         raise CaptureMismatch(
             f"{vm} cannot be captured into {target.definition_label}, version {target.version} "

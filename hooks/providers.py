@@ -37,17 +37,50 @@ from hooks.targets import ArmSettings, SshTarget, SysprepOptions, VmRef, WinRmTa
 
 if TYPE_CHECKING:
     from hooks import preflight
-    from hooks.arm import SharedLogin
+    from hooks.arm import VmStatus
 
 # The program process (`__main__.py` → components → this module) only declares resources: it must not import
 # azure-mgmt-*, azure-identity, paramiko or pywinrm (over a second of CPU per `pulumi preview`). The step code is
 # imported inside the provider methods, which run only in the dynamic provider host.
 
-GUEST_OUTPUTS = ("vm_id", "os_type", "action", "method", "detail", "started_at", "finished_at")
-VM_OUTPUTS = ("vm_id", "actions", "power_state", "generalized", "finished_at")
+GUEST_OUTPUTS = ("vm_id", "os_type", "action", "method", "detail", "started_at", "finished_at", "resource_name")
+VM_OUTPUTS = (
+    "vm_id",
+    "actions",
+    "power_state",
+    "generalized",
+    "finished_at",
+    "generalize",
+    "deallocate",
+    "resource_name",
+)
 # Inputs whose change makes a different job (a replacement); anything else changes only how the job is done.
 GUEST_REPLACE_KEYS = ("vm_id", "os_type")
 VM_REPLACE_KEYS = ("vm_id",)
+VM_RERUN_KEYS = ("generalize", "deallocate")
+"""Inputs of the ARM half whose change re-runs it as an update (the definition's osState, sourceVms.<key>.deallocate):
+the same VM, more (or less) to do."""
+
+
+def same_input(key: str, old: Any, new: Any) -> bool:
+    """Whether an input is unchanged. ARM resource IDs compare without case (Azure treats them so), and without
+    a trailing slash."""
+    if key == "vm_id" and isinstance(old, str) and isinstance(new, str):
+        return old.strip().rstrip("/").lower() == new.strip().rstrip("/").lower()
+    return bool(old == new)
+
+
+def _recorded_flag(olds: Mapping[str, Any], key: str) -> bool | None:
+    """The `generalize`/`deallocate` the ARM half last ran with. Outputs of older versions of this provider lack
+    them: they are inferred from what the run did (generalized: it generalized; deallocated: it deallocated)."""
+    value = olds.get(key)
+    if isinstance(value, bool):
+        return value
+    if key == "generalize" and isinstance(olds.get("generalized"), bool):
+        return bool(olds["generalized"])
+    if key == "deallocate" and isinstance(olds.get("power_state"), str):
+        return bool(olds["power_state"] == "deallocated")
+    return None
 
 
 class StepFailed(Exception):
@@ -167,7 +200,7 @@ def _capture_check(
     vm_id = news.get("vm_id")
     if not isinstance(news.get("capture"), Mapping) or not isinstance(vm_id, str) or not _known(vm_id):
         return []
-    if olds and all(olds.get(k) == news.get(k) for k in replace_keys):
+    if olds and all(same_input(k, olds.get(k), news.get(k)) for k in replace_keys):
         return []
     capture = {k: v for k, v in news["capture"].items() if k != "gallery_id"}
     if not (_known(capture) and _known(news.get("arm"))):
@@ -207,15 +240,22 @@ class _ChainStepProvider(ResourceProvider):
             failures.extend(_capture_check(olds, news, self.replace_keys))
         return CheckResult(news, failures)
 
+    def _reruns(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+        """Inputs whose change means the job must run again as an update (none for the guest half)."""
+        return []
+
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # Only a different source VM makes this a different job; connection details and timeouts are how to do
-        # the job, and the job is done.
-        replaces = [k for k in self.replace_keys if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+        # the job, and the job is done. ARM IDs differing only in case are the same VM.
+        replaces = [k for k in self.replace_keys if not same_input(k, olds.get(k), news.get(k))]
+        reruns = [] if replaces else self._reruns(olds, news)
+        return DiffResult(changes=bool(replaces or reruns), replaces=replaces, delete_before_replace=False)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        # Nothing to redo: keep what was recorded when the job ran.
-        return UpdateResult(outs={k: olds.get(k) for k in self.outputs})
+        # Nothing to redo: keep what was recorded when the job ran (under the resource's current name).
+        outs = {k: olds.get(k) for k in self.outputs}
+        outs["resource_name"] = news.get("resource_name") or olds.get("resource_name")
+        return UpdateResult(outs=outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         # The source VM is normally deleted after capture; the record of what was done stays valid, so a refresh
@@ -223,7 +263,11 @@ class _ChainStepProvider(ResourceProvider):
         return ReadResult(id_=id_, outs={k: props.get(k) for k in self.outputs})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        name = str(props.get("resource_name") or self.default_name)
+        # `props` are the outputs: they record the resource's name (older states lack it: then the VM's name).
+        name = props.get("resource_name")
+        if not isinstance(name, str) or not name:
+            vm_id = str(props.get("vm_id") or "")
+            name = f"{vm_id.rstrip('/').rsplit('/', 1)[-1] or 'source VM'} ({self.default_name} step)"
         Log(name, sink=sink_for(_log_urn(props))).info(
             f"removed from the stack; the VM {props.get('vm_id')} was left untouched"
         )
@@ -247,7 +291,7 @@ class GuestGeneralizationProvider(_ChainStepProvider):
         return []
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from hooks import pipeline, preflight
+        from hooks import pipeline
 
         name = str(props.get("resource_name") or self.default_name)
         creds = props.get("credentials") or {}
@@ -261,8 +305,8 @@ class GuestGeneralizationProvider(_ChainStepProvider):
         checks = None
         if target is not None:
 
-            def checks(log: Log, login: SharedLogin) -> None:
-                preflight.require_match(settings, vm, target, log, login)
+            def checks(log: Log) -> VmStatus:
+                return _checked_status(settings, vm, target, log)
 
         request = pipeline.GuestRequest(vm, os_type, settings, ssh, winrm, sysprep, capture_checks=checks)
         outcome: pipeline.GuestOutcome = _user_facing(log, lambda: pipeline.generalize_guest(request, log))
@@ -274,6 +318,7 @@ class GuestGeneralizationProvider(_ChainStepProvider):
             "detail": log.redact(outcome.detail),
             "started_at": outcome.started_at,
             "finished_at": outcome.finished_at,
+            "resource_name": name,
         }
         return CreateResult(id_=f"{vm.id}/guestGeneralization", outs=outs)
 
@@ -287,8 +332,11 @@ class VmGeneralizationProvider(_ChainStepProvider):
     replace_keys = VM_REPLACE_KEYS
     default_name = "vm"
 
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        from hooks import pipeline, preflight
+    def _reruns(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+        return [k for k in VM_RERUN_KEYS if _recorded_flag(olds, k) != bool(news.get(k))]
+
+    def _run(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        from hooks import pipeline
 
         name = str(props.get("resource_name") or self.default_name)
         log = Log(name, sink=sink_for(_log_urn(props)))
@@ -298,22 +346,47 @@ class VmGeneralizationProvider(_ChainStepProvider):
         )
         target = _capture_target(props)
 
-        def checks(login: SharedLogin) -> None:
+        def checks() -> VmStatus:
             if target is not None:
-                preflight.require_match(request.arm, vm, target, log, login)
+                return _checked_status(request.arm, vm, target, log)
+            from hooks import arm
+
+            return arm.get_status(request.arm, vm, log)
 
         def run() -> pipeline.VmOutcome:
             return pipeline.generalize_vm(request, log, before=checks)
 
         outcome: pipeline.VmOutcome = _user_facing(log, run)
-        outs = {
+        return {
             "vm_id": vm.id,
             "actions": list(outcome.actions),
             "power_state": outcome.power_state,
             "generalized": outcome.generalized,
             "finished_at": outcome.finished_at,
+            "generalize": request.generalize,
+            "deallocate": request.deallocate,
+            "resource_name": name,
         }
-        return CreateResult(id_=f"{vm.id}/vmGeneralization", outs=outs)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        outs = self._run(props)
+        return CreateResult(id_=f"{outs['vm_id']}/vmGeneralization", outs=outs)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        # A change of `generalize` (the definition's osState) or `deallocate` is more (or less) to do on the same
+        # VM: run the half again from the VM's real state (every step skips what is done).
+        if self._reruns(olds, news):
+            return UpdateResult(outs=self._run(news))
+        return super().update(_id, olds, news)
+
+
+def _checked_status(settings: ArmSettings, vm: VmRef, target: preflight.CaptureTarget, log: Log) -> VmStatus:
+    """The capture-time checks of the create path, and the VM's status from their read of it (read anew only
+    when the checks could not read the VM and onArmUnreachable is warn)."""
+    from hooks import arm, preflight
+
+    status = preflight.require_match(settings, vm, target, log)
+    return status if status is not None else arm.get_status(settings, vm, log)
 
 
 def _inputs(name: str, props: Mapping[str, Any], outputs: tuple[str, ...]) -> dict[str, Any]:

@@ -21,6 +21,11 @@ _GALLERY_ID = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Compute/galleries/(?P<name>[^/]+)$",
     re.IGNORECASE,
 )
+_IMAGE_VERSION_ID = re.compile(
+    r"^/subscriptions/(?P<sub>[0-9a-fA-F-]{36})/resourceGroups/(?P<rg>[-\w._()]{1,90})/providers/Microsoft\.Compute"
+    r"/galleries/(?P<gallery>[A-Za-z0-9_.]{1,80})/images/(?P<image>[-\w.]{1,80})/versions/(?P<version>[0-9]+\.[0-9]+\.[0-9]+)$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -38,9 +43,11 @@ class ArmSettings:
     request_timeout: float = 60.0
     """Upper bound in seconds for one HTTP request to ARM."""
     max_retries: int | None = None
-    """Retries of one request on throttling, 5xx and connection errors (azure-core's `retry_total`); None keeps
-    azure-core's default (10), which the real operations rely on. The capture-time checks set a small number so
-    that `pulumi preview` stays fast."""
+    """Retries of one request on 5xx and connection errors (azure-core's `retry_total`); None keeps azure-core's
+    default (10). Throttling (429, Retry-After) does not use these up: it is retried, as ARM asks, until
+    `operation_timeout`. The capture-time checks set a small number so that `pulumi preview` stays fast."""
+    bound_source: str = "armOperationTimeoutMinutes"
+    """Where `operation_timeout` comes from, for messages: the config key that raises it."""
 
     @property
     def scope(self) -> str:
@@ -83,6 +90,44 @@ class GalleryRef:
     def parse(cls, resource_id: str) -> GalleryRef:
         """Parse a gallery resource ID; raises ValueError with the expected shape if malformed."""
         return cls(*_parse_id(_GALLERY_ID, resource_id, "a gallery", "galleries"))
+
+
+@dataclass(frozen=True)
+class ImageVersionRef:
+    """A gallery image version, by its ARM resource ID (the source of a promoted version)."""
+
+    subscription_id: str
+    resource_group: str
+    gallery: str
+    image: str
+    version: str
+
+    @property
+    def id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.Compute/galleries/{self.gallery}/images/{self.image}/versions/{self.version}"
+        )
+
+    @classmethod
+    def parse(cls, resource_id: str) -> ImageVersionRef:
+        """Parse an image version resource ID; raises ValueError with the expected shape if malformed."""
+        m = _IMAGE_VERSION_ID.match(resource_id.strip())
+        if not m:
+            raise ValueError(
+                f"{resource_id!r} is not a gallery image version resource ID; expected /subscriptions/<guid>"
+                "/resourceGroups/<rg>/providers/Microsoft.Compute/galleries/<gallery>/images/<definition>"
+                "/versions/<Major.Minor.Patch>"
+            )
+        return cls(m["sub"].lower(), m["rg"], m["gallery"], m["image"], m["version"])
+
+    def same_as(self, other: str) -> bool:
+        """True when `other` names this version (ARM IDs compare without case)."""
+        return other.strip().rstrip("/").lower() == self.id.lower()
+
+    def __str__(self) -> str:
+        where = f"gallery {self.gallery} (resource group {self.resource_group})"
+        return f"image version {self.version} of {self.image} in {where}"
 
 
 def _parse_id(pattern: re.Pattern[str], resource_id: str, what: str, collection: str) -> tuple[str, str, str]:

@@ -16,6 +16,7 @@ absolute times, are what to compare across machines.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -155,6 +156,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--skip-engine", action="store_true", help="leave out the runs under the real CLI")
+    parser.add_argument("--quick", action="store_true", help="one run of each, smaller stacks: a smoke test for CI")
     args = parser.parse_args()
     figures: dict[str, float] = {}
     say: Callable[[str], None] = print
@@ -204,8 +206,31 @@ def main() -> int:
                     host.create(URN, props(fake, vm.id))
 
                 report("ARM half through the host (fake ARM, 0.05 s polls)", *timed(arm_half, 5))
-                print(f"{'  requests to ARM per ARM half':<58} {len(fake.requests) / 5:8.1f}")
+                # Before the process-wide session (one client per call): 9 requests on 4 connections per VM, and
+                # one login per half.
+                print(f"{'  requests to ARM per ARM half (before: 9)':<58} {len(fake.requests) / 5:8.1f}")
+                print(f"{'  TLS connections per ARM half (before: 4)':<58} {fake.connections / 5:8.1f}")
+                print(f"{'  logins (az) for 5 ARM halves on one host (before: 5)':<58} {fake.logins():8d}")
                 figures["arm_requests_per_vm"] = len(fake.requests) / 5
+                figures["arm_connections_per_vm"] = fake.connections / 5
+                figures["logins_per_host"] = fake.logins()
+
+                def guest_half_reads() -> None:
+                    # The guest half's ARM side (its capture-time checks and state read), up to the SSH connect,
+                    # which fails at once here (nothing listens on port 9).
+                    vm = fake.add_vm(name=f"g-{time.perf_counter_ns()}", power_state="running")
+                    p = guest_props(fake, vm.id, host="127.0.0.1", port=9, host_key=HOST_KEY, private_key="k")
+                    p["ssh"]["connect_timeout"] = 0.1
+                    with contextlib.suppress(Exception):
+                        host.create(GUEST_URN, p)
+
+                before, conns, logins = len(fake.requests), fake.connections, fake.logins()
+                for _ in range(5):
+                    guest_half_reads()
+                print(f"{'  requests to ARM per guest half (before: 3)':<58} {(len(fake.requests) - before) / 5:8.1f}")
+                print(f"{'  TLS connections per guest half':<58} {(fake.connections - conns) / 5:8.1f}")
+                print(f"{'  logins for 5 guest halves':<58} {fake.logins() - logins:8d}")
+                figures["guest_arm_requests_per_vm"] = (len(fake.requests) - before) / 5
 
                 def capture_check() -> None:
                     # A new VM each time, so the check's short-lived read cache never answers for ARM.
@@ -214,14 +239,17 @@ def main() -> int:
                     failures = host.check(GUEST_URN, {}, p).failures
                     assert not failures, failures
 
-                before = len(fake.requests)
+                before, conns, logins = len(fake.requests), fake.connections, fake.logins()
                 report("capture-time check through the host (preview)", *timed(capture_check, 10))
                 print(f"{'  requests to ARM per check (all GET)':<58} {(len(fake.requests) - before) / 10:8.1f}")
+                print(f"{'  new TLS connections per check (before: 1)':<58} {(fake.connections - conns) / 10:8.1f}")
+                print(f"{'  logins for 10 checks (before: 10)':<58} {fake.logins() - logins:8d}")
+                figures["check_requests_per_vm"] = (len(fake.requests) - before) / 10
         finally:
             fake.stop()
 
-    for definitions in (1, 20, 40):
-        product, flat, ratio = plan_ratio(definitions)
+    for definitions in (1, 20) if args.quick else (1, 20, 40):
+        product, flat, ratio = plan_ratio(definitions, runs=1 if args.quick else 3)
         label = f"plan of {definitions} definitions x 3: product vs flat program"
         print(f"{label:<58} {product:6.2f} s vs {flat:5.2f} s  ratio {ratio:5.2f}")
         figures[f"plan_ratio_{definitions}x3"] = round(ratio, 3)

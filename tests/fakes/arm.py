@@ -32,6 +32,7 @@ import re
 import shlex
 import socket
 import ssl
+import struct
 import threading
 import time
 import uuid
@@ -245,6 +246,7 @@ class FakeImageVersion:
     image: FakeGalleryImage
     name: str
     source_vm_id: str | None = None
+    """Its source: a VM ID, or (with legacy_source_id, answered as `source.id`) a VM or image version ID."""
     provisioning_state: str = "Succeeded"
     legacy_source_id: bool = False
     """Put the VM id in storageProfile.source.id (older API versions) instead of virtualMachineId."""
@@ -339,6 +341,8 @@ class Fault:
     body: dict[str, Any] | None = None
     hang: float = 0.0
     """Seconds to hold the request without answering (then drop the connection); 0 answers at once."""
+    reset: bool = False
+    """Reset the connection (TCP RST) instead of answering."""
 
     def matches(self, method: str, path: str) -> bool:
         if self.times is not None and self.times <= 0:
@@ -479,6 +483,14 @@ class FakeArm:
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._sockets: set[socket.socket] = set()
+        self.connections = 0
+        """TLS connections accepted so far (each costs the client a handshake)."""
+        self.token_lifetime: int | None = None
+        """Seconds each token from the fake az lives; None: one token valid for an hour. Set it (before the code
+        under test logs in) to hand out a new, short-lived token per `az` call: the server refuses expired ones
+        (401 ExpiredAuthenticationToken), as ARM does."""
+        self.expired_token_requests = 0
+        """Requests refused because their token had expired."""
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.ca_path = self.workdir / "fake-arm-ca.pem"
@@ -512,10 +524,15 @@ class FakeArm:
             self._sockets.clear()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        # The code under test keeps one ARM session per endpoint for its process: forget this one's.
+        from hooks import arm
+
+        arm.close_sessions()
 
     def _track(self, sock: socket.socket) -> None:
         with self._lock:
             self._sockets.add(sock)
+            self.connections += 1
 
     @property
     def port(self) -> int:
@@ -560,6 +577,7 @@ class FakeArm:
             "tokenType": "Bearer",
         }
         (self.workdir / "az-token.json").write_text(json.dumps(token, indent=2) + "\n")
+        (self.workdir / "az-token").write_text(self.token)
         state = shlex.quote(str(self.workdir))
         script = f"""#!/bin/sh
 # Fake Azure CLI for tests: answers `az account get-access-token`, like a logged-in az, unless logged out.
@@ -570,6 +588,13 @@ if [ -e "$state/az-logged-out" ]; then
     exit 1
 fi
 if [ "$1" = "account" ] && [ "$2" = "get-access-token" ]; then
+    if [ -e "$state/az-token-lifetime" ]; then
+        # A new token per call, valid for the configured seconds (its expiry is part of the token).
+        exp=$(( $(date +%s) + $(cat "$state/az-token-lifetime") ))
+        printf '{{"accessToken": "%s-%s", "expiresOn": "%s", "expires_on": %s, "tokenType": "Bearer"}}\n' \
+            "$(cat "$state/az-token")" "$exp" "$(date -d "@$exp" '+%Y-%m-%d %H:%M:%S.000000')" "$exp"
+        exit 0
+    fi
     cat "$state/az-token.json"
     exit 0
 fi
@@ -592,6 +617,15 @@ exit 2
             marker.touch()
         else:
             marker.unlink(missing_ok=True)
+
+    def hand_out_short_lived_tokens(self, seconds: int) -> None:
+        """From now on every `az` call hands out a new token that expires `seconds` later (see token_lifetime)."""
+        self.token_lifetime = seconds
+        (self.workdir / "az-token-lifetime").write_text(str(seconds))
+
+    def logins(self) -> int:
+        """Tokens handed out by the fake az so far (each `az account get-access-token` is one login)."""
+        return sum(1 for call in self.az_calls() if call[:2] == ["account", "get-access-token"])
 
     def az_calls(self) -> list[list[str]]:
         """Arguments of every fake az invocation so far."""
@@ -685,6 +719,7 @@ exit 2
                 table.clear()
             self.faults.clear()
             self.requests.clear()
+            self.connections = 0
             self.lro_polls = 1
 
     # scripting faults
@@ -744,6 +779,10 @@ exit 2
             headers = {}
         return self.add_fault(status, method=method, path=path, times=times, headers=headers, body=body)
 
+    def reset_connection(self, method: str | None = None, path: str | None = None, times: int | None = 1) -> Fault:
+        """Reset the connection (TCP RST) of matching requests instead of answering."""
+        return self.add_fault(0, method=method, path=path, times=times, reset=True)
+
     def hang(
         self, method: str | None = None, path: str | None = None, seconds: float = 30.0, times: int | None = None
     ) -> Fault:
@@ -801,13 +840,27 @@ exit 2
         except ValueError:
             request_body = raw.decode(errors="replace")
         expected = f"Bearer {self.accepted_token or self.token}"
-        authorized = handler.headers.get("Authorization") == expected
+        presented = handler.headers.get("Authorization") or ""
+        authorized = presented == expected
+        expired = False
+        if not authorized and self.token_lifetime is not None and self.accepted_token is None:
+            m = re.fullmatch(rf"Bearer {re.escape(self.token)}-(\d+)", presented)
+            authorized = m is not None and int(m[1]) > time.time()
+            expired = m is not None and not authorized
 
         with self._lock:
             fault = next((f for f in self.faults if f.matches(method, path)), None)
             if fault is not None and fault.times is not None:
                 fault.times -= 1
 
+        if fault is not None and fault.reset:
+            self._record(method, path, query, 0, authorized, request_body)
+            with contextlib.suppress(OSError):
+                # SO_LINGER 0: close() sends a TCP RST, like a proxy or NAT dropping the connection.
+                handler.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                handler.request.close()
+            handler.close_connection = True
+            return
         if fault is not None and fault.hang:
             self._record(method, path, query, 0, authorized, request_body)
             self._stopping.wait(fault.hang)
@@ -823,7 +876,14 @@ exit 2
             )
         elif not authorized:
             status, headers = 401, {"WWW-Authenticate": 'Bearer authorization_uri="https://login.windows.net/"'}
-            if handler.headers.get("Authorization"):
+            if expired:
+                with self._lock:
+                    self.expired_token_requests += 1
+                body = _error(
+                    "ExpiredAuthenticationToken",
+                    "The access token expiry UTC time is earlier than current UTC time.",
+                )
+            elif handler.headers.get("Authorization"):
                 body = _error("InvalidAuthenticationToken", "The access token is invalid.")
             else:
                 body = _error("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
@@ -1454,6 +1514,70 @@ exit 2
             )
         return None
 
+    def _copy_error(self, image: FakeGalleryImage, source_id: str, target: str, location: str) -> _Answer | None:
+        """Azure's rules for a version created from another image version (`storageProfile.source.id`): the source
+        exists and has succeeded, its definition matches the target's, and its replica in the target's region has
+        completed. (The error texts follow the capture errors' style; they are not recorded traffic.)"""
+        m = _VERSION.match(source_id)
+        assert m is not None
+        key = (m["sub"].lower(), m["rg"].lower(), m["gallery"].lower(), m["image"].lower(), m["version"].lower())
+        source = self.image_versions.get(key)
+        if source is None or source.absent_reads > 0:
+            return (
+                404,
+                _error("NotFound", f"The source gallery image version '{source_id}' was not found.", target),
+                {},
+            )
+        if source.provisioning_state != "Succeeded":
+            return (
+                409,
+                _error(
+                    "OperationNotAllowed",
+                    f"The source gallery image version '{source_id}' is in provisioning state "
+                    f"'{source.provisioning_state}'; only a succeeded version can be the source of another.",
+                    target,
+                ),
+                {},
+            )
+        theirs, ours = source.image, image
+        for label, a, b in (
+            ("OS type", theirs.os_type, ours.os_type),
+            ("OS state", theirs.os_state, ours.os_state),
+            ("Hypervisor generation", theirs.hyper_v_generation or "V1", ours.hyper_v_generation or "V1"),
+            ("architecture", theirs.architecture or "x64", ours.architecture or "x64"),
+            ("security type", theirs.security_type or "Standard", ours.security_type or "Standard"),
+        ):
+            if a.lower() != b.lower():
+                return (
+                    400,
+                    _error(
+                        "InvalidParameter",
+                        f"The source '{source_id}' has different {label} ['{a}'] than the parent gallery image "
+                        f"['{b}'].",
+                        target,
+                    ),
+                    {},
+                )
+        wanted = location.replace(" ", "").lower()
+        replicas = {
+            str(entry["region"]).replace(" ", "").lower(): entry["state"]
+            for entry in source.replication_status()["summary"]
+        }
+        if replicas.get(wanted) != "Completed":
+            state = replicas.get(wanted, "not replicated")
+            return (
+                409,
+                _error(
+                    "OperationNotAllowed",
+                    f"The source gallery image version '{source_id}' has no completed replica in region '{location}' "
+                    f"(replication state: {state}). Wait for the replication to complete, or replicate the source to "
+                    "this region.",
+                    target,
+                ),
+                {},
+            )
+        return None
+
     def _on_put_image_version(
         self, m: re.Match[str], query: dict[str, str]
     ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
@@ -1489,12 +1613,17 @@ exit 2
                     _error("InvalidParameter", "Required parameter 'storageProfile.source' is missing (null).", target),
                     {},
                 )
-            error = self._capture_error(image, source_id, target)
+            location = str(body.get("location") or image.location)
+            if _VERSION.match(source_id):
+                error = self._copy_error(image, source_id, target, location)
+            else:
+                error = self._capture_error(image, source_id, target)
             if error is not None:
                 return error
         extra = {
             k: v for k, v in props.items() if k not in ("storageProfile", "provisioningState", "replicationStatus")
         }
+        # A version's source is answered back where it was sent: `id` for an image version (or a legacy VM id).
         version = existing or self.add_image_version(
             image, m["version"], source_vm_id=source_id, legacy_source_id=field_name == "id"
         )

@@ -183,9 +183,24 @@ def test_generalize_while_running_is_refused_with_a_clear_error(fake_arm_env: Fa
     vm = fake_arm_env.add_vm()
     message = expect_error(fake_arm_env, ArmError, arm.generalize, fake_arm_env.settings(), vm.ref, log)
     assert "409" in message and "OperationNotAllowed" in message
-    assert "deallocate it first" in message
+    assert "since the VM is running" in message, "Azure's own words come first"
+    assert "The VM is running" in message and "Deallocate it" in message, "advice that fits the state read"
     assert "src-vm" in message
     assert vm.generalized is False
+
+
+def test_generalize_409_after_a_deallocate_does_not_advise_deallocating(fake_arm_env: FakeArm, log: Log) -> None:
+    # Right after a successful deallocate Azure may still refuse (another operation on the VM): saying
+    # "deallocate it first" then is wrong advice.
+    vm = fake_arm_env.add_vm()
+    settings = fake_arm_env.settings()
+    status = arm.deallocate(settings, vm.ref, log)
+    conflict = {"error": {"code": "Conflict", "message": "Another operation is in progress on the VM."}}
+    fake_arm_env.add_fault(409, method="POST", path=r"/generalize$", body=conflict)
+    message = expect_error(fake_arm_env, ArmError, lambda: arm.generalize(settings, vm.ref, log, current=status))
+    assert "409 Conflict" in message and "Another operation is in progress" in message
+    assert "deallocate" not in message.lower().replace("deallocated", ""), message
+    assert "activity log" in message
 
 
 def test_generalize_after_deallocate_then_verify(fake_arm_env: FakeArm, log: Log) -> None:
@@ -199,7 +214,8 @@ def test_generalize_after_deallocate_then_verify(fake_arm_env: FakeArm, log: Log
     assert fake_arm_env.count("POST", r"/generalize$") == 1
 
     # Like Azure, the fake refuses to start a generalized VM.
-    with arm.compute_client(settings, vm.subscription_id) as client, pytest.raises(HttpResponseError) as refused:
+    client = arm.session(settings).compute(vm.subscription_id)
+    with pytest.raises(HttpResponseError) as refused:
         client.virtual_machines.begin_start(vm.resource_group, vm.name)
     assert refused.value.status_code == 409
     assert "generalized" in str(refused.value)
@@ -400,3 +416,135 @@ def test_subscription_tenant(fake_arm_env: FakeArm) -> None:
     missing = "deadbeef-0000-0000-0000-000000000000"
     message = expect_error(fake_arm_env, ArmError, arm.get_subscription_tenant, settings, missing)
     assert missing in message and "SubscriptionNotFound" in message
+
+
+# --- throttling, silence and resets (bounded by armOperationTimeoutMinutes) -----------------------------------
+
+
+def test_a_throttling_storm_on_deallocate_is_waited_out(fake_arm_env: FakeArm, log: Log) -> None:
+    # azure-core's default allows 3 status retries: five 429s used to fail the step after 3 s.
+    vm = fake_arm_env.add_vm()
+    fake_arm_env.throttle(5, method="POST", path=r"/deallocate$", retry_after=1)
+    status = arm.deallocate(fake_arm_env.settings(operation_timeout=30.0), vm.ref, log)
+    assert status.power_state == "deallocated"
+    assert [r.status for r in fake_arm_env.requests if r.path.endswith("/deallocate")] == [429] * 5 + [202]
+    assert any("ARM is throttling requests to deallocate" in line for line in log.lines), log.lines
+
+
+def test_throttling_past_the_bound_says_so_and_names_the_config_key(fake_arm_env: FakeArm, log: Log) -> None:
+    vm = fake_arm_env.add_vm()
+    fake_arm_env.throttle(100, method="GET", path=r"/instanceView$", retry_after=1)
+    started = time.monotonic()
+    message = expect_error(
+        fake_arm_env, ArmUnreachable, arm.get_status, fake_arm_env.settings(operation_timeout=2.5), vm.ref, log
+    )
+    assert time.monotonic() - started < 4
+    assert "is throttling requests" in message and "waited" in message and "Retry-After" in message
+    assert "raise armOperationTimeoutMinutes" in message
+    assert "portal" not in message, "throttling is not a problem with the resource"
+    assert "operation_timeout" not in message
+
+
+def test_a_silent_arm_is_retried_and_reported_within_one_request_bound(fake_arm_env: FakeArm, log: Log) -> None:
+    vm = fake_arm_env.add_vm()
+    fake_arm_env.hang(method="GET", path=r"/instanceView$", seconds=30, times=2)
+    status = arm.get_status(fake_arm_env.settings(request_timeout=0.5), vm.ref, log)
+    assert status.power_state == "running"
+    told = [line for line in log.lines if "did not answer within the per-request bound of 0.5s" in line]
+    assert len(told) == 2 and "retrying" in told[0] and "armOperationTimeoutMinutes" in told[0], log.lines
+
+
+def test_a_silent_arm_is_bounded_by_the_operation_bound(fake_arm_env: FakeArm, log: Log) -> None:
+    vm = fake_arm_env.add_vm()
+    fake_arm_env.hang(method="GET", path=r"/instanceView$", seconds=30)
+    started = time.monotonic()
+    message = expect_error(
+        fake_arm_env,
+        ArmUnreachable,
+        arm.get_status,
+        fake_arm_env.settings(request_timeout=0.5, operation_timeout=1.8),
+        vm.ref,
+        log,
+    )
+    assert time.monotonic() - started < 3, "retries of an unanswered request stay within the operation bound"
+    assert "did not answer in time" in message and "armOperationTimeoutMinutes" in message
+    assert "operation_timeout" not in message
+
+
+def test_a_reset_connection_is_reported_as_a_reset(fake_arm_env: FakeArm, log: Log) -> None:
+    vm = fake_arm_env.add_vm()
+    fake_arm_env.reset_connection(method="GET", path=r"/instanceView$", times=None)
+    message = expect_error(
+        fake_arm_env, ArmUnreachable, arm.get_status, fake_arm_env.settings(operation_timeout=2.0), vm.ref, log
+    )
+    assert "closed (reset) the connection" in message
+    assert "did not answer in time" not in message
+
+
+def test_a_long_retry_after_on_an_lro_poll_is_bounded_and_explained(fake_arm_env: FakeArm, log: Log) -> None:
+    vm = fake_arm_env.add_vm()
+    fake_arm_env.add_fault(
+        200,
+        method="GET",
+        path=OPERATION_PATH,
+        times=None,
+        headers={"Retry-After": "3600"},
+        body={"status": "InProgress", "name": "op"},
+    )
+    started = time.monotonic()
+    message = expect_error(
+        fake_arm_env, ArmUnreachable, arm.deallocate, fake_arm_env.settings(operation_timeout=3.0), vm.ref, log
+    )
+    assert time.monotonic() - started < 5, "a Retry-After of an hour must not hold a 3 s bound"
+    assert "asked to wait 3600s before polling the operation again" in message
+    assert "raise armOperationTimeoutMinutes" in message
+
+
+def test_the_operation_bound_message_names_the_config_key(fake_arm_env: FakeArm, log: Log) -> None:
+    vm = fake_arm_env.add_vm()
+    fake_arm_env.hang_next_lro()
+    message = expect_error(
+        fake_arm_env, WaitTimeout, arm.deallocate, fake_arm_env.settings(operation_timeout=0.5), vm.ref, log
+    )
+    assert "armOperationTimeoutMinutes" in message and "operation_timeout" not in message
+
+
+# --- one session per process ---------------------------------------------------------------------------------
+
+
+def test_calls_share_one_login_and_one_connection(fake_arm_env: FakeArm, log: Log) -> None:
+    settings = fake_arm_env.settings()
+    vms = [fake_arm_env.add_vm(name=f"vm-{i}") for i in range(3)]
+    for vm in vms:
+        arm.get_status(settings, vm.ref, log)
+        arm.deallocate(settings, vm.ref, log)
+        arm.get_facts(settings, vm.ref, log)
+    assert fake_arm_env.logins() == 1, fake_arm_env.az_calls()
+    assert fake_arm_env.connections == 1
+
+
+def test_concurrent_calls_share_one_login(fake_arm_env: FakeArm, log: Log) -> None:
+    import concurrent.futures
+
+    settings = fake_arm_env.settings()
+    vms = [fake_arm_env.add_vm(name=f"vm-{i}") for i in range(6)]
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        statuses = list(pool.map(lambda vm: arm.get_status(settings, vm.ref, log), vms))
+    assert all(s.power_state == "running" for s in statuses)
+    assert fake_arm_env.logins() == 1, "threads wait for the one login in progress"
+    assert fake_arm_env.connections <= 6
+
+
+def test_short_lived_tokens_are_refreshed_never_used_expired(fake_arm_env: FakeArm, log: Log) -> None:
+    # A multi-hour run outlives its first token: here each token lives 2 s and the deallocation takes about 4 s.
+    fake_arm_env.hand_out_short_lived_tokens(2)
+    fake_arm_env.lro_polls = 3
+    vm = fake_arm_env.add_vm()
+    settings = fake_arm_env.settings(poll_interval=1.0, operation_timeout=30.0)
+    arm.deallocate(settings, vm.ref, log)
+    time.sleep(2.1)  # the last token has expired
+    arm.generalize(settings, vm.ref, log)
+    assert vm.generalized
+    assert fake_arm_env.expired_token_requests == 0
+    assert all(r.authorized for r in fake_arm_env.requests)
+    assert fake_arm_env.logins() >= 2

@@ -156,7 +156,12 @@ def test_rerun_after_failure_between_guest_and_arm_steps(
     _, vm_outs = host.create(vm_half.URN, vm_half.props(fake_arm, vm.id))
     assert vm_outs["generalized"] is True and vm.generalized
     sshd_log_after = sandbox.sshd_log.read_text() if sandbox.sshd_log.exists() else ""
-    assert sshd_log_after == sshd_log_before, "the ARM half never contacts the guest"
+
+    # sshd may still be logging the end of the guest half's session: compare the connections it accepted.
+    def accepted(log: str) -> list[str]:
+        return [line for line in log.splitlines() if "Connection from" in line or "Accepted " in line]
+
+    assert accepted(sshd_log_after) == accepted(sshd_log_before), "the ARM half never contacts the guest"
 
 
 def test_guest_errors_are_clear_and_never_carry_the_key(

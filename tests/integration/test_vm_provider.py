@@ -153,3 +153,46 @@ def test_logged_out_credentials_say_so(fake_arm: FakeArm, host_factory: Any) -> 
         host.create(URN, props(fake_arm, fake_arm.add_vm().id))
     assert "az login" in err.value.details
     assert fake_arm.token not in err.value.details
+
+
+def test_arm_half_costs_seven_requests_on_one_connection_and_one_login(fake_arm: FakeArm, host: DynamicHost) -> None:  # noqa: F811
+    for i in range(3):
+        vm = fake_arm.add_vm(name=f"vm-{i}", power_state="running")
+        before = len(fake_arm.requests)
+        host.create(URN, props(fake_arm, vm.id))
+        assert len(fake_arm.requests) - before <= 7, [r.path for r in fake_arm.requests[before:]]
+    # Instance view once at the start and once to verify: never twice in a row.
+    assert fake_arm.count("GET", r"/instanceView$") == 6
+    assert fake_arm.connections == 1, "one connection for the host process"
+    assert fake_arm.logins() == 1, "one login for the host process"
+
+
+def test_vm_id_differing_only_in_case_is_the_same_vm(fake_arm: FakeArm, host: DynamicHost) -> None:  # noqa: F811
+    vm = fake_arm.add_vm(power_state="running")
+    id_, outs = host.create(URN, props(fake_arm, vm.id))
+    shouted = vm.id.replace("resourceGroups/rg-src", "resourcegroups/RG-SRC").replace("src-vm", "SRC-VM")
+    assert not host.diff(URN, id_, outs, props(fake_arm, shouted)).changes
+
+
+def test_a_change_of_generalize_reruns_the_arm_half_as_an_update(fake_arm: FakeArm, host: DynamicHost) -> None:  # noqa: F811
+    vm = fake_arm.add_vm(power_state="running")
+    id_, outs = host.create(URN, props(fake_arm, vm.id, generalize=False, deallocate=False))
+    assert outs["actions"] == [] and not vm.generalized
+    news = props(fake_arm, vm.id, generalize=True, deallocate=True)
+    diff = host.diff(URN, id_, outs, news)
+    assert diff.changes and diff.replaces == [], "the same VM: an update, not a replacement"
+    updated = host.update(URN, id_, outs, news)
+    assert updated["actions"] == ["deallocated", "generalized"] and updated["generalized"] is True
+    assert vm.power_state == "deallocated" and vm.generalized
+    # Only deallocate changed: the same, for an older state without the recorded flags too.
+    legacy = {k: v for k, v in outs.items() if k not in ("generalize", "deallocate")}
+    assert host.diff(URN, id_, legacy, props(fake_arm, vm.id, generalize=False, deallocate=True)).changes
+
+
+def test_delete_logs_under_the_resources_own_name(fake_arm: FakeArm, host: DynamicHost) -> None:  # noqa: F811
+    vm = fake_arm.add_vm(power_state="running")
+    id_, outs = host.create(URN, props(fake_arm, vm.id, resource_name="web-2.1.0-vm"))
+    host.delete(URN, id_, outs)
+    stderr = host.close()
+    assert "[web-2.1.0-vm] removed from the stack" in stderr
+    assert "[vm] removed" not in stderr

@@ -29,3 +29,29 @@ def test_unexpected_errors_keep_their_traceback() -> None:
 
     with pytest.raises(KeyError):
         _user_facing(Log("x", sink=lambda _: None), bug)
+
+
+VM = (
+    "/subscriptions/00000000-0000-0000-0000-00000000aaaa/resourceGroups/rg-src"
+    "/providers/Microsoft.Compute/virtualMachines/web"
+)
+
+
+def test_vm_ids_compare_without_case() -> None:
+    from hooks.providers import GuestGeneralizationProvider, VmGeneralizationProvider
+
+    olds = {"vm_id": VM, "os_type": "Linux", "generalize": True, "deallocate": True}
+    news = {**olds, "vm_id": VM.upper().replace("/SUBSCRIPTIONS/", "/subscriptions/") + "/"}
+    assert not VmGeneralizationProvider().diff("id", olds, news).changes
+    assert not GuestGeneralizationProvider().diff("id", olds, news).changes
+
+
+def test_generalize_or_deallocate_changes_are_updates_of_the_arm_half() -> None:
+    from hooks.providers import VmGeneralizationProvider
+
+    olds = {"vm_id": VM, "generalize": False, "deallocate": True}
+    diff = VmGeneralizationProvider().diff("id", olds, {**olds, "generalize": True})
+    assert diff.changes and not diff.replaces
+    diff = VmGeneralizationProvider().diff("id", olds, {**olds, "deallocate": False})
+    assert diff.changes and not diff.replaces
+    assert not VmGeneralizationProvider().diff("id", olds, dict(olds)).changes
