@@ -10,17 +10,24 @@ printed or logged without leaking them; the components hand them to Pulumi as se
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
 import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import yaml
 
 from hooks.errors import ConfigError
 from hooks.host_keys import parse_host_key
-from hooks.targets import PUBLIC_CLOUD_ARM, VmRef
+from hooks.regions import closest_region, normalize_region
+from hooks.targets import PUBLIC_CLOUD_ARM, ImageVersionRef, VmRef
 
 PROJECT = "image-gallery"
 # Scalar keys are declared with their types and defaults in Pulumi.yaml (the CLI checks them); Pulumi cannot
@@ -40,6 +47,7 @@ SCALAR_KEYS = (
     "armOperationTimeoutMinutes",
     "onArmUnreachable",
     "parallelHosts",
+    "allowUnknownRegions",
 )
 STRUCTURED_KEYS = ("galleryTags", "images", "sourceVms")
 MAX_PARALLEL_HOSTS = 64
@@ -71,18 +79,36 @@ PUBLISHER_ROLES = {
 }
 WINRM_TRANSPORTS = ("ntlm", "kerberos", "credssp", "basic")
 SYSPREP_MODES = ("vm", "")
-SYSPREP_CHECKS = ("guest-agent", "server-roles", "bitlocker", "appx", "pending-reboot")
+SYSPREP_CHECKS = (
+    "guest-agent",
+    "server-roles",
+    "bitlocker",
+    "appx",
+    "pending-reboot",
+    "cdrom",
+    "removable-storage",
+)
+SYSPREP_EXTRA_ARGS_MAX_LENGTH = 200
+"""extraArgs joined by spaces; the sysprep script must stay one cmd.exe command line (hooks/windows/sysprep.py)."""
 ON_ARM_UNREACHABLE = ("fail", "warn")
 
-_GALLERY_NAME = re.compile(r"^[A-Za-z0-9_.]{1,80}$")
+# Naming rules: https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules
+# Microsoft.Compute/galleries: 1-80, alphanumerics, underscores and periods, start and end with alphanumeric.
+_GALLERY_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.]{0,78}[A-Za-z0-9])?$")
 _DEFINITION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,78}[A-Za-z0-9]$|^[A-Za-z0-9]$")
 _IDENTIFIER_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+# Gallery image versions: Major.Minor.Patch of ASCII digits (`\d` would let full-width digits through).
+_VERSION = re.compile(r"^([0-9]+)\.([0-9]+)\.([0-9]+)$")
 _REGION = re.compile(r"^[a-z][a-z0-9]{1,40}$")
-_RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
+# resourcegroups: 1-90, underscores, hyphens, periods, parentheses, letters or digits; can't end with a period.
+_RESOURCE_GROUP = re.compile(r"^[-\w._()]{0,89}[-\w_()]$")
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$|^\[?[0-9a-fA-F:]+\]?$")
 _SYSPREP_ARG = re.compile(r"^/[A-Za-z]+(:[A-Za-z0-9]+)?$")
 _SHA256_HEX = re.compile(r"^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$")
+# Tags: https://learn.microsoft.com/azure/azure-resource-manager/management/tag-resources#limitations
+# At most 50 per resource; names up to 512 and values up to 256 characters; no `< > % & \ ? /` in names.
+_MAX_TAGS, _MAX_TAG_NAME, _MAX_TAG_VALUE = 50, 512, 256
+_TAG_NAME_FORBIDDEN = set("<>%&\\?/")
 _MAX_U32 = 2**31 - 1  # Azure stores each version part as a 32-bit signed integer
 
 
@@ -198,7 +224,8 @@ class SysprepSpec:
     extra_args: tuple[str, ...] = ()
     """Extra sysprep flags such as `/unattend:...` are not allowed; only `/flag` or `/flag:value` words."""
     skip_checks: frozenset[str] = frozenset()
-    """Pre-checks to skip by name: guest-agent, server-roles, bitlocker, appx, pending-reboot."""
+    """Pre-checks to skip by name: guest-agent, server-roles, bitlocker, appx, pending-reboot, cdrom,
+    removable-storage."""
     agent_timeout_minutes: float = 10.0
     """Bound for the Azure guest agent services to be Running."""
     timeout_minutes: float = 60.0
@@ -228,6 +255,8 @@ class WinRmSpec:
     """Accept any certificate. Loudly warned; only for throwaway test VMs."""
     connect_timeout_minutes: float = 10.0
     sysprep: SysprepSpec = field(default_factory=SysprepSpec)
+    allow_unencrypted_http: bool = False
+    """`useHttps: false` was opted into explicitly (`allowUnencryptedHttp: true`); loudly warned."""
 
 
 @dataclass(frozen=True)
@@ -259,12 +288,42 @@ class TargetRegionSpec:
 
 
 @dataclass(frozen=True)
+class SourceVersionSpec:
+    """An existing gallery image version that a version is promoted from: Azure copies it, nothing is recaptured.
+
+    Exactly one of `id` or (`stack`, `definition`, `version`) is set."""
+
+    id: ImageVersionRef | None = None
+    """The source version's resource ID, given directly (any gallery or subscription the identity can read)."""
+    stack: str | None = None
+    """Another stack of this project (`dev`, or `organization/image-gallery/dev`) that exports the source version
+    in its `versionIds` output; read through a `pulumi.StackReference`."""
+    definition: str | None = None
+    """With `stack`: the image definition name in that stack."""
+    version: str | None = None
+    """With `stack`: the version (Major.Minor.Patch) in that stack."""
+
+    @property
+    def export_key(self) -> str:
+        """The key in the other stack's `versionIds` (`definition/version`)."""
+        return f"{self.definition}/{self.version}"
+
+    @property
+    def label(self) -> str:
+        """Where the version comes from, for the plan and messages."""
+        if self.id is not None:
+            return f"version {self.id.id}"
+        return f"stack {self.stack}: {self.definition} {self.version}"
+
+
+@dataclass(frozen=True)
 class ImageVersionSpec:
-    """One gallery image version captured from a source VM."""
+    """One gallery image version: captured from a source VM, or promoted from another image version."""
 
     version: str
     """Major.Minor.Patch, each a non-negative 32-bit integer."""
-    source_vm: SourceVmSpec
+    source_vm: SourceVmSpec | None
+    """The VM it is captured from; None for a promoted version."""
     target_regions: tuple[TargetRegionSpec, ...]
     replica_count: int = 1
     """Default replicas per region."""
@@ -279,6 +338,8 @@ class ImageVersionSpec:
     """Protect the published version from `pulumi destroy` and accidental replacement."""
     allow_deletion_of_replicated_locations: bool = False
     block_deletion_before_end_of_life: bool = False
+    source_version: SourceVersionSpec | None = None
+    """The version it is promoted from (instead of `source_vm`): no guest step, no ARM half."""
 
 
 @dataclass(frozen=True)
@@ -315,6 +376,8 @@ class StackSpec:
     publisher: PublisherSpec | None = None
     azure: AzureSpec = field(default_factory=AzureSpec)
     source_vms: Mapping[str, SourceVmSpec] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    """Things that are allowed but deserve a look: insecure opt-ins, keys in a misspelt namespace."""
 
 
 # --------------------------------------------------------------------------------------------------------- reader
@@ -323,25 +386,54 @@ T = TypeVar("T")
 _MISSING = object()
 
 
+@dataclass
+class _Shared:
+    """What every node of one load needs to know."""
+
+    plain_paths: frozenset[str] | None = None
+    """Key paths written in plaintext in the stack file, when it was read: a secret field at one of them is
+    refused even when another field of the same top-level key is `secure:`."""
+    allow_unknown_regions: bool = False
+    warnings: list[str] = field(default_factory=list)
+    stack: str | None = None
+    """The stack being loaded, when known: a version cannot be promoted from its own stack."""
+
+
 class _Node:
     """A mapping in the raw config, with its key path; records problems instead of raising."""
 
-    def __init__(self, value: Mapping[str, Any], path: str, problems: list[str], secret_ok: bool) -> None:
+    def __init__(
+        self,
+        value: Mapping[str, Any],
+        path: str,
+        problems: list[str],
+        secret_ok: bool,
+        shared: _Shared | None = None,
+    ) -> None:
         self.value = value
         self.path = path
         self.problems = problems
         self.secret_ok = secret_ok
+        self.shared = shared or _Shared()
         self._used: set[str] = set()
+        self._empty: set[str] = set()
 
     def at(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
     def problem(self, key: str, message: str) -> None:
+        if key in self._empty and message.startswith("is required"):
+            return  # already reported as empty
         self.problems.append(f"{self.at(key)}: {message}")
 
     def raw(self, key: str) -> Any:
+        """The value, or _MISSING; a key written with nothing after the colon is reported, never taken as unset."""
         self._used.add(key)
-        return self.value.get(key, _MISSING)
+        value = self.value.get(key, _MISSING)
+        if value is None and key not in self._empty:
+            self._empty.add(key)
+            self.problems.append(f"{self.at(key)}: has no value (nothing after the colon): set a value or remove it")
+        return value
 
     def string(
         self,
@@ -397,8 +489,7 @@ class _Node:
             return default
         if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
             value = int(value)
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
+        # A float is refused even when whole (`2.0`): the CLI refuses it for keys Pulumi.yaml declares integer.
         if isinstance(value, bool) or not isinstance(value, int):
             self.problem(key, f"must be an integer, got {value!r}")
             return default
@@ -419,6 +510,9 @@ class _Node:
         if isinstance(value, bool) or not number > 0:
             self.problem(key, f"must be a positive number, got {value!r}")
             return default
+        if not math.isfinite(number):  # inf would be an endless wait (a create timeout of "infm")
+            self.problem(key, f"must be a finite number of {_unit(key)}, got {value!r}")
+            return default
         return number
 
     def secret(self, key: str) -> Secret | None:
@@ -431,7 +525,9 @@ class _Node:
                 return None
             return value
         if isinstance(value, str) and value.strip():
-            if not self.secret_ok:
+            plain_paths = self.shared.plain_paths
+            written_plain = plain_paths is not None and self.at(key) in plain_paths
+            if written_plain or not self.secret_ok:
                 self.problem(
                     key,
                     "is stored in plaintext; store it encrypted with "
@@ -450,7 +546,7 @@ class _Node:
         if not isinstance(value, Mapping):
             self.problem(key, f"must be an object, got {type(value).__name__}")
             return None
-        return _Node(value, self.at(key), self.problems, self.secret_ok)
+        return _Node(value, self.at(key), self.problems, self.secret_ok, self.shared)
 
     def items(self, key: str, required: bool = False) -> list[_Node]:
         value = self.raw(key)
@@ -469,7 +565,7 @@ class _Node:
             if not isinstance(item, Mapping):
                 self.problems.append(f"{path}: must be an object, got {type(item).__name__}")
                 continue
-            nodes.append(_Node(item, path, self.problems, self.secret_ok))
+            nodes.append(_Node(item, path, self.problems, self.secret_ok, self.shared))
         return nodes
 
     def strings(self, key: str, pattern: re.Pattern[str] | None = None, hint: str = "") -> tuple[str, ...]:
@@ -489,7 +585,13 @@ class _Node:
         for key in self.value:
             if key not in self._used:
                 known = ", ".join(sorted(self._used))
-                self.problem(str(key), f"unknown key (known keys here: {known})")
+                close = difflib.get_close_matches(str(key), sorted(self._used), n=1, cutoff=0.75)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                self.problem(str(key), f"unknown key (known keys here: {known}){hint}")
+
+
+def _unit(key: str) -> str:
+    return "seconds" if key.endswith("Seconds") else "minutes" if key.endswith("Minutes") else "units"
 
 
 def _guid(node: _Node, key: str, default: Any = _MISSING, required: bool = False) -> Any:
@@ -529,26 +631,75 @@ def _future_date(node: _Node, key: str, today: date) -> str | None:
 
 def _gallery(root: _Node) -> GallerySpec | None:
     name = root.string("galleryName", None, required=True)
-    if name is not None and (not _GALLERY_NAME.fullmatch(name) or name.startswith(".") or name.endswith(".")):
+    if name is not None and not _GALLERY_NAME.fullmatch(name):
         root.problem(
             "galleryName",
             f"{name!r} is not a valid gallery name: use 1-80 letters, digits, '_' or '.', "
-            "not starting or ending with '.'",
+            "starting and ending with a letter or digit",
         )
         name = None
-    rg = root.string("galleryResourceGroup", None, _RESOURCE_GROUP, "is not a valid resource group name", True)
-    location = root.string("galleryLocation", None, _REGION, "is not an Azure region name like 'westeurope'", True)
+    rg = root.string(
+        "galleryResourceGroup",
+        None,
+        _RESOURCE_GROUP,
+        "is not a valid resource group name (1-90 letters, digits, '_', '-', '.', '(', ')'; not ending with '.')",
+        True,
+    )
+    location = _region(root, "galleryLocation", required=True)
     description = root.string("galleryDescription", "")
     tags_raw = root.raw("galleryTags")
     tags: dict[str, str] = {}
     if tags_raw is not _MISSING and tags_raw is not None:
         if isinstance(tags_raw, Mapping) and all(isinstance(v, str) for v in tags_raw.values()):
             tags = {str(k): v for k, v in tags_raw.items()}
+            _check_tags(root, tags)
         else:
             root.problem("galleryTags", "must be a map of strings")
     if name is None or rg is None or location is None:
         return None
     return GallerySpec(name, rg, location, description, tags)
+
+
+def _check_tags(root: _Node, tags: Mapping[str, str]) -> None:
+    """Azure's tag limits (see _MAX_TAGS): ARM would refuse the gallery only at `pulumi up`."""
+    if len(tags) > _MAX_TAGS:
+        root.problem("galleryTags", f"has {len(tags)} tags; Azure allows at most {_MAX_TAGS}")
+    for name, value in tags.items():
+        at = f"galleryTags.{name}"
+        if not name.strip():
+            root.problems.append(f"{at}: a tag name must not be empty")
+        if len(name) > _MAX_TAG_NAME:
+            root.problems.append(f"{at}: the tag name has {len(name)} characters; Azure allows {_MAX_TAG_NAME}")
+        bad = sorted(set(name) & _TAG_NAME_FORBIDDEN)
+        if bad:
+            root.problems.append(f"{at}: a tag name must not contain {' '.join(bad)} (Azure refuses < > % & \\ ? /)")
+        if len(value) > _MAX_TAG_VALUE:
+            root.problems.append(f"{at}: the value has {len(value)} characters; Azure allows {_MAX_TAG_VALUE}")
+
+
+def _region(node: _Node, key: str, required: bool = False) -> Any:
+    """A region's short name: display names (`West Europe`) are normalized; an unknown name is refused with the
+    closest known one, unless `allowUnknownRegions: true` (sovereign clouds, regions newer than the repo's list)."""
+    value = node.string(key, None, required=required)
+    if value is None:
+        return None
+    known = normalize_region(value)
+    if known is not None:
+        return known
+    short = value.replace(" ", "").lower()
+    if not _REGION.fullmatch(short):
+        node.problem(key, f"{value!r} is not an Azure region name like 'westeurope' or 'West Europe'")
+        return None
+    if node.shared.allow_unknown_regions:
+        return short
+    close = closest_region(value)
+    hint = f"did you mean {close!r}? " if close else ""
+    node.problem(
+        key,
+        f"{value!r} is not a known Azure public region ({hint}see hooks/azure_regions.json); for sovereign clouds "
+        "or new regions set allowUnknownRegions: true",
+    )
+    return None
 
 
 def _publisher(root: _Node) -> PublisherSpec | None:
@@ -566,17 +717,35 @@ def _publisher(root: _Node) -> PublisherSpec | None:
 
 def _azure(root: _Node) -> AzureSpec:
     endpoint = root.string("armEndpoint", PUBLIC_CLOUD_ARM)
-    if not endpoint.startswith("https://"):
-        root.problem("armEndpoint", f"{endpoint!r} must be an https:// URL (ARM tokens are never sent over http)")
+    problem = _endpoint_problem(endpoint)
+    if problem:
+        root.problem("armEndpoint", f"{endpoint!r} {problem}")
         endpoint = PUBLIC_CLOUD_ARM
     return AzureSpec(
         arm_endpoint=endpoint.rstrip("/"),
         audience=root.string("armAudience", None),
-        poll_interval_seconds=root.positive("armPollIntervalSeconds", AzureSpec.poll_interval_seconds),
-        operation_timeout_minutes=root.positive("armOperationTimeoutMinutes", AzureSpec.operation_timeout_minutes),
+        # Declared integer in Pulumi.yaml: the CLI refuses 2.5 there, so the plan does too.
+        poll_interval_seconds=root.integer("armPollIntervalSeconds", 15, 1, 3600),
+        operation_timeout_minutes=root.integer("armOperationTimeoutMinutes", 30, 1, 7 * 24 * 60),
         on_arm_unreachable=root.choice("onArmUnreachable", ON_ARM_UNREACHABLE, "fail"),
         parallel_hosts=root.integer("parallelHosts", 0, 0, MAX_PARALLEL_HOSTS),
     )
+
+
+def _endpoint_problem(endpoint: str) -> str | None:
+    """Why an ARM endpoint is unusable, or None: ARM tokens are only ever sent to an https URL with a host."""
+    try:
+        url = urlsplit(endpoint)
+        url.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        return f"is not a well-formed URL ({exc})"
+    if url.scheme != "https":
+        return "must be an https:// URL (ARM tokens are never sent over http)"
+    if not url.hostname or not _HOST.fullmatch(url.hostname) or any(c.isspace() for c in endpoint):
+        return "must be an https:// URL with a host name, e.g. https://management.azure.com"
+    if url.username or url.password or url.query or url.fragment:
+        return "must be a plain https://host[:port][/path] URL (no credentials, query or fragment)"
+    return None
 
 
 def _ssh(node: _Node) -> SshSpec | None:
@@ -636,6 +805,11 @@ def _sysprep(node: _Node | None) -> SysprepSpec:
             "/audit",
         ):
             node.problems.append(f"{node.at('extraArgs')}[{i}]: {arg!r} is set by image-gallery itself; remove it")
+    if len(" ".join(extra)) > SYSPREP_EXTRA_ARGS_MAX_LENGTH:
+        node.problems.append(
+            f"{node.at('extraArgs')}: {len(' '.join(extra))} characters together, more than "
+            f"{SYSPREP_EXTRA_ARGS_MAX_LENGTH}: the sysprep command must fit one Windows command line"
+        )
     skip = node.strings("skipChecks")
     for i, name in enumerate(skip):
         if name not in SYSPREP_CHECKS:
@@ -659,6 +833,20 @@ def _winrm(node: _Node) -> WinRmSpec | None:
     if password is None and node.value.get("password") is None:  # an empty or malformed one is reported already
         node.problem("password", "is required (secret: `pulumi config set --secret --path ...`)")
     use_https = node.boolean("useHttps", True)
+    allow_http = node.boolean("allowUnencryptedHttp", False)
+    if not use_https and not allow_http:
+        node.problem(
+            "useHttps",
+            "false sends WinRM traffic without TLS (only NTLM/Kerberos message encryption protects the password and "
+            "the sysprep session); keep useHttps: true, or set allowUnencryptedHttp: true to accept that",
+        )
+    elif not use_https:
+        node.shared.warnings.append(
+            f"{node.path}: WinRM over plain http (allowUnencryptedHttp: true): the session is not protected by TLS; "
+            "use it only on an isolated network"
+        )
+    elif allow_http:
+        node.problem("allowUnencryptedHttp", "is only used with useHttps: false")
     port = node.integer("port", 5986 if use_https else 5985, 1, 65535)
     transport = node.choice("transport", WINRM_TRANSPORTS, "ntlm")
     ca = node.string("caCertificate", None)
@@ -679,6 +867,9 @@ def _winrm(node: _Node) -> WinRmSpec | None:
         )
     if ca is not None and pin is not None:
         node.problem("certificateSha256", "set caCertificate or certificateSha256, not both")
+    if not use_https and (ca is not None or pin is not None):
+        which = "certificateSha256" if pin is not None else "caCertificate"
+        node.problem(which, "contradicts useHttps: false: there is no certificate to verify over http")
     if not use_https and transport == "basic":
         node.problem("transport", "basic over http would send the password in clear; use useHttps: true")
     connect = node.positive("connectTimeoutMinutes", WinRmSpec.connect_timeout_minutes)
@@ -686,7 +877,9 @@ def _winrm(node: _Node) -> WinRmSpec | None:
     node.done()
     if host is None or username is None or password is None:
         return None
-    return WinRmSpec(host, username, password, port, use_https, transport, ca, pin, insecure, connect, sysprep)
+    return WinRmSpec(
+        host, username, password, port, use_https, transport, ca, pin, insecure, connect, sysprep, allow_http
+    )
 
 
 def _source_vms(node: _Node | None) -> dict[str, SourceVmSpec | None]:
@@ -720,7 +913,7 @@ def _source_vms(node: _Node | None) -> dict[str, SourceVmSpec | None]:
 
 
 def _target_region(node: _Node, default_replicas: int, default_storage: str) -> TargetRegionSpec | None:
-    name = node.string("name", None, _REGION, "is not an Azure region name like 'westeurope'", True)
+    name = _region(node, "name", required=True)
     replicas = node.integer("replicaCount", default_replicas, 1, 100)
     storage = node.choice("storageAccountType", STORAGE_ACCOUNT_TYPES, default_storage)
     exclude = node.boolean("excludeFromLatest", False)
@@ -742,7 +935,13 @@ def _version(
         elif any(int(part) > _MAX_U32 for part in m.groups()):
             node.problem("version", f"{version!r}: each part must be a non-negative 32-bit integer (<= {_MAX_U32})")
             version = None
-    source_key = node.string("sourceVm", None, required=True)
+    promoted = node.raw("sourceVersion") not in (_MISSING, None)
+    source_key = node.string("sourceVm", None)
+    if not promoted and node.raw("sourceVm") is _MISSING:
+        node.problem("sourceVm", "is required (or sourceVersion, to promote a version of another stack or gallery)")
+    source_version = _source_version(node) if promoted else None
+    if promoted and source_key is not None:
+        node.problem("sourceVersion", "set sourceVm (capture from a VM) or sourceVersion (promote a version), not both")
     source = None
     if source_key is not None:
         source = source_vms.get(source_key)
@@ -767,16 +966,73 @@ def _version(
     node.done()
     if source is not None:
         _check_source_fits(node, source, definition)
-    if version is None or source is None or not regions:
+    if version is None or (source is None and source_version is None) or not regions:
+        return None
+    if promoted and source_key is not None:
         return None
     return ImageVersionSpec(
         version=version,
         source_vm=source,
+        source_version=source_version,
         target_regions=tuple(regions),
         replica_count=replicas,
         storage_account_type=storage,
         **spec_kwargs,
     )
+
+
+_STACK_NAME = re.compile(r"^([A-Za-z0-9_.-]{1,100}/){0,2}[A-Za-z0-9_.-]{1,100}$")
+
+
+def _source_version(node: _Node) -> SourceVersionSpec | None:
+    """`sourceVersion`: `{id: <version resource ID>}`, or `{stack: <stack>, version: <definition>/<x.y.z>}`."""
+    child = node.child("sourceVersion")
+    if child is None:
+        return None
+    has_id = child.raw("id") not in (_MISSING, None)
+    has_stack = child.raw("stack") not in (_MISSING, None)
+    if has_id == has_stack:
+        child.problems.append(
+            f"{child.path}: set id (the source version's resource ID) or stack and version (a version another stack "
+            f"of this project exports in versionIds), {'not both' if has_id else 'one of them'}"
+        )
+    ref = stack = definition = version = None
+    if has_id:
+        raw_id = child.string("id", None)
+        if raw_id is not None:
+            try:
+                ref = ImageVersionRef.parse(raw_id)
+            except ValueError as exc:
+                child.problem("id", str(exc))
+        if not has_stack and child.raw("version") not in (_MISSING, None):
+            child.problem("version", "is only used with stack (with id, the ID names the version)")
+    if has_stack:
+        stack = child.string(
+            "stack",
+            None,
+            _STACK_NAME,
+            "is not a stack name: `dev`, or `organization/image-gallery/dev` (letters, digits, '-', '_', '.')",
+        )
+        if stack is not None and stack.split("/")[-1] == node.shared.stack:
+            child.problem("stack", f"{stack!r} is this stack itself; promote from another stack")
+            stack = None
+        key = child.string("version", None, required=True)
+        if key is not None:
+            name, _, number = key.partition("/")
+            if not _DEFINITION_NAME.fullmatch(name) or not _VERSION.fullmatch(number):
+                child.problem(
+                    "version",
+                    f"{key!r} is not <definition>/<Major.Minor.Patch> as exported in that stack's versionIds "
+                    "(e.g. ubuntu-2204-hardened/1.0.0)",
+                )
+            else:
+                definition, version = name, number
+    child.done()
+    if ref is not None and not has_stack:
+        return SourceVersionSpec(id=ref)
+    if stack is not None and definition is not None and not has_id:
+        return SourceVersionSpec(stack=stack, definition=definition, version=version)
+    return None
 
 
 def _check_source_fits(node: _Node, source: SourceVmSpec, definition: dict[str, Any]) -> None:
@@ -869,18 +1125,28 @@ def load(
     raw: Mapping[str, Any],
     secret_keys: Iterable[str] = (),
     today: date | None = None,
+    plain_paths: Iterable[str] | None = None,
+    strays: Mapping[str, str] | None = None,
+    stack: str | None = None,
 ) -> StackSpec:
     """Validate the project's config (keys without the `image-gallery:` prefix) into a StackSpec.
 
     `secret_keys` names the top-level keys Pulumi holds encrypted; a secret field (privateKey, password,
     passphrase) under any other key is reported, because it would sit in plaintext in `Pulumi.<stack>.yaml`.
-    Raises ConfigError listing every problem.
+    `plain_paths` (see `plain_leaf_paths`), when the stack file could be read, checks each secret field on its
+    own: Pulumi encrypts a whole top-level key as soon as one field is `secure:`, which would hide a plaintext key
+    beside it. `stack` (the stack being loaded) refuses a version promoted from that same stack. `strays` (see
+    `stray_keys`) maps keys set in a misspelt namespace to how they were written, so that a
+    missing required key points at them. Raises ConfigError listing every problem.
     """
     problems: list[str] = []
     today = today or date.today()
     secret_set = set(secret_keys)
+    strays = strays or {}
     values = {k: v for k, v in raw.items() if not (k in _BLANK_MEANS_UNSET and v == "")}
-    root = _Node(values, "", problems, secret_ok=False)
+    shared = _Shared(frozenset(plain_paths) if plain_paths is not None else None, stack=stack)
+    root = _Node(values, "", problems, secret_ok=False, shared=shared)
+    shared.allow_unknown_regions = root.boolean("allowUnknownRegions", False)
 
     gallery = _gallery(root)
     publisher = _publisher(root)
@@ -895,10 +1161,16 @@ def load(
 
     _check_uniqueness([(path, d) for path, d in definitions if d], problems)
     _check_source_reuse(images, problems)
+    warnings = [stray_warning(full) for full in strays.values()] + shared.warnings
+    for i, p in enumerate(problems):
+        key = p.partition(":")[0]
+        if key in strays and p.startswith(f"{key}: is required"):
+            problems[i] = f"{p} ({stray_warning(strays[key])})"
     if problems:
         raise ConfigError(problems)
     assert gallery is not None
-    return StackSpec(gallery, tuple(images), publisher, azure, {k: v for k, v in source_vms.items() if v})
+    sources = {k: v for k, v in source_vms.items() if v}
+    return StackSpec(gallery, tuple(images), publisher, azure, sources, tuple(warnings))
 
 
 def _check_uniqueness(images: list[tuple[str, ImageDefinitionSpec]], problems: list[str]) -> None:
@@ -922,7 +1194,7 @@ def _check_source_reuse(images: list[ImageDefinitionSpec], problems: list[str]) 
     users: dict[str, list[str]] = {}
     for d in images:
         for v in d.versions:
-            if d.os_state == "Generalized":
+            if d.os_state == "Generalized" and v.source_vm is not None:
                 users.setdefault(v.source_vm.key, []).append(f"{d.name}/{v.version}")
     for key, who in users.items():
         if len(who) > 1:
@@ -950,6 +1222,66 @@ def parse_engine_values(values: Mapping[str, str], project: str = PROJECT) -> di
     return raw
 
 
+def _squash(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def stray_keys(keys: Iterable[str], project: str = PROJECT) -> dict[str, str]:
+    """Keys set in a namespace close to ours (`image-galery:publisherRole`, `imagegallery:galleryName`): they do
+    nothing, so the user's value is silently replaced by the default. Our key -> the full key as written."""
+    strays: dict[str, str] = {}
+    for full in keys:
+        namespace, sep, key = full.partition(":")
+        if not sep or namespace == project:
+            continue
+        close = _squash(namespace) == _squash(project)
+        if close or difflib.SequenceMatcher(None, namespace.lower(), project).ratio() >= 0.85:
+            strays.setdefault(key, full)
+    return strays
+
+
+def stray_warning(full: str, project: str = PROJECT) -> str:
+    namespace, _, key = full.partition(":")
+    return (
+        f"{full} is set in namespace {namespace!r}, not {project!r}, so it does nothing; did you mean {project}:{key}?"
+    )
+
+
+def plain_leaf_paths(stack_config: Mapping[str, Any], project: str = PROJECT) -> frozenset[str]:
+    """Key paths (`sourceVms.vm.ssh.privateKey`, `images[0].name`) of this project's values written in plaintext in
+    a stack file's `config:` map; `{secure: ...}` leaves are not among them."""
+    found: set[str] = set()
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, Mapping):
+            if set(value) == {"secure"}:
+                return
+            for k, v in value.items():
+                walk(v, f"{path}.{k}")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]")
+        else:
+            found.add(path)
+
+    for full, value in stack_config.items():
+        namespace, sep, key = str(full).partition(":")
+        if (namespace if sep else project) == project:
+            walk(value, key if sep else namespace)
+    return frozenset(found)
+
+
+def _stack_file_plain_paths(project: str, stack: str) -> frozenset[str] | None:
+    """plain_leaf_paths of `Pulumi.<stack>.yaml` in the project directory; None when it cannot be read (config
+    from elsewhere, e.g. `--config-file`): then the rule falls back to the top-level key."""
+    try:
+        doc = yaml.safe_load((Path.cwd() / f"Pulumi.{stack}.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    stack_config = doc.get("config") if isinstance(doc, dict) else None
+    return plain_leaf_paths(stack_config, project) if isinstance(stack_config, dict) else None
+
+
 def from_pulumi() -> StackSpec:
     """Read this project's stack config from the Pulumi runtime (plaintext, then wrapped) and validate it."""
     import pulumi
@@ -958,4 +1290,9 @@ def from_pulumi() -> StackSpec:
     project = pulumi.get_project()
     values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     secret_keys = [k.partition(":")[2] for k in values if runtime_config.is_config_secret(k)]
-    return load(parse_engine_values(values, project), secret_keys)
+    plain = _stack_file_plain_paths(project, pulumi.get_stack())
+    raw = parse_engine_values(values, project)
+    spec = load(raw, secret_keys, None, plain, stray_keys(values, project), stack=pulumi.get_stack())
+    for warning in spec.warnings:
+        pulumi.log.warn(warning)
+    return spec

@@ -10,6 +10,7 @@ the ordered imperative steps and the checks `pulumi preview` runs. `--format jso
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import runpy
@@ -24,30 +25,131 @@ ROOT = Path(__file__).resolve().parent
 SECRET = "[secret]"
 DYNAMIC_GUEST = "pulumi-python:dynamic/generalization:GuestGeneralization"
 DYNAMIC_VM = "pulumi-python:dynamic/generalization:VmGeneralization"
+DYNAMIC_PROMOTION = "pulumi-python:dynamic/promotion:VersionPromotion"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+"""How the SDK sends a value not known yet (here: what another stack exports, read only by the engine)."""
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 SIG_KEY = "4dabf18193072939515e22adb298388d"
+
+
+# The CLI's schema of a declared config key (sdk/go/common/workspace/project.json): `type` is one of these,
+# `items` is required for arrays, and no other attribute than these is allowed.
+SIMPLE_TYPES = ("string", "integer", "boolean", "array")
+ALLOWED_ATTRIBUTES = ("type", "items", "description", "secret", "default")
+_DEFAULT_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "integer": int, "boolean": bool, "array": list}
 
 
 class PlanError(Exception):
     """The plan cannot be made; the message says why and what to do."""
 
 
-def read_stack_config(stack: str, root: Path = ROOT) -> tuple[str, dict[str, str], list[str]]:
-    """Project name, config map (full keys → JSON strings, as the engine passes them) and the secret keys."""
+@dataclass
+class StackFile:
+    """A stack file read as the engine reads it, plus what only the file shows."""
+
+    project: str
+    values: dict[str, str]
+    """Full keys -> values as the engine passes them (JSON text for structured values)."""
+    secret_keys: list[str]
+    """Full keys holding at least one `secure:` value (the engine encrypts the whole key)."""
+    plain_paths: frozenset[str]
+    """This project's key paths written in plaintext (config.plain_leaf_paths)."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys at any depth (the CLI's YAML parser refuses them too; PyYAML would
+    silently keep the last one, e.g. drop a whole source VM)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                continue  # unhashable: reported by the base class
+            if key in seen:
+                first = seen[key].start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is defined twice (first at line {first})", key_node.start_mark
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path) -> Any:
+    """The document of a YAML file; a malformed one raises PlanError naming the file, line and column."""
+    try:
+        return yaml.load(path.read_text(), Loader=_StrictLoader)  # nosec B506 - _StrictLoader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        hint = " (YAML indentation must use spaces, not tabs)" if "\\t" in what or "tab" in what else ""
+        raise PlanError(f"{path.name}{where}: invalid YAML: {what}{hint}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise PlanError(f"{path.name}: cannot be read: {exc}") from None
+
+
+def check_project_file(doc: Any) -> list[str]:
+    """Problems of Pulumi.yaml against the CLI's schema (the CLI refuses such a project file too)."""
+    if not isinstance(doc, dict):
+        return [f"the top level must be a mapping, got {type(doc).__name__}"]
+    problems = [] if isinstance(doc.get("name"), str) and doc["name"] else ["name: is required"]
+    declared = doc.get("config") or {}
+    if not isinstance(declared, dict):
+        return [*problems, f"config: must be a mapping, got {type(declared).__name__}"]
+    for key, declaration in declared.items():
+        if not isinstance(declaration, dict):
+            continue  # a plain value: the key's default, as the CLI allows
+        unknown = sorted(set(declaration) - set(ALLOWED_ATTRIBUTES))
+        if unknown:
+            problems.append(
+                f"config.{key}: unknown attribute {', '.join(unknown)} (allowed: {', '.join(ALLOWED_ATTRIBUTES)})"
+            )
+        kind = declaration.get("type")
+        if kind not in SIMPLE_TYPES:
+            problems.append(f"config.{key}.type: {kind!r} is not one of {', '.join(SIMPLE_TYPES)}")
+        elif kind == "array" and "items" not in declaration:
+            problems.append(f"config.{key}: an array needs `items`")
+        elif "default" in declaration:
+            default = declaration["default"]
+            if not isinstance(default, _DEFAULT_TYPES[kind]) or (kind == "integer" and isinstance(default, bool)):
+                problems.append(f"config.{key}.default: {default!r} is not of type {kind}")
+    return problems
+
+
+def read_stack(stack: str, root: Path = ROOT) -> StackFile:
+    """Read Pulumi.yaml and Pulumi.<stack>.yaml as the engine does; PlanError for what the CLI would refuse."""
     project_file = root / "Pulumi.yaml"
     stack_file = root / f"Pulumi.{stack}.yaml"
     if not stack_file.exists():
         stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
         raise PlanError(f"no {stack_file.name}: known stacks are {', '.join(stacks) or 'none'}")
-    project_doc = yaml.safe_load(project_file.read_text())
+    project_doc = _read_yaml(project_file)
+    project_problems = check_project_file(project_doc)
+    if project_problems:
+        raise PlanError(f"{project_file.name} does not follow the Pulumi CLI's schema:\n" + _bullets(project_problems))
     project = project_doc["name"]
-    doc = yaml.safe_load(stack_file.read_text()) or {}
+    doc = _read_yaml(stack_file)
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise PlanError(f"{stack_file.name}: the top level must be a mapping (config: ...), got {_kind(doc)}")
+    stack_config = doc.get("config")
+    if stack_config is None:
+        stack_config = {}
+    if not isinstance(stack_config, dict):
+        raise PlanError(
+            f"{stack_file.name}: config must be a mapping of keys (image-gallery:galleryName: ...), "
+            f"got {_kind(stack_config)}"
+        )
     values: dict[str, str] = {}
     secret_keys: list[str] = []
-    for key, value in (doc.get("config") or {}).items():
-        full = key if ":" in key else f"{project}:{key}"
+    for key, value in stack_config.items():
+        full = str(key) if ":" in str(key) else f"{project}:{key}"
         plain, had_secret = _mask_secure(value)
-        values[full] = _engine_value(plain)
+        # Like the CLI: a key with nothing after the colon is "" (the CLI warns that this will change).
+        values[full] = "" if plain is None else _engine_value(plain)
         if had_secret:
             secret_keys.append(full)
     # Like the CLI: declared project keys not set by the stack take their Pulumi.yaml default.
@@ -55,7 +157,24 @@ def read_stack_config(stack: str, root: Path = ROOT) -> tuple[str, dict[str, str
         full = key if ":" in key else f"{project}:{key}"
         if full not in values and isinstance(declaration, dict) and "default" in declaration:
             values[full] = _engine_value(declaration["default"])
-    return project, values, secret_keys
+    import config as stack_config_module
+
+    plain_paths = stack_config_module.plain_leaf_paths(stack_config, project)
+    return StackFile(project, values, secret_keys, plain_paths)
+
+
+def read_stack_config(stack: str, root: Path = ROOT) -> tuple[str, dict[str, str], list[str]]:
+    """Project name, config map (full keys → JSON strings, as the engine passes them) and the secret keys."""
+    read = read_stack(stack, root)
+    return read.project, read.values, read.secret_keys
+
+
+def _bullets(problems: list[str]) -> str:
+    return "\n".join(f"  - {p}" for p in problems)
+
+
+def _kind(value: Any) -> str:
+    return "a list" if isinstance(value, list) else "a string" if isinstance(value, str) else type(value).__name__
 
 
 def _engine_value(value: Any) -> str:
@@ -140,7 +259,10 @@ def run_program(
     from pulumi.runtime import settings as psettings
 
     registered: list[PlannedResource] = []
-    subscription = json.loads(config.get("azure-native:subscriptionId", '"<subscription>"'))
+    # The engine hands strings over as they are (a GUID is not JSON text).
+    subscription = config.get("azure-native:subscriptionId", "<subscription>")
+    with contextlib.suppress(ValueError):
+        subscription = str(json.loads(subscription))
 
     class Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
@@ -174,6 +296,23 @@ def run_program(
                     )
                 )
             return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+
+        def ReadResource(self, request: Any) -> Any:
+            # Reads (a StackReference): the engine reads the other stack's outputs; the mocks know none of them,
+            # so everything taken from it stays unknown in the plan, as in a preview before that stack exists.
+            raw = json_format.MessageToDict(request.properties, preserving_proto_field_name=True)
+            registered.append(
+                PlannedResource(
+                    type=request.type,
+                    name=request.name,
+                    urn=self.make_urn(request.parent, request.type, request.name),
+                    parent=request.parent or None,
+                    depends_on=list(request.dependencies),
+                    inputs=_unwrap(raw),
+                    options={"read": request.id},
+                )
+            )
+            return super().ReadResource(request)  # type: ignore[no-untyped-call]
 
     pulumi.runtime.set_all_config(config, secret_keys)
     pulumi.runtime.set_mocks(Mocks(), project=project, stack=stack, preview=True, monitor=RecordingMonitor(Mocks()))
@@ -217,6 +356,7 @@ def describe(resources: list[PlannedResource]) -> list[dict[str, Any]]:
         from hooks.preflight import CHECK_DESCRIPTIONS as checks
     except ImportError:  # capture-time checks not built yet
         checks = ()
+    from hooks.promotion import CHECK_DESCRIPTIONS as promotion_checks
 
     out = []
     for r in resources:
@@ -241,6 +381,21 @@ def describe(resources: list[PlannedResource]) -> list[dict[str, Any]]:
             entry["steps"] = list(pipeline.LINUX_GUEST_STEPS if os_type == "Linux" else pipeline.WINDOWS_GUEST_STEPS)
             if checks:
                 entry["previewChecks"] = list(checks)
+        if r.type == STACK_REFERENCE:
+            entry["read"] = r.options.get("read")
+        if r.type == DYNAMIC_PROMOTION:
+            source = inputs.get("source") or {}
+            stack, key = source.get("stack"), source.get("export_key")
+            if stack:
+                definition, _, version = str(key).partition("/")
+                entry["promotedFrom"] = f"promoted from stack {stack}: {definition} {version}"
+            else:
+                entry["promotedFrom"] = f"promoted from {source.get('label')}"
+            if inputs.get("source_id") == UNKNOWN:
+                entry["sourceVersionId"] = f"unknown until stack {stack} is read (by `pulumi preview` / `up`)"
+            else:
+                entry["sourceVersionId"] = inputs.get("source_id")
+            entry["previewChecks"] = list(promotion_checks)
         if r.type == DYNAMIC_VM:
             generalize = inputs.get("generalize")
             entry["steps"] = list(pipeline.VM_STEPS_GENERALIZED if generalize else pipeline.VM_STEPS_SPECIALIZED)
@@ -260,7 +415,11 @@ def render_text(stack: str, entries: list[dict[str, Any]]) -> str:
     def walk(parent: str | None, depth: int) -> None:
         for e in children.get(parent, []):
             pad = "    " * depth
-            lines.append(f"{pad}+ {e['type']}  {e['name']}")
+            read = f"  (read: the outputs of stack {e['read']})" if e.get("read") else ""
+            lines.append(f"{pad}{'=' if read else '+'} {e['type']}  {e['name']}{read}")
+            if e.get("promotedFrom"):
+                lines.append(f"{pad}    {e['promotedFrom']}")
+                lines.append(f"{pad}    source version ID: {e['sourceVersionId']}")
             if e["dependsOn"]:
                 lines.append(f"{pad}    depends on: {', '.join(e['dependsOn'])}")
             for key, value in _key_inputs(e).items():
@@ -300,19 +459,26 @@ _SHOWN = {
 }
 
 
+def _shown(value: Any) -> str:
+    text = json.dumps(value)
+    return text.replace(json.dumps(UNKNOWN), '"<unknown until the stack it comes from is read>"')
+
+
 def _key_inputs(e: dict[str, Any]) -> dict[str, str]:
     keys = _SHOWN.get(e["type"], ())
-    shown = {k: json.dumps(e["inputs"][k]) for k in keys if e["inputs"].get(k) not in (None, {}, [])}
+    shown = {k: _shown(e["inputs"][k]) for k in keys if e["inputs"].get(k) not in (None, {}, [])}
     if e.get("protect"):
         shown["protect"] = "true"
     if e.get("customTimeouts"):
         shown["customTimeouts"] = json.dumps(e["customTimeouts"])
     if "providerBlobBytes" in e:
-        shown["provider blob"] = f"{e['providerBlobBytes']} bytes (a reference to hooks.providers, no secrets)"
+        module = "hooks.promotion" if e["type"] == DYNAMIC_PROMOTION else "hooks.providers"
+        shown["provider blob"] = f"{e['providerBlobBytes']} bytes (a reference to {module}, no secrets)"
     return shown
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
+    """`root` holds Pulumi.yaml and the stack files (tests point it at a copy); the program is always ROOT's."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument("--format", choices=("text", "json"), default="text")
@@ -324,12 +490,17 @@ def main(argv: list[str] | None = None) -> int:
     from hooks.errors import ConfigError
 
     try:
-        project, values, secret_keys = read_stack_config(args.stack)
+        read = read_stack(args.stack, root)
+        project, values, secret_keys = read.project, read.values, read.secret_keys
         raw = stack_config.parse_engine_values(values, project)
-        stack_config.load(raw, [k.partition(":")[2] for k in secret_keys if k.startswith(f"{project}:")])
+        own_secrets = [k.partition(":")[2] for k in secret_keys if k.startswith(f"{project}:")]
+        strays = stack_config.stray_keys(values, project)
+        spec = stack_config.load(raw, own_secrets, None, read.plain_paths, strays, stack=args.stack)
     except (PlanError, ConfigError) as exc:
         print(f"plan of stack '{args.stack}' failed: {exc}", file=sys.stderr)
         return 2
+    for warning in spec.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     entries = describe(run_program(project, args.stack, values, secret_keys).resources)
     if args.format == "json":
         print(json.dumps({"stack": args.stack, "resources": entries}, indent=2))

@@ -27,6 +27,7 @@ from concurrent import futures
 from pathlib import Path
 
 import grpc
+import pulumi
 from pulumi.automation._server import LanguageServer
 from pulumi.errors import RunError
 from pulumi.runtime.proto import language_pb2_grpc
@@ -44,9 +45,14 @@ def program_of(project: Path) -> object:
         try:
             runpy.run_path(str(main), run_name="__main__")
         except SystemExit as exc:
-            # The real host prints the message of SystemExit and fails the update: no traceback.
+            # The real host shows what the program printed to stderr (SystemExit's message) and fails with
+            # "Program exited with non-zero exit code: 1": no traceback. Here the program's stderr is not the
+            # CLI's, so the message goes through the engine's log, once.
             if exc.code not in (None, 0):
-                raise RunError(str(exc.code)) from None
+                if not isinstance(exc.code, int):
+                    pulumi.log.error(str(exc.code))
+                code = exc.code if isinstance(exc.code, int) else 1
+                raise RunError(f"Program exited with non-zero exit code: {code}") from None
 
     return run
 
