@@ -1,4 +1,5 @@
-"""image-gallery: a gallery, its image definitions, the publisher's role, and versions captured from VMs."""
+"""image-gallery: a gallery, its image definitions, the publisher's role, and versions captured from VMs or
+promoted from another stack's versions."""
 
 import pulumi
 
@@ -6,6 +7,7 @@ import config
 from components.captured_image_version import CapturedImageVersion, CapturedImageVersionArgs
 from components.generalization_hosts import GeneralizationHosts
 from components.image_gallery import ImageGallery, ImageGalleryArgs
+from components.promoted_image_version import PromotedImageVersion, PromotedImageVersionArgs, SourceStacks
 from hooks.errors import ConfigError
 
 try:
@@ -15,28 +17,48 @@ except ConfigError as exc:
     raise SystemExit(str(exc)) from None
 
 gallery = ImageGallery(stack.gallery.name, ImageGalleryArgs(stack.gallery, stack.images, stack.publisher))
-chains = [f"{d.name}-{v.version}" for d in stack.images for v in d.versions]
+chains = [f"{d.name}-{v.version}" for d in stack.images for v in d.versions if v.source_vm is not None]
 hosts = GeneralizationHosts(chains, stack.azure.parallel_hosts)
+source_stacks = SourceStacks()
 version_ids: dict[str, pulumi.Output[str]] = {}
 for d_index, definition in enumerate(stack.images):
     for v_index, version in enumerate(definition.versions):
-        chain = f"{definition.name}-{version.version}"
-        captured = CapturedImageVersion(
-            chain,
-            CapturedImageVersionArgs(
-                version=version,
-                definition=definition,
-                gallery=stack.gallery,
-                azure=stack.azure,
-                gallery_image=gallery.definitions[definition.name],
-                gallery_id=gallery.gallery.id,
-                definition_path=f"images[{d_index}]",
-                version_path=f"images[{d_index}].versions[{v_index}]",
-                publisher_tenant_id=stack.publisher.tenant_id if stack.publisher else None,
-                host=hosts.for_chain(chain),
-            ),
-        )
-        version_ids[f"{definition.name}/{version.version}"] = captured.image_version.id
+        name = f"{definition.name}-{version.version}"
+        definition_path, version_path = f"images[{d_index}]", f"images[{d_index}].versions[{v_index}]"
+        made: CapturedImageVersion | PromotedImageVersion
+        if version.source_version is not None:
+            made = PromotedImageVersion(
+                name,
+                PromotedImageVersionArgs(
+                    version=version,
+                    definition=definition,
+                    gallery=stack.gallery,
+                    azure=stack.azure,
+                    gallery_image=gallery.definitions[definition.name],
+                    source_stacks=source_stacks,
+                    gallery_id=gallery.gallery.id,
+                    definition_path=definition_path,
+                    version_path=version_path,
+                ),
+            )
+        else:
+            made = CapturedImageVersion(
+                name,
+                CapturedImageVersionArgs(
+                    version=version,
+                    definition=definition,
+                    gallery=stack.gallery,
+                    azure=stack.azure,
+                    gallery_image=gallery.definitions[definition.name],
+                    gallery_id=gallery.gallery.id,
+                    publisher_tenant_id=stack.publisher.tenant_id if stack.publisher else None,
+                    host=hosts.for_chain(name),
+                    definition_path=definition_path,
+                    version_path=version_path,
+                ),
+            )
+        # Promoted versions are exported like captured ones, so a further stage can promote them again.
+        version_ids[f"{definition.name}/{version.version}"] = made.image_version.id
 
 pulumi.export("galleryId", gallery.gallery.id)
 pulumi.export("definitionIds", {name: d.id for name, d in gallery.definitions.items()})

@@ -121,7 +121,7 @@ def capture_props(args: CapturedImageVersionArgs) -> dict[str, Any]:
         "paths": {
             "definition": args.definition_path,
             "version": args.version_path,
-            "source_vm": f"sourceVms.{v.source_vm.key}",
+            "source_vm": f"sourceVms.{v.source_vm.key if v.source_vm else '?'}",
         },
     }
 
@@ -171,6 +171,7 @@ class CapturedImageVersion(pulumi.ComponentResource):
     def __init__(self, name: str, args: CapturedImageVersionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
         v, d, source = args.version, args.definition, args.version.source_vm
+        assert source is not None, "a captured version needs sourceVm (promoted ones are PromotedImageVersion)"
         generalize = d.os_state == "Generalized"
 
         # A Specialized image keeps the VM's identity: no guest step, no generalize call.

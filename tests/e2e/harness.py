@@ -115,11 +115,14 @@ class Workspace:
     own_language_host: bool = True
     """Serve the program through `--client` (the pinned build has no Python language host); False: a full CLI
     distribution on PATH runs `__main__.py` through its own `pulumi-language-python`."""
+    shared_backend: Path | None = None
+    """The file backend directory of another workspace, to hold this workspace's stack too (several stacks of
+    one project on one backend, e.g. dev and prod); None: a backend of its own under `root`."""
 
     def __post_init__(self) -> None:
         self.project = self.root / "project"
         self.home = self.root / "pulumi-home"
-        self.backend = self.root / "backend"
+        self.backend = self.shared_backend or self.root / "backend"
         self.logs = self.root / "logs"
         for d in (self.project, self.home, self.backend, self.logs):
             d.mkdir(parents=True, exist_ok=True)

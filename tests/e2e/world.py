@@ -144,10 +144,19 @@ def stack_config(world: World, *, linux: bool = True, windows: bool = True) -> d
 
 
 def new_workspace(
-    tmp: Path, bin_dir: Path, world: World, stack: str = "e2e", source_rev: str | None = None, **config: Any
+    tmp: Path,
+    bin_dir: Path,
+    world: World,
+    stack: str = "e2e",
+    source_rev: str | None = None,
+    backend: Path | None = None,
+    **config: Any,
 ) -> Workspace:
-    """A logged-in workspace with the stack initialised, configured and its secrets set through the CLI."""
-    ws = Workspace(tmp, bin_dir, env_extra=world.plugin_env(), stack=stack, source_rev=source_rev)
+    """A logged-in workspace with the stack initialised, configured and its secrets set through the CLI.
+    `backend`: the file backend directory of another workspace, to share it."""
+    ws = Workspace(
+        tmp, bin_dir, env_extra=world.plugin_env(), stack=stack, source_rev=source_rev, shared_backend=backend
+    )
     install_plugin(ws.home, ws.python, AZURE_NATIVE_VERSION)
     ws.login()
     cfg = stack_config(world, **config)

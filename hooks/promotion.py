@@ -1,0 +1,562 @@
+"""Promotion checks: compare a source image version with the version it is promoted into, in `pulumi preview`
+and again right before the version is created.
+
+A promoted version is a copy Azure makes of another gallery image version (`storageProfile.source.id`): no VM,
+no guest, nothing generalized. Azure refuses the copy only when the version is created; the rules here say why
+before that, each with the config key to change. Like hooks/preflight.py: small pure rules over facts read
+through ARM (GET only, bounded), `run_checks` to read and compare, `require_match` for the create path. The
+`VersionPromotion` dynamic resource runs them (its `check` in preview and up, its `create` before the version).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+
+from hooks.engine_log import sink_for
+from hooks.errors import ArmError, ArmUnreachable, ImageGalleryError, PromotionMismatch
+from hooks.log import Log
+from hooks.targets import ArmSettings, GalleryRef, ImageVersionRef
+
+if TYPE_CHECKING:
+    from hooks.arm import ImageDefinitionFacts, SharedLogin, VersionSourceFacts
+    from hooks.preflight import Mismatch
+
+# Like hooks/providers.py: the program process only declares the resource; azure-* is imported inside the
+# provider methods, which run in the dynamic provider host.
+
+T = TypeVar("T")
+
+CHECK_DESCRIPTIONS: tuple[str, ...] = (
+    "the source version exists, its provisioning succeeded, and its replication to the gallery's region (where "
+    "Azure reads the copy from) has completed (GET the version with $expand=ReplicationStatus)",
+    "its image definition matches the target definition: osType, osState, hyperVGeneration, architecture, "
+    "securityType (GET the source definition)",
+    "the source version is not past its end-of-life date",
+    "the target version number is free, or already holds this same source (GET the version, once the gallery ID "
+    "is known)",
+    "source and gallery are in one tenant (GET both subscriptions, when they differ): a cross-tenant copy needs "
+    "Azure's auxiliary-tenant header, which is not supported yet",
+)
+"""What the offline plan prints for a promoted version, in the order `run_checks` reports problems."""
+
+OUTPUTS = ("source_id", "checked_at")
+REPLACE_KEYS = ("source_id",)
+ON_ARM_UNREACHABLE_PATH = "onArmUnreachable"
+DEFINITION_FIELDS = (
+    ("os_type", "osType"),
+    ("os_state", "osState"),
+    ("hyper_v_generation", "hyperVGeneration"),
+    ("architecture", "architecture"),
+    ("security_type", "securityType"),
+)
+
+
+@dataclass(frozen=True)
+class PromotionTarget:
+    """The promoted version as configured, and the config key paths to name in messages.
+
+    Built from the inputs of `VersionPromotion` (components.promoted_image_version)."""
+
+    definition_name: str
+    definition: Mapping[str, str]
+    """os_type, os_state, hyper_v_generation, architecture, security_type of the target definition."""
+    version: str
+    location: str
+    """The gallery's region: the version is created there, and Azure reads the source's replica there."""
+    gallery: GalleryRef | None
+    """None until the gallery's ID is known (first preview of a new stack)."""
+    source_label: str
+    """e.g. "stack dev: ubuntu-2204 1.0.0" or "version /subscriptions/…"."""
+    on_arm_unreachable: str = "fail"
+    definition_path: str = "images[?]"
+    version_path: str = "images[?].versions[?]"
+    source_path: str = "images[?].versions[?].sourceVersion"
+    source_key: str = "id"
+    """The key under sourceVersion that names the source: `id` or `version` (with `stack`)."""
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, Any]) -> PromotionTarget:
+        """Parse the inputs; raises ValueError if malformed. A gallery ID that is not known yet becomes None."""
+        try:
+            t, paths, source = props["target"], props.get("paths") or {}, props.get("source") or {}
+            gallery_id = t.get("gallery_id")
+            return cls(
+                definition_name=str(t["definition"]["name"]),
+                definition={k: str(t["definition"][k]) for k, _ in DEFINITION_FIELDS},
+                version=str(t["version"]),
+                location=str(t["location"]),
+                gallery=GalleryRef.parse(str(gallery_id)) if gallery_id and _known(gallery_id) else None,
+                source_label=str(source.get("label") or "the source version"),
+                on_arm_unreachable=str(props.get("on_arm_unreachable") or "fail"),
+                definition_path=str(paths.get("definition") or cls.definition_path),
+                version_path=str(paths.get("version") or cls.version_path),
+                source_path=str(paths.get("source") or cls.source_path),
+                source_key="version" if source.get("stack") else "id",
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"the promotion input is incomplete ({exc!r} missing or malformed)") from exc
+
+    @property
+    def source_config_key(self) -> str:
+        return f"{self.source_path}.{self.source_key}"
+
+    @property
+    def definition_label(self) -> str:
+        return f"image definition {self.definition_name} ({self.definition_path})"
+
+
+def _mismatch(path: str, message: str, cause: ArmError | None = None) -> Mismatch:
+    from hooks.preflight import Mismatch
+
+    return Mismatch(path, message, "source_id", cause=cause)
+
+
+def region_key(name: str) -> str:
+    """Azure region names compare without case and spaces ("West Europe" is westeurope)."""
+    return name.replace(" ", "").lower()
+
+
+# --- the rules (pure) ----------------------------------------------------------------------------------------
+
+
+def check_source_exists(
+    source: ImageVersionRef, facts: VersionSourceFacts | None, t: PromotionTarget
+) -> Mismatch | None:
+    if facts is not None:
+        return None
+    return _mismatch(
+        t.source_config_key,
+        f"the source {source} ({t.source_label}) does not exist, or the identity cannot see it; Azure would refuse "
+        f"the copy (source not found). Fix: check {t.source_config_key}, that the source version was not deleted, and "
+        "that the identity has Reader on its gallery.",
+    )
+
+
+def check_source_provisioned(source: ImageVersionRef, facts: VersionSourceFacts, t: PromotionTarget) -> Mismatch | None:
+    if (facts.provisioning_state or "").lower() == "succeeded":
+        return None
+    return _mismatch(
+        t.source_config_key,
+        f"Azure reports the source {source} in provisioning state {facts.provisioning_state or 'unknown'}, not "
+        "Succeeded; only a finished version can be copied. Fix: wait until its creation finished (or fix the "
+        "failed version in the stack that owns it), then run again.",
+    )
+
+
+def check_replication(source: ImageVersionRef, facts: VersionSourceFacts, t: PromotionTarget) -> Mismatch | None:
+    """The copy is read from the source's replica in the gallery's region: it must exist and be complete."""
+    wanted = region_key(t.location)
+    entry = next((r for r in facts.replication if region_key(r.region) == wanted), None)
+    if entry is not None and entry.state.lower() == "completed":
+        return None
+    listed = ", ".join(f"{r.region} {r.state}" for r in facts.replication) or "none reported"
+    if entry is None:
+        return _mismatch(
+            t.source_config_key,
+            f"the source {source} has no replica in {t.location}, the region of this gallery, where Azure reads the "
+            f"copy from (its replication: {listed}). Fix: add {t.location} to the source version's targetRegions in "
+            "the stack that owns it, `pulumi up` there, and run again once that replication completed.",
+        )
+    progress = f" ({entry.progress}%)" if entry.progress is not None else ""
+    return _mismatch(
+        t.source_config_key,
+        f"the replication of the source {source} to {t.location} is {entry.state}{progress}, not Completed; Azure "
+        "copies only a completed replica. Fix: wait until it completes (`make replication STACK=<source stack>` "
+        "shows the progress), then run again.",
+    )
+
+
+def _past(iso: str | None, now: datetime) -> bool:
+    if not iso:
+        return False
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment <= now
+
+
+def check_end_of_life(
+    source: ImageVersionRef,
+    facts: VersionSourceFacts,
+    definition: ImageDefinitionFacts | None,
+    t: PromotionTarget,
+    now: datetime,
+) -> Mismatch | None:
+    if _past(facts.end_of_life_date, now):
+        what, date = "version", facts.end_of_life_date
+    elif definition is not None and _past(definition.end_of_life_date, now):
+        what, date = f"image definition {source.image}", definition.end_of_life_date
+    else:
+        return None
+    return _mismatch(
+        t.source_config_key,
+        f"the source {source} is past its end-of-life date: its {what} ended on {str(date)[:10]}; promoting it would "
+        f"publish an image already retired. Fix: promote a newer version in {t.source_config_key}, or move the "
+        "endOfLifeDate forward in the stack that owns it.",
+    )
+
+
+def compare_definitions(
+    source: ImageVersionRef, definition: ImageDefinitionFacts, t: PromotionTarget
+) -> list[Mismatch]:
+    """Every property Azure requires equal between the source's definition and the target definition."""
+    found: list[Mismatch] = []
+    for attr, key in DEFINITION_FIELDS:
+        theirs, ours = str(getattr(definition, attr)), t.definition[attr]
+        if theirs.lower() == ours.lower():
+            continue
+        found.append(
+            _mismatch(
+                f"{t.definition_path}.{key}",
+                f"the source {source} belongs to image definition {source.image} with {key} {theirs}, but "
+                f"{t.definition_label} has {key} {ours}; Azure would refuse the copy (definition mismatch). Fix: set "
+                f"{t.definition_path}.{key} to {theirs} (Azure does not change an existing definition's {key}: use a "
+                f"new definition name if it exists), or promote a version of a definition with {key} {ours}.",
+            )
+        )
+    return found
+
+
+def check_target_free(
+    source: ImageVersionRef, existing: VersionSourceFacts | None, t: PromotionTarget
+) -> Mismatch | None:
+    """A version that already exists must hold this same source (a re-run); its source cannot change."""
+    if existing is None or (existing.source_id and source.same_as(existing.source_id)):
+        return None
+    gallery = t.gallery.name if t.gallery else "the gallery"
+    return _mismatch(
+        f"{t.version_path}.version",
+        f"image version {t.version} of {t.definition_name} already exists in gallery {gallery} with source "
+        f"{existing.source_id or 'unknown'}, not {source.id}; a version's source cannot change "
+        f"(PropertyChangeNotAllowed). Fix: give this promotion a version number not used yet in "
+        f"{t.version_path}.version, or point {t.source_config_key} back at the version it was promoted from.",
+    )
+
+
+def check_same_tenant(
+    source: ImageVersionRef, source_tenant: str, gallery: GalleryRef, gallery_tenant: str, t: PromotionTarget
+) -> Mismatch | None:
+    if source_tenant.lower() == gallery_tenant.lower():
+        return None
+    return _mismatch(
+        t.source_config_key,
+        f"the source {source} is in subscription {source.subscription_id} of tenant {source_tenant}, but the gallery "
+        f"{gallery.name} is in subscription {gallery.subscription_id} of tenant {gallery_tenant}. A copy across "
+        "tenants needs Azure's auxiliary-tenant token header (x-ms-authorization-auxiliary) on the create request, "
+        "which image-gallery does not send yet. Fix: share the source with this tenant another way (e.g. a "
+        "community or direct-shared gallery), or promote from a gallery in this tenant.",
+    )
+
+
+# --- reading and running -------------------------------------------------------------------------------------
+
+
+class _Reads:
+    """The reads of one check: bounded like the capture-time checks, one login, and the first unreachable ARM
+    makes the later reads fail at once instead of each waiting out its own timeout."""
+
+    def __init__(self, settings: ArmSettings, credential: SharedLogin, t: PromotionTarget) -> None:
+        from hooks import preflight
+
+        self.settings = replace(
+            settings,
+            request_timeout=min(settings.request_timeout, preflight.REQUEST_TIMEOUT),
+            operation_timeout=min(settings.operation_timeout, preflight.CALL_TIMEOUT),
+            max_retries=preflight.MAX_RETRIES,
+        )
+        self.credential = credential
+        self.target = t
+        self.unreachable: ArmUnreachable | None = None
+        self.done: list[str] = []
+        self.problems: list[Mismatch] = []
+
+    def read(self, what: str, path: str, fetch: Callable[[ArmSettings], T]) -> tuple[bool, T | None]:
+        """(True, value), or (False, None) with a "not checked" problem recorded."""
+        try:
+            if self.unreachable is not None:
+                raise ArmUnreachable("skipped, because an earlier read of this check could not reach ARM or log in.")
+            value = fetch(self.settings)
+        except ArmError as exc:
+            if isinstance(exc, ArmUnreachable):
+                self.unreachable = self.unreachable or exc
+            self.problems.append(_mismatch(path, f"not checked ({what}): {exc}", cause=exc))
+            return False, None
+        self.done.append(f"{what}: GET")
+        return True, value
+
+
+def run_checks(
+    settings: ArmSettings,
+    source: ImageVersionRef,
+    t: PromotionTarget,
+    log: Log,
+    login: SharedLogin | None = None,
+    now: datetime | None = None,
+) -> list[Mismatch]:
+    """Every promotion check of one version: reads through ARM (GET only) and returns the problems. A check that
+    could not run is a problem with `cause` set under onArmUnreachable `fail`, a warning under `warn`."""
+    from hooks import arm
+
+    now = now or datetime.now(UTC)
+    started = time.monotonic()
+    with contextlib.nullcontext(login) if login is not None else arm.SharedLogin() as shared:
+        reads = _Reads(settings, shared, t)
+        problems = reads.problems
+        ok, facts = reads.read(
+            "source version",
+            t.source_config_key,
+            lambda s: arm.get_version_source(
+                s,
+                source.subscription_id,
+                source.resource_group,
+                source.gallery,
+                source.image,
+                source.version,
+                credential=shared,
+            ),
+        )
+        missing = check_source_exists(source, facts, t) if ok else None
+        if missing is not None:
+            problems.append(missing)
+        definition_ok, definition = reads.read(
+            "source definition",
+            t.source_config_key,
+            lambda s: arm.get_image_definition(
+                s, source.subscription_id, source.resource_group, source.gallery, source.image, credential=shared
+            ),
+        )
+        if facts is not None:
+            for rule in (check_source_provisioned, check_replication):
+                found = rule(source, facts, t)
+                if found is not None:
+                    problems.append(found)
+        if definition is not None:
+            problems.extend(compare_definitions(source, definition, t))
+        elif definition_ok and missing is None:
+            problems.append(_mismatch(t.source_config_key, f"the image definition of the source {source} is gone."))
+        if facts is not None:
+            eol = check_end_of_life(source, facts, definition, t, now)
+            if eol is not None:
+                problems.append(eol)
+
+        if t.gallery is None:
+            log.info(
+                f"{t.version_path}: the gallery's ID is not known yet (new stack); whether version {t.version} "
+                "exists already, and the gallery's tenant, are checked once it is"
+            )
+        else:
+            gallery = t.gallery
+            ok, existing = reads.read(
+                "target version",
+                f"{t.version_path}.version",
+                lambda s: arm.get_version_source(
+                    s,
+                    gallery.subscription_id,
+                    gallery.resource_group,
+                    gallery.name,
+                    t.definition_name,
+                    t.version,
+                    credential=shared,
+                ),
+            )
+            if ok:
+                found = check_target_free(source, existing, t)
+                if found is not None:
+                    problems.append(found)
+            if source.subscription_id.lower() != gallery.subscription_id.lower():
+                _, source_tenant = reads.read(
+                    "source subscription",
+                    t.source_config_key,
+                    lambda s: arm.get_subscription_tenant(s, source.subscription_id, credential=shared),
+                )
+                _, gallery_tenant = reads.read(
+                    "gallery subscription",
+                    t.source_config_key,
+                    lambda s: arm.get_subscription_tenant(s, gallery.subscription_id, credential=shared),
+                )
+                if source_tenant and gallery_tenant:
+                    found = check_same_tenant(source, source_tenant, gallery, gallery_tenant, t)
+                    if found is not None:
+                        problems.append(found)
+
+    kept: list[Mismatch] = []
+    for problem in problems:
+        if problem.unverified and t.on_arm_unreachable == "warn":
+            log.warn(f"{problem} {ON_ARM_UNREACHABLE_PATH} is warn: continuing without this check.")
+        elif problem.unverified:
+            kept.append(
+                replace(
+                    problem,
+                    message=f"{problem.message} To continue without these checks (a warning instead of a failure), "
+                    f"set {ON_ARM_UNREACHABLE_PATH} to warn.",
+                )
+            )
+        else:
+            kept.append(problem)
+    verdict = f"{len(kept)} problem(s)" if kept else "no mismatch"
+    log.info(
+        f"promotion checks of {t.version_path} ({t.source_label}): {verdict} in {time.monotonic() - started:.2f}s "
+        f"({'; '.join(reads.done) or 'no reads'})"
+    )
+    return kept
+
+
+def require_match(
+    settings: ArmSettings, source: ImageVersionRef, t: PromotionTarget, log: Log, now: datetime | None = None
+) -> None:
+    """The create path: the same checks, read afresh; raises PromotionMismatch listing every problem, or the ARM
+    error type when the checks could only not run."""
+    from hooks.preflight import describe
+
+    problems = run_checks(settings, source, t, log, now=now)
+    if not problems:
+        return
+    if any(not p.unverified for p in problems):
+        raise PromotionMismatch(
+            f"{t.source_label} cannot be promoted into {t.definition_label}, version {t.version} "
+            f"({t.version_path}); nothing was created:\n{describe(problems)}"
+        )
+    cause = problems[0].cause
+    assert cause is not None
+    raise type(cause)(
+        f"the promotion checks of {t.version_path} could not run, so nothing was created:\n{describe(problems)}"
+    ) from cause
+
+
+# --- the dynamic resource ------------------------------------------------------------------------------------
+
+
+def _known(value: Any) -> bool:
+    """False for values Pulumi does not know yet (preview, or a stack reference not read yet)."""
+    if value is None:
+        return True
+    if isinstance(value, Unknown):
+        return False
+    if isinstance(value, str):
+        return value != rpc.UNKNOWN
+    if isinstance(value, Mapping):
+        return all(_known(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_known(v) for v in value)
+    return True
+
+
+def _log(props: Mapping[str, Any]) -> Log:
+    urn = props.get("log_urn")
+    known = urn if isinstance(urn, str) and _known(urn) else None
+    return Log(str(props.get("resource_name") or "promotion"), sink=sink_for(known))
+
+
+def _not_exported(props: Mapping[str, Any], t: PromotionTarget) -> str:
+    source = props.get("source") or {}
+    exported = source.get("exported")
+    listed = ", ".join(exported) if isinstance(exported, list) and exported else "nothing"
+    return (
+        f"{t.source_config_key}: stack {source.get('stack')} does not export {source.get('export_key')} in its "
+        f"versionIds output (it exports: {listed}). Fix: `pulumi up` stack {source.get('stack')} first, or correct "
+        f"{t.source_config_key}."
+    )
+
+
+def _source(props: Mapping[str, Any], t: PromotionTarget) -> ImageVersionRef:
+    """The source version's reference; ValueError with the config key when there is none or it is malformed."""
+    source_id = props.get("source_id")
+    if not source_id:
+        raise ValueError(_not_exported(props, t))
+    try:
+        return ImageVersionRef.parse(str(source_id))
+    except ValueError as exc:
+        raise ValueError(f"{t.source_config_key}: {exc}") from None
+
+
+def _settings(props: Mapping[str, Any]) -> ArmSettings:
+    from hooks.providers import arm_settings
+
+    return arm_settings(props)
+
+
+class VersionPromotionProvider(ResourceProvider):
+    """Runs the promotion checks: in `check` (preview and up) and again in `create`, before the version exists."""
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        source_id = news.get("source_id")
+        if not _known(source_id) or not _known({k: v for k, v in news.get("target", {}).items() if k != "gallery_id"}):
+            return CheckResult(news, [])  # the other stack is not read yet (offline plan, first preview)
+        try:
+            t = PromotionTarget.from_props(news)
+            source = _source(news, t)
+        except ValueError as exc:
+            return CheckResult(news, [CheckFailure("source_id", str(exc))])
+        if olds and all(olds.get(k) == news.get(k) for k in REPLACE_KEYS):
+            # Promoted already from this very source: `create` will not run again, and the source may since have
+            # reached its end of life or been deleted; nothing to check.
+            return CheckResult(news, [])
+        problems = run_checks(_settings(news), source, t, _log(news))
+        return CheckResult(news, [CheckFailure(p.input, str(p)) for p in problems])
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in REPLACE_KEYS if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        from hooks.providers import StepFailed
+
+        log = _log(props)
+        try:
+            t = PromotionTarget.from_props(props)
+            source = _source(props, t)
+            require_match(_settings(props), source, t, log)
+        except (ValueError, ImageGalleryError) as exc:
+            message = f"[{log.resource}] {exc}"
+            pulumi.log.error(message)
+            raise StepFailed(message) from None
+        checked_at = datetime.now(UTC).isoformat()
+        log.info(f"{t.source_label} may be promoted into {t.definition_name} {t.version}")
+        return CreateResult(id_=f"{source.id}/promotion", outs={"source_id": source.id, "checked_at": checked_at})
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs={k: olds.get(k) for k in OUTPUTS})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        # A record of a check that passed: it stays valid when the source is later retired or deleted.
+        return ReadResult(id_=id_, outs={k: props.get(k) for k in OUTPUTS})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        _log(props).info(f"removed from the stack; the source version {props.get('source_id')} was left untouched")
+
+
+class VersionPromotion(pulumi.dynamic.Resource, module="promotion", name="VersionPromotion"):
+    """Checks that a source image version can be promoted into the target definition; its `source_id` output
+    feeds the version, so the version is never created before the checks passed."""
+
+    TYPE = "pulumi-python:dynamic/promotion:VersionPromotion"
+
+    source_id: pulumi.Output[str]
+    checked_at: pulumi.Output[str]
+
+    def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        inputs: dict[str, Any] = dict.fromkeys(OUTPUTS)
+        inputs.update(props)
+        inputs["resource_name"] = name
+        super().__init__(VersionPromotionProvider(), name, inputs, opts)
