@@ -13,6 +13,10 @@ to the last definition never moves an existing chain. `parallelHosts` sets the c
 dealt round-robin. A chain that does move to another host is harmless: the dynamic host answers DiffConfig with
 "unknown", and the engine records the new provider without replacing or re-running anything (tested under the
 real CLI in tests/e2e/test_host_pool.py).
+
+The hosts carry the stack's `azure-native:*` login settings as inputs (secrets secret): an explicit provider
+receives only its own inputs in `configure()`. A changed setting updates the hosts in place and replaces no
+chain (tests/e2e/test_login.py).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import math
 from collections.abc import Sequence
 
 import pulumi
+
+from config import LoginInput
 
 CHAINS_PER_HOST = 3
 """A host runs 4 calls at once; 3 chains leave one worker free for Check/Diff/Read."""
@@ -45,19 +51,32 @@ def assignment(chains: int, configured: int = 0) -> list[int]:
     return [i // CHAINS_PER_HOST for i in range(chains)]
 
 
+def login_inputs(login: Sequence[LoginInput]) -> dict[str, pulumi.Input[str]]:
+    """A host's inputs: the stack's `azure-native:*` login settings under their own keys, secrets marked secret (so
+    the state keeps them encrypted). An explicit provider's `configure()` receives only its inputs, never the stack
+    config; the chains' providers read the same keys either way (hooks/login.py)."""
+    return {i.key: pulumi.Output.secret(i.value) if i.secret else i.value for i in login}
+
+
 class GeneralizationHost(pulumi.ProviderResource):
     """One dynamic provider host process (`pulumi-resource-pulumi-python`) for some of the chains."""
 
-    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("pulumi-python", name, {}, opts)
+    def __init__(self, name: str, login: Sequence[LoginInput] = (), opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pulumi-python", name, login_inputs(login), opts)
 
 
 class GeneralizationHosts:
     """The host providers of a stack and which chain runs on which."""
 
-    def __init__(self, chain_names: Sequence[str], configured: int = 0, prefix: str = "generalization-host") -> None:
+    def __init__(
+        self,
+        chain_names: Sequence[str],
+        configured: int = 0,
+        prefix: str = "generalization-host",
+        login: Sequence[LoginInput] = (),
+    ) -> None:
         count = host_count(len(chain_names), configured)
-        self.hosts = [GeneralizationHost(f"{prefix}-{i}") for i in range(count)]
+        self.hosts = [GeneralizationHost(f"{prefix}-{i}", login) for i in range(count)]
         indexes = assignment(len(chain_names), configured)
         self._by_chain = {name: self.hosts[index] for name, index in zip(chain_names, indexes, strict=True)}
 

@@ -33,6 +33,7 @@ from pulumi.runtime import rpc
 from hooks.engine_log import sink_for
 from hooks.errors import ArmError, ArmUnreachable, ImageGalleryError, PromotionMismatch
 from hooks.log import Log
+from hooks.login import ConfiguredLogin
 from hooks.targets import ArmSettings, GalleryRef, ImageVersionRef
 
 if TYPE_CHECKING:
@@ -496,7 +497,7 @@ def _settings(props: Mapping[str, Any]) -> ArmSettings:
     return arm_settings(props)
 
 
-class VersionPromotionProvider(ResourceProvider):
+class VersionPromotionProvider(ConfiguredLogin, ResourceProvider):
     """Runs the promotion checks: in `check` (preview and up) and again in `create`, before the version exists."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:

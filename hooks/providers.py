@@ -33,6 +33,7 @@ from pulumi.runtime import rpc
 from hooks.engine_log import sink_for
 from hooks.errors import ImageGalleryError
 from hooks.log import Log
+from hooks.login import ConfiguredLogin
 from hooks.targets import ArmSettings, SshTarget, SysprepOptions, VmRef, WinRmTarget
 
 if TYPE_CHECKING:
@@ -215,9 +216,10 @@ def _capture_check(
     return [CheckFailure(p.input, str(p)) for p in problems]
 
 
-class _ChainStepProvider(ResourceProvider):
+class _ChainStepProvider(ConfiguredLogin, ResourceProvider):
     """What both halves share: input checks, replace-only diff, a read/update that keep the record of what was
-    done, and a delete that leaves the VM alone. Subclasses set the names and implement `create`."""
+    done, and a delete that leaves the VM alone. Subclasses set the names and implement `create`. The Azure login
+    settings arrive through `configure()` (hooks/login.py), never as inputs of the resource."""
 
     outputs: tuple[str, ...] = ()
     replace_keys: tuple[str, ...] = ()

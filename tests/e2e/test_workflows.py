@@ -31,6 +31,7 @@ import yaml
 from tests.e2e.harness import PASSPHRASE, ROOT, Result, Workspace
 from tests.e2e.world import World, make_world, new_workspace
 from tests.fakes.arm import DEFAULT_SUBSCRIPTION
+from tests.fakes.entra import FakeEntra, FakeGitHubOidc
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 CHANGED_STACKS = ROOT / ".ci" / "changed_stacks.py"
@@ -51,7 +52,7 @@ GITHUB_ONLY = {
     "actions/setup-python": "Python 3.11 of this machine (the project's .venv is built with it)",
     "actions/setup-go": "the Go toolchain of this machine",
     "astral-sh/setup-uv": "the uv the Makefile uses, put first on PATH",
-    "azure/login": "the fake `az` CLI, signed in to the fake ARM (AZURE_TOKEN_CREDENTIALS=AzureCliCredential)",
+    "azure/login": "the fake `az` CLI, signed in to the fake ARM (the azure-native stand-in's login)",
 }
 
 # Inputs of pulumi/actions that only matter on GitHub: what they do there.
@@ -362,6 +363,13 @@ def test_preview_job_goes_green_under_the_real_cli(
         "secrets.GITHUB_TOKEN": "stub-github-token",
     }
     assert "pull_request" in workflow["on"]
+    # The job's ARM_USE_OIDC login, for the VM checks too: the fake Entra of tenant vars.AZURE_TENANT_ID trusts the
+    # fake GitHub's ID tokens for vars.AZURE_CLIENT_ID; `id-token: write` stands in as ACTIONS_ID_TOKEN_REQUEST_*.
+    github = FakeGitHubOidc().start()
+    entra = FakeEntra(tenant_id=stubs["vars.AZURE_TENANT_ID"]).start()
+    entra.register(stubs["vars.AZURE_CLIENT_ID"], federated=github)
+    world.arm.trust(entra)
+    ws.env_extra = {**ws.env_extra, **entra.env, **github.actions_env()}
 
     stacks_job = JobRunner(ws, workflow, "stacks", stubs, tools)
     stacks_job.run()
@@ -389,5 +397,10 @@ def test_preview_job_goes_green_under_the_real_cli(
     assert any("/virtualMachines/" in r.path for r in world.arm.requests)
     assert world.non_get() == []
     assert world.guest.requests == []
+    # The VM checks logged in as the job's app, with a GitHub ID token each.
+    assert entra.issued(stubs["vars.AZURE_CLIENT_ID"]) >= 1 and entra.errors() == []
+    assert github.fetched == entra.issued()
+    entra.stop()
+    github.stop()
     with capsys.disabled():
         print("\n" + "\n".join(stacks_job.log + [line for r in runners for line in r.log]))
