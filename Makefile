@@ -5,7 +5,7 @@
 #   make test                             the whole suite (installs test prerequisites with apt-get when root)
 #   make e2e                              only the end-to-end tests under the real Pulumi CLI
 #   make engine                           build (or reuse) the pinned Pulumi CLI; prints its bin directory
-#   make lint | make bench | make clean
+#   make lint | make bench | make clean | make mutation [MODULES=hooks/preflight.py LIMIT=60]
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -26,7 +26,7 @@ unexport PYTHONDONTWRITEBYTECODE
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help venv plan replication test unit integration e2e engine demo lint typecheck bench sandbox prereqs clean
+.PHONY: help venv plan replication test unit integration e2e engine demo lint typecheck bench sandbox prereqs clean mutation
 
 help:
 	@sed -n '2,9p' Makefile
@@ -99,3 +99,11 @@ bench: $(VENV_STAMP)
 
 clean:
 	rm -rf .venv $(CACHE) .pytest_cache .mypy_cache .ruff_cache
+
+# Mutation testing (not part of `make test`): seeded mutants of the modules that decide, each run against the tests
+# that cover its module (tests/mutation.py). MODULES=hooks/preflight.py LIMIT=60 SEED=14 to narrow it.
+MODULES ?=
+LIMIT ?= 40
+SEED ?= 14
+mutation: $(VENV_STAMP)
+	$(UV) run --frozen --no-sync python -m tests.mutation --limit $(LIMIT) --seed $(SEED) $(if $(MODULES),--modules $(MODULES))

@@ -8,6 +8,7 @@ from components.captured_image_version import CapturedImageVersion, CapturedImag
 from components.generalization_hosts import GeneralizationHosts
 from components.image_gallery import ImageGallery, ImageGalleryArgs
 from components.promoted_image_version import PromotedImageVersion, PromotedImageVersionArgs, SourceStacks
+from components.publishing import partner_center_outputs
 from hooks.errors import ConfigError
 
 try:
@@ -16,9 +17,11 @@ except ConfigError as exc:
     # A clear list of every problem, no traceback.
     raise SystemExit(str(exc)) from None
 
-gallery = ImageGallery(stack.gallery.name, ImageGalleryArgs(stack.gallery, stack.images, stack.publisher))
+gallery = ImageGallery(
+    stack.gallery.name, ImageGalleryArgs(stack.gallery, stack.images, stack.publisher, azure=stack.azure)
+)
 chains = [f"{d.name}-{v.version}" for d in stack.images for v in d.versions if v.source_vm is not None]
-hosts = GeneralizationHosts(chains, stack.azure.parallel_hosts)
+hosts = GeneralizationHosts(chains, stack.azure.parallel_hosts, login=config.login_from_pulumi())
 source_stacks = SourceStacks()
 version_ids: dict[str, pulumi.Output[str]] = {}
 for d_index, definition in enumerate(stack.images):
@@ -63,3 +66,5 @@ for d_index, definition in enumerate(stack.images):
 pulumi.export("galleryId", gallery.gallery.id)
 pulumi.export("definitionIds", {name: d.id for name, d in gallery.definitions.items()})
 pulumi.export("versionIds", version_ids)
+# What a Marketplace plan's technical configuration asks for (README "Publishing to Partner Center").
+pulumi.export("partnerCenter", partner_center_outputs(stack, version_ids))

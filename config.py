@@ -41,6 +41,9 @@ SCALAR_KEYS = (
     "publisherPrincipalType",
     "publisherRole",
     "publisherTenantId",
+    "publisherAccess",
+    "graphEndpoint",
+    "marketplace",
     "armEndpoint",
     "armAudience",
     "armPollIntervalSeconds",
@@ -77,6 +80,29 @@ PUBLISHER_ROLES = {
     # Newer guidance also accepts this narrower role for the Partner Center service principals.
     "ComputeGalleryImageReader": "cf7c76d2-98a3-4358-a134-615aa78bf44d",
 }
+PUBLISHER_ACCESS = ("owner", "partnerCenterServicePrincipals")
+"""How Partner Center reads the gallery: `owner` (seed 003: the publisher account gets publisherRole on the gallery),
+or `partnerCenterServicePrincipals` (Microsoft's newer guidance: register Microsoft.PartnerCenterIngestion on the
+gallery's subscription and grant Compute Gallery Image Reader on the gallery to Partner Center's service principals)."""
+PARTNER_CENTER_APPS = (
+    ("Microsoft Partner Center Resource Provider", "497d76fa-f477-478a-aa29-49b0dee35030"),
+    ("Compute Image Registry", "5947d96b-019a-46ba-ad4b-8ffc6f493b2e"),
+)
+"""Partner Center's first-party applications (display name, application ID); their service principals in the
+publisher's tenant get Compute Gallery Image Reader on the gallery (README "Publishing to Partner Center")."""
+PARTNER_CENTER_NAMESPACE = "Microsoft.PartnerCenterIngestion"
+PUBLIC_CLOUD_GRAPH = "https://graph.microsoft.com"
+DISK_CONTROLLER_TYPES = ("SCSI", "NVMe")
+DISK_TYPES = (
+    "Standard_LRS",
+    "StandardSSD_LRS",
+    "StandardSSD_ZRS",
+    "Premium_LRS",
+    "Premium_ZRS",
+    "PremiumV2_LRS",
+    "UltraSSD_LRS",
+)
+"""Managed disk types an image definition can disallow (`disallowed.diskTypes`)."""
 WINRM_TRANSPORTS = ("ntlm", "kerberos", "credssp", "basic")
 SYSPREP_MODES = ("vm", "")
 SYSPREP_CHECKS = (
@@ -152,24 +178,55 @@ class GallerySpec:
     """Free text shown in the portal."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Tags on the gallery."""
+    marketplace: bool = True
+    """The gallery publishes to the Azure Marketplace: preview also checks Marketplace certification rules."""
+
+
+@dataclass(frozen=True)
+class PartnerCenterAppSpec:
+    """One of Partner Center's first-party applications, looked up by application ID in the tenant."""
+
+    display_name: str
+    app_id: str
 
 
 @dataclass(frozen=True)
 class PublisherSpec:
-    """The Partner Center publisher account that gets a role on the gallery (and only the gallery)."""
+    """How Partner Center gets read access to the gallery (and only the gallery)."""
 
-    principal_id: str
-    """Object ID (GUID) of the publisher's user, group or service principal."""
+    principal_id: str | None
+    """Object ID (GUID) of the publisher's user, group or service principal; None: no role for a publisher account
+    (only with access `partnerCenterServicePrincipals`)."""
     principal_type: str
     """User | Group | ServicePrincipal | ForeignGroup | Device (avoids replication-lag failures)."""
     role: str = "Owner"
     """Owner (Partner Center's documented requirement) or ComputeGalleryImageReader."""
     tenant_id: str | None = None
     """Publisher's tenant; when set, preview checks the gallery's subscription belongs to it."""
+    access: str = "owner"
+    """owner | partnerCenterServicePrincipals (see PUBLISHER_ACCESS)."""
+    graph_endpoint: str = PUBLIC_CLOUD_GRAPH
+    """Microsoft Graph, where preview looks Partner Center's service principals up (sovereign clouds differ)."""
+    apps: tuple[PartnerCenterAppSpec, ...] = tuple(PartnerCenterAppSpec(n, a) for n, a in PARTNER_CENTER_APPS)
+    """With partnerCenterServicePrincipals: the applications whose service principals get the reader role."""
+
+    @property
+    def service_principals(self) -> bool:
+        """Whether the newer way is selected (resource provider registered, first-party principals granted)."""
+        return self.access == "partnerCenterServicePrincipals"
 
     @property
     def role_definition_guid(self) -> str:
         return PUBLISHER_ROLES[self.role]
+
+
+@dataclass(frozen=True)
+class PurchasePlanSpec:
+    """The purchase plan of an image definition (Marketplace images that carry a plan)."""
+
+    name: str
+    publisher: str
+    product: str
 
 
 @dataclass(frozen=True)
@@ -365,6 +422,22 @@ class ImageDefinitionSpec:
     min_memory_gb: int | None = None
     max_memory_gb: int | None = None
     versions: tuple[ImageVersionSpec, ...] = ()
+    disk_controller_types: tuple[str, ...] = ()
+    """The DiskControllerTypes feature (SCSI, NVMe); empty: not declared (Azure's default is SCSI only)."""
+    accelerated_network: bool | None = None
+    """The IsAcceleratedNetworkSupported feature; None: not declared."""
+    hibernate: bool | None = None
+    """The IsHibernateSupported feature; None: not declared."""
+    purchase_plan: PurchasePlanSpec | None = None
+    """The definition's purchase plan (name, publisher, product)."""
+    disallowed_disk_types: tuple[str, ...] = ()
+    """Managed disk types VMs from this image must not use (`disallowed.diskTypes`)."""
+
+    @property
+    def latest_version(self) -> str | None:
+        """The version Azure serves as `latest`: the highest one not excluded from latest (None: there is none)."""
+        candidates = [v.version for v in self.versions if not v.exclude_from_latest]
+        return max(candidates, key=lambda v: tuple(int(p) for p in v.split(".")), default=None)
 
 
 @dataclass(frozen=True)
@@ -655,9 +728,10 @@ def _gallery(root: _Node) -> GallerySpec | None:
             _check_tags(root, tags)
         else:
             root.problem("galleryTags", "must be a map of strings")
+    marketplace = root.boolean("marketplace", True)
     if name is None or rg is None or location is None:
         return None
-    return GallerySpec(name, rg, location, description, tags)
+    return GallerySpec(name, rg, location, description, tags, marketplace)
 
 
 def _check_tags(root: _Node, tags: Mapping[str, str]) -> None:
@@ -703,16 +777,32 @@ def _region(node: _Node, key: str, required: bool = False) -> Any:
 
 
 def _publisher(root: _Node) -> PublisherSpec | None:
-    """The publisher's role exists only when publisherPrincipalId is set."""
+    """Partner Center's access: the publisher's role (when publisherPrincipalId is set) and, with publisherAccess
+    partnerCenterServicePrincipals, the first-party service principals' reader role and the provider registration."""
     principal_id = _guid(root, "publisherPrincipalId", None)
     principal_type = root.choice("publisherPrincipalType", PRINCIPAL_TYPES, "User")
     role = root.choice("publisherRole", PUBLISHER_ROLES, "Owner")
     tenant_id = _guid(root, "publisherTenantId", None)
+    access = root.choice("publisherAccess", PUBLISHER_ACCESS, "owner")
+    graph = root.string("graphEndpoint", PUBLIC_CLOUD_GRAPH)
+    problem = _endpoint_problem(graph)
+    if problem:
+        root.problem("graphEndpoint", f"{graph!r} {problem.replace('ARM tokens', 'Graph tokens')}")
+        graph = PUBLIC_CLOUD_GRAPH
+    principal_given = root.raw("publisherPrincipalId") not in (_MISSING, None)
+    if access == "partnerCenterServicePrincipals":
+        if principal_type is None or (principal_given and principal_id is None):
+            return None
+        return PublisherSpec(principal_id, principal_type, role, tenant_id, access, graph.rstrip("/"))
     if principal_id is None or principal_type is None:
-        if tenant_id is not None and root.raw("publisherPrincipalId") in (_MISSING, None):
-            root.problem("publisherTenantId", "is only used with publisherPrincipalId; set both or neither")
+        if tenant_id is not None and not principal_given:
+            root.problem(
+                "publisherTenantId",
+                "is only used with publisherPrincipalId (set both or neither) or with publisherAccess: "
+                "partnerCenterServicePrincipals",
+            )
         return None
-    return PublisherSpec(principal_id, principal_type, role, tenant_id)
+    return PublisherSpec(principal_id, principal_type, role, tenant_id, access, graph.rstrip("/"))
 
 
 def _azure(root: _Node) -> AzureSpec:
@@ -1081,9 +1171,12 @@ def _definition(node: _Node, source_vms: Mapping[str, SourceVmSpec | None], toda
     extras = {
         "description": node.string("description", ""),
         "eula": node.string("eula", None),
-        "privacy_statement_uri": node.string("privacyStatementUri", None),
-        "release_note_uri": node.string("releaseNoteUri", None),
+        "privacy_statement_uri": _uri(node, "privacyStatementUri"),
+        "release_note_uri": _uri(node, "releaseNoteUri"),
         "end_of_life_date": _future_date(node, "endOfLifeDate", today),
+        **_features(node, fields),
+        "purchase_plan": _purchase_plan(node),
+        "disallowed_disk_types": _disallowed_disk_types(node),
     }
     rec = node.child("recommended")
     limits: dict[str, Any] = {}
@@ -1116,6 +1209,69 @@ def _definition(node: _Node, source_vms: Mapping[str, SourceVmSpec | None], toda
     return ImageDefinitionSpec(
         name=name, publisher=publisher, offer=offer, sku=sku, versions=tuple(versions), **fields, **extras, **limits
     )
+
+
+def _uri(node: _Node, key: str) -> str | None:
+    """An http(s) URI, as Azure and Partner Center show it to customers."""
+    value: str | None = node.string(key, None)
+    if value is None:
+        return None
+    url = urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.netloc or any(c.isspace() for c in value):
+        node.problem(key, f"{value!r} is not an http(s) URL, e.g. https://contoso.example/privacy")
+        return None
+    return value
+
+
+def _features(node: _Node, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """`features`: what the definition claims beside securityType; the capture-time checks hold the VM to it."""
+    child = node.child("features")
+    if child is None:
+        return {}
+    controllers = child.strings("diskControllerTypes")
+    for i, c in enumerate(controllers):
+        if c not in DISK_CONTROLLER_TYPES:
+            child.problems.append(
+                f"{child.at('diskControllerTypes')}[{i}]: {c!r} is not one of {', '.join(DISK_CONTROLLER_TYPES)}"
+            )
+    if len(set(controllers)) != len(controllers):
+        child.problem("diskControllerTypes", "lists a controller type more than once")
+    if child.raw("diskControllerTypes") == []:
+        child.problem("diskControllerTypes", "must list SCSI, NVMe or both (or be left out: SCSI only)")
+    if "NVMe" in controllers and fields.get("hyper_v_generation") == "V1":
+        child.problem("diskControllerTypes", "NVMe needs hyperVGeneration V2")
+    accelerated = child.raw("acceleratedNetwork")
+    hibernate = child.raw("hibernate")
+    result = {
+        "disk_controller_types": tuple(c for c in DISK_CONTROLLER_TYPES if c in controllers),
+        "accelerated_network": child.boolean("acceleratedNetwork", False) if accelerated is not _MISSING else None,
+        "hibernate": child.boolean("hibernate", False) if hibernate is not _MISSING else None,
+    }
+    child.done()
+    return result
+
+
+def _purchase_plan(node: _Node) -> PurchasePlanSpec | None:
+    child = node.child("purchasePlan")
+    if child is None:
+        return None
+    name = child.string("name", None, required=True)
+    publisher = child.string("publisher", None, required=True)
+    product = child.string("product", None, required=True)
+    child.done()
+    if name is None or publisher is None or product is None:
+        return None
+    return PurchasePlanSpec(name, publisher, product)
+
+
+def _disallowed_disk_types(node: _Node) -> tuple[str, ...]:
+    types = node.strings("disallowedDiskTypes")
+    for i, t in enumerate(types):
+        if t not in DISK_TYPES:
+            node.problems.append(f"{node.at('disallowedDiskTypes')}[{i}]: {t!r} is not one of {', '.join(DISK_TYPES)}")
+    if len(set(types)) != len(types):
+        node.problem("disallowedDiskTypes", "lists a disk type more than once")
+    return tuple(dict.fromkeys(t for t in types if t in DISK_TYPES))
 
 
 # -------------------------------------------------------------------------------------------------------- loader
@@ -1296,3 +1452,31 @@ def from_pulumi() -> StackSpec:
     for warning in spec.warnings:
         pulumi.log.warn(warning)
     return spec
+
+
+@dataclass(frozen=True)
+class LoginInput:
+    """One `azure-native:*` login setting of the stack (hooks/login.py LOGIN_KEYS), handed to the explicit dynamic
+    provider hosts as an input: they receive only their own inputs in `configure()`, not the stack config."""
+
+    key: str
+    """The full stack key, e.g. `azure-native:clientId` (the input's name too, so both kinds of host read it alike)."""
+    value: str = field(repr=False)
+    secret: bool
+    """Marked secret in the host's inputs (encrypted in the state): the key is a secret, or the stack holds it so."""
+
+
+def login_from_pulumi() -> tuple[LoginInput, ...]:
+    """The stack's `azure-native:*` login settings, for the explicit dynamic provider hosts."""
+    from pulumi.runtime import config as runtime_config
+
+    from hooks.login import LOGIN_KEYS, stack_key
+
+    values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    found: list[LoginInput] = []
+    for key in LOGIN_KEYS:
+        full = stack_key(key.name)
+        value = values.get(full)
+        if isinstance(value, str) and value != "":
+            found.append(LoginInput(full, value, key.secret or runtime_config.is_config_secret(full)))
+    return tuple(found)

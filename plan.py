@@ -347,6 +347,16 @@ def _fake_id(typ: str, inputs: dict[str, Any], name: str, subscription: str) -> 
     return f"{name}-id"
 
 
+PARTNER_CENTER_REGISTRATION = "pulumi-python:dynamic/partnercenter:ProviderRegistration"
+PARTNER_CENTER_PRINCIPAL = "pulumi-python:dynamic/partnercenter:PartnerCenterServicePrincipal"
+
+
+def _capture_checks(checks: tuple[str, ...] | list[str], capture: Any) -> list[str]:
+    """The capture-time checks of one version; the Marketplace's rules only when the gallery is for it."""
+    marketplace = not isinstance(capture, dict) or capture.get("marketplace", True) is not False
+    return [c for c in checks if marketplace or not c.startswith("marketplace")]
+
+
 def describe(resources: list[PlannedResource]) -> list[dict[str, Any]]:
     """The JSON shape: type, name, parent, dependsOn (names), inputs, plus steps/checks for the chain."""
     by_urn = {r.urn: r.name for r in resources}
@@ -380,7 +390,17 @@ def describe(resources: list[PlannedResource]) -> list[dict[str, Any]]:
             os_type = inputs.get("os_type")
             entry["steps"] = list(pipeline.LINUX_GUEST_STEPS if os_type == "Linux" else pipeline.WINDOWS_GUEST_STEPS)
             if checks:
-                entry["previewChecks"] = list(checks)
+                entry["previewChecks"] = _capture_checks(checks, inputs.get("capture"))
+        if r.type == PARTNER_CENTER_PRINCIPAL:
+            entry["previewChecks"] = [
+                f"Microsoft Graph (GET {inputs.get('graph_endpoint')}/v1.0/servicePrincipals(appId='"
+                f"{inputs.get('app_id')}')): the tenant has the service principal; fails naming it when missing"
+            ]
+        if r.type == PARTNER_CENTER_REGISTRATION:
+            entry["steps"] = [
+                f"register {inputs.get('namespace')} on the gallery's subscription (POST .../register) unless it is, "
+                "and wait until Registered (bounded); never unregistered on delete"
+            ]
         if r.type == STACK_REFERENCE:
             entry["read"] = r.options.get("read")
         if r.type == DYNAMIC_PROMOTION:
@@ -400,7 +420,7 @@ def describe(resources: list[PlannedResource]) -> list[dict[str, Any]]:
             generalize = inputs.get("generalize")
             entry["steps"] = list(pipeline.VM_STEPS_GENERALIZED if generalize else pipeline.VM_STEPS_SPECIALIZED)
             if inputs.get("capture") and checks:  # Specialized: the ARM half runs the capture-time checks
-                entry["previewChecks"] = list(checks)
+                entry["previewChecks"] = _capture_checks(checks, inputs.get("capture"))
         out.append(entry)
     return out
 
@@ -445,6 +465,12 @@ _SHOWN = {
         "architecture",
         "features",
         "identifier",
+        "purchasePlan",
+        "disallowed",
+        "eula",
+        "privacyStatementUri",
+        "releaseNoteUri",
+        "recommended",
     ),
     "azure-native:authorization:RoleAssignment": (
         "scope",
@@ -456,6 +482,8 @@ _SHOWN = {
     "azure-native:compute:GalleryImageVersion": ("galleryImageVersionName", "storageProfile", "publishingProfile"),
     DYNAMIC_GUEST: ("vm_id", "os_type", "ssh", "winrm", "credentials"),
     DYNAMIC_VM: ("vm_id", "generalize", "deallocate"),
+    PARTNER_CENTER_REGISTRATION: ("subscription_id", "namespace"),
+    PARTNER_CENTER_PRINCIPAL: ("app_id", "display_name", "graph_endpoint"),
 }
 
 

@@ -10,7 +10,17 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import authorization, compute
 
-from config import GallerySpec, ImageDefinitionSpec, PublisherSpec
+from components.captured_image_version import arm_props
+from config import (
+    PARTNER_CENTER_NAMESPACE,
+    PUBLISHER_ROLES,
+    AzureSpec,
+    GallerySpec,
+    ImageDefinitionSpec,
+    PartnerCenterAppSpec,
+    PublisherSpec,
+)
+from hooks.partner_center_providers import PartnerCenterServicePrincipal, ProviderRegistration
 from hooks.targets import GalleryRef
 
 # Fixed namespace so the role assignment name is the same GUID on every run and every machine.
@@ -30,6 +40,18 @@ def security_features(security_type: str) -> list[compute.GalleryImageFeatureArg
     return [{"name": "SecurityType", "value": security_type}]
 
 
+def definition_features(d: ImageDefinitionSpec) -> list[compute.GalleryImageFeatureArgsDict] | None:
+    """SecurityType and the optional features, as Azure names them (`az sig image-definition create --features`)."""
+    features = list(security_features(d.security_type) or [])
+    if d.disk_controller_types:
+        features.append({"name": "DiskControllerTypes", "value": ", ".join(d.disk_controller_types)})
+    if d.accelerated_network is not None:
+        features.append({"name": "IsAcceleratedNetworkSupported", "value": str(d.accelerated_network)})
+    if d.hibernate is not None:
+        features.append({"name": "IsHibernateSupported", "value": str(d.hibernate)})
+    return features or None
+
+
 @dataclass(frozen=True)
 class ImageGalleryArgs:
     """Inputs of ImageGallery."""
@@ -39,7 +61,10 @@ class ImageGalleryArgs:
     images: tuple[ImageDefinitionSpec, ...]
     """Image definitions to declare in it."""
     publisher: PublisherSpec | None = None
-    """Partner Center publisher that gets its role on the gallery (and nothing wider)."""
+    """Partner Center's access: the publisher's role and/or Partner Center's service principals, on the gallery
+    (and nothing wider)."""
+    azure: AzureSpec | None = None
+    """How the Partner Center resources reach ARM (None: the defaults)."""
 
 
 class ImageGallery(pulumi.ComponentResource):
@@ -48,6 +73,8 @@ class ImageGallery(pulumi.ComponentResource):
     gallery: compute.Gallery
     definitions: dict[str, compute.GalleryImage]
     publisher_role: authorization.RoleAssignment | None
+    provider_registration: ProviderRegistration | None
+    partner_center_roles: dict[str, authorization.RoleAssignment]
 
     def __init__(self, name: str, args: ImageGalleryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("image-gallery:index:ImageGallery", name, None, opts)
@@ -64,7 +91,14 @@ class ImageGallery(pulumi.ComponentResource):
             opts=child,
         )
         self.definitions = {d.name: self._definition(name, spec, d) for d in args.images}
-        self.publisher_role = self._publisher_role(name, args.publisher) if args.publisher else None
+        publisher = args.publisher
+        self.publisher_role = (
+            self._publisher_role(name, publisher) if publisher and publisher.principal_id is not None else None
+        )
+        self.provider_registration = None
+        self.partner_center_roles = {}
+        if publisher is not None and publisher.service_principals:
+            self._partner_center_access(name, publisher, args.azure or AzureSpec())
         self.register_outputs(
             {
                 "galleryId": self.gallery.id,
@@ -89,7 +123,17 @@ class ImageGallery(pulumi.ComponentResource):
             hyper_v_generation=d.hyper_v_generation,
             architecture=d.architecture,
             identifier={"publisher": d.publisher, "offer": d.offer, "sku": d.sku},
-            features=security_features(d.security_type),
+            features=definition_features(d),
+            purchase_plan=(
+                {
+                    "name": d.purchase_plan.name,
+                    "publisher": d.purchase_plan.publisher,
+                    "product": d.purchase_plan.product,
+                }
+                if d.purchase_plan
+                else None
+            ),
+            disallowed={"disk_types": list(d.disallowed_disk_types)} if d.disallowed_disk_types else None,
             description=d.description or None,
             eula=d.eula,
             privacy_statement_uri=d.privacy_statement_uri,
@@ -99,23 +143,73 @@ class ImageGallery(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gallery]),
         )
 
+    def _partner_center_access(self, name: str, publisher: PublisherSpec, azure: AzureSpec) -> None:
+        """Microsoft's newer way: Microsoft.PartnerCenterIngestion registered on the gallery's subscription, and
+        Compute Gallery Image Reader on the gallery for each of Partner Center's first-party service principals."""
+        self.provider_registration = ProviderRegistration(
+            f"{name}-partner-center-ingestion",
+            {
+                "subscription_id": self.gallery.id.apply(lambda gid: GalleryRef.parse(gid).subscription_id),
+                "namespace": PARTNER_CENTER_NAMESPACE,
+                "arm": arm_props(azure),
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        for app in publisher.apps:
+            self.partner_center_roles[app.app_id] = self._service_principal_role(name, publisher, app, azure)
+
+    def _service_principal_role(
+        self, name: str, publisher: PublisherSpec, app: PartnerCenterAppSpec, azure: AzureSpec
+    ) -> authorization.RoleAssignment:
+        slug = "-".join(app.display_name.lower().split())
+        principal = PartnerCenterServicePrincipal(
+            f"{name}-sp-{slug}",
+            {
+                "app_id": app.app_id,
+                "display_name": app.display_name,
+                "graph_endpoint": publisher.graph_endpoint,
+                "arm": arm_props(azure),
+                "on_unreachable": azure.on_arm_unreachable,
+                "config_path": "publisherAccess",
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        scope = self.gallery.id
+        role_guid = PUBLISHER_ROLES["ComputeGalleryImageReader"]
+        assert self.provider_registration is not None
+        return authorization.RoleAssignment(
+            f"{name}-partner-center-{slug}",
+            scope=scope,
+            principal_id=principal.object_id,
+            principal_type="ServicePrincipal",
+            role_definition_id=scope.apply(lambda gid: _role_definition_id(gid, role_guid)),
+            # Keyed by the application ID (the same in every tenant, known in preview), not the object ID.
+            role_assignment_name=scope.apply(lambda gid: role_assignment_name(gid, app.app_id, role_guid)),
+            description=f"Partner Center ({app.display_name}) reads this gallery's images (managed by image-gallery)",
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.provider_registration], delete_before_replace=True
+            ),
+        )
+
     def _publisher_role(self, name: str, publisher: PublisherSpec) -> authorization.RoleAssignment:
         scope = self.gallery.id
         role_guid = publisher.role_definition_guid
+        assert publisher.principal_id is not None
+        principal_id = publisher.principal_id
         return authorization.RoleAssignment(
             f"{name}-publisher-{publisher.role.lower()}",
             # Scoped to the gallery only, never the resource group or subscription.
             scope=scope,
             principal_id=publisher.principal_id,
             principal_type=publisher.principal_type,
-            role_definition_id=scope.apply(
-                lambda gid: (
-                    f"/subscriptions/{GalleryRef.parse(gid).subscription_id}/providers/Microsoft.Authorization"
-                    f"/roleDefinitions/{role_guid}"
-                )
-            ),
-            role_assignment_name=scope.apply(lambda gid: role_assignment_name(gid, publisher.principal_id, role_guid)),
+            role_definition_id=scope.apply(lambda gid: _role_definition_id(gid, role_guid)),
+            role_assignment_name=scope.apply(lambda gid: role_assignment_name(gid, principal_id, role_guid)),
             description="Partner Center publisher access to this gallery (managed by image-gallery)",
             # principalId/scope changes force a replacement; with a deterministic name the old one must go first.
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
+
+
+def _role_definition_id(gallery_id: str, role_guid: str) -> str:
+    subscription = GalleryRef.parse(gallery_id).subscription_id
+    return f"/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"

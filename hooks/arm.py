@@ -35,12 +35,12 @@ from azure.core.exceptions import (
 from azure.core.pipeline.policies import RequestHistory, RetryPolicy
 from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest, HttpResponse
-from azure.identity import DefaultAzureCredential
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import ReplicationStatusTypes, VirtualMachineInstanceView
 from azure.mgmt.core.polling.arm_polling import ARMPolling
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from hooks import login as azure_login
 from hooks.errors import ArmAccessDenied, ArmError, ArmUnreachable, VmNotFound, WaitTimeout
 from hooks.log import Log
 from hooks.targets import ArmSettings, VmRef
@@ -249,21 +249,12 @@ class _BoundedPolling(ARMPolling):
         self._sleep(delay)
 
 
-def _credential() -> DefaultAzureCredential:
-    try:
-        return DefaultAzureCredential()
-    except ValueError as exc:  # e.g. an invalid AZURE_TOKEN_CREDENTIALS value
-        raise ArmUnreachable(
-            f"cannot set up the Azure login: {_quote(str(exc))}. Fix the AZURE_* environment variables "
-            "(AZURE_TOKEN_CREDENTIALS in particular), or unset them and run `az login`."
-        ) from exc
-
-
 class SharedLogin:
     """One Azure login for several ARM calls: a TokenCredential (pass it as `credential=`, or let the process-wide
     session use its own).
 
-    DefaultAzureCredential is built on first use, and each token is fetched once and reused until shortly before
+    The credential (hooks/login.py: azure-native's settings, then ARM_*, then DefaultAzureCredential) is built
+    on first use, and each token is fetched once and reused until shortly before
     it expires (the token's `refresh_on` when the credential gives one, else 5 minutes before expiry; a token
     that lives less than that is fetched for every request, never used expired). Without this every client logs
     in on its own: the Azure CLI credential caches nothing and starts `az` (about a second) per token.
@@ -272,9 +263,11 @@ class SharedLogin:
     REFRESH_MARGIN = 300.0
     """Seconds before expiry at which a cached token is fetched anew (azure-core's own refresh window)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: azure_login.LoginSettings | None = None) -> None:
         self._lock = threading.Lock()
-        self._credential: DefaultAzureCredential | None = None
+        self.settings = settings if settings is not None else azure_login.current()
+        """The login settings this login uses (resolved when the session was made)."""
+        self._credential: TokenCredential | None = None
         self._tokens: dict[tuple[tuple[str, ...], str | None, bool], AccessToken] = {}
         self.logins = 0
         """Tokens fetched from the credential so far."""
@@ -292,18 +285,24 @@ class SharedLogin:
             token = self._tokens.get(key)
             if claims or token is None or token.expires_on - time.time() < self.REFRESH_MARGIN:
                 if self._credential is None:
-                    self._credential = _credential()
-                token = self._credential.get_token(
-                    *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
-                )
+                    self._credential = self.settings.credential()
+                try:
+                    token = self._credential.get_token(
+                        *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+                    )
+                except ClientAuthenticationError as exc:
+                    # Entra's (or the ID token source's) refusal: a login problem, told apart from ARM's own 401 by
+                    # carrying no HTTP response; the message names where each login setting came from.
+                    raise _LoginRefused(self.settings, exc.message) from None
                 self.logins += 1
                 self._tokens[key] = token
             return token
 
     def close(self) -> None:
         with self._lock:
-            if self._credential is not None:
-                self._credential.close()
+            close = getattr(self._credential, "close", None)
+            if callable(close):
+                close()
             self._credential = None
             self._tokens.clear()
 
@@ -312,6 +311,15 @@ class SharedLogin:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _LoginRefused(ClientAuthenticationError):
+    """No token: the credential, Entra or the ID token source refused. Carries no HTTP response (ARM's own 401
+    does), and says which login was used, each setting with where it came from; never a secret."""
+
+    def __init__(self, settings: azure_login.LoginSettings, message: str) -> None:
+        super().__init__(message=f"{settings.redact(message)} [login: {settings.describe()}]")
+        self.settings = settings
 
 
 class ArmSession:
@@ -323,10 +331,16 @@ class ArmSession:
     made per subscription (azure-mgmt binds one to a client) over the same pool and login. Nothing here may be
     pickled into a provider: sessions live in this module's registry (`session()`), never on a provider."""
 
-    def __init__(self, endpoint: str, scope: str, credential: TokenCredential | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        scope: str,
+        credential: TokenCredential | None = None,
+        login: azure_login.LoginSettings | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.scope = scope
-        self.login = SharedLogin()
+        self.login = SharedLogin(login)
         self._credential: TokenCredential = credential if credential is not None else self.login
         self._http = requests.Session()
         self._lock = threading.Lock()
@@ -382,17 +396,19 @@ class ArmSession:
         self.login.close()
 
 
-_SESSIONS: dict[tuple[str, str], ArmSession] = {}
+_SESSIONS: dict[tuple[str, str, str], ArmSession] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
 def session(settings: ArmSettings) -> ArmSession:
-    """The process-wide session for the settings' endpoint and token audience (made on first use)."""
-    key = (settings.endpoint.rstrip("/").lower(), settings.scope.lower())
+    """The process-wide session for the settings' endpoint and token audience, and the process's login settings
+    (made on first use)."""
+    login = azure_login.current()
+    key = (settings.endpoint.rstrip("/").lower(), settings.scope.lower(), login.fingerprint())
     with _SESSIONS_LOCK:
         found = _SESSIONS.get(key)
         if found is None:
-            found = _SESSIONS[key] = ArmSession(settings.endpoint, settings.scope)
+            found = _SESSIONS[key] = ArmSession(settings.endpoint, settings.scope, login=login)
         return found
 
 
@@ -471,14 +487,19 @@ def azure_error_detail(exc: HttpResponseError) -> tuple[str, str]:
     message = getattr(error, "message", None) if error is not None else None
     if not code or not message:
         # Error bodies that azure-core could not parse as OData (or plain `send_request` responses).
+        text = exc.response.text() if exc.response is not None else ""
         try:
-            body = json.loads(exc.response.text()) if exc.response is not None else None
-        except ValueError:  # a non-JSON body just means there is no Azure error to quote
+            body = json.loads(text) if text else None
+        except ValueError:  # plain text, or an HTML page from a gateway: quote its title or its text
             body = None
+            title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+            message = message or (title[1] if title else re.sub(r"<[^>]+>", " ", text))[:300].strip() or None
         inner = body.get("error") if isinstance(body, dict) else None
-        if isinstance(inner, dict):
-            code = code or inner.get("code")
-            message = message or inner.get("message")
+        # ARM's {"error": {...}}, or the top-level {"code", "message"} / {"Message"} of older resource providers
+        for shape in (inner, body):
+            if isinstance(shape, dict):
+                code = code or shape.get("code") or shape.get("Code")
+                message = message or shape.get("message") or shape.get("Message")
     status = f"HTTP {exc.status_code}" if exc.status_code else "no HTTP status"
     return _quote(str(code or status)), _quote(str(message or exc.reason or exc.message or "no details"))
 
@@ -500,11 +521,21 @@ def _translate(exc: AzureError, call: _Call) -> ArmError:
     s = call.settings
     if isinstance(exc, ClientAuthenticationError) and exc.response is None:
         # No HTTP response: the credential chain itself failed (not logged in, no identity available).
+        settings = exc.settings if isinstance(exc, _LoginRefused) else None
+        if settings is not None and settings.method != "DefaultAzureCredential":
+            advice = (
+                "check the login settings named there (client ID, tenant, secret or certificate, or the federated "
+                "credential's subject), in the stack's azure-native:* settings or the ARM_* variables"
+            )
+        else:
+            advice = (
+                "run `az login` (and `az account set` if needed), or set AZURE_CLIENT_ID/AZURE_TENANT_ID/"
+                "AZURE_CLIENT_SECRET or a managed identity for DefaultAzureCredential, or the azure-native:* "
+                "login settings / ARM_* variables azure-native uses"
+            )
         return ArmUnreachable(
             f"could not {call.doing} {call.target}: no Azure access token could be obtained for {s.scope} "
-            f"({_quote(exc.message)}). This is a login problem, not a network one: run `az login` (and "
-            "`az account set` if needed), or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET "
-            "or a managed identity for DefaultAzureCredential."
+            f"({_quote(exc.message)}). This is a login problem, not a network one: {advice}."
         )
     if isinstance(exc, HttpResponseError) and exc.status_code is not None:
         code, message = azure_error_detail(exc)
@@ -836,6 +867,25 @@ class VmFacts:
     """The VM's unique id (properties.vmId): tells this VM apart from a later one created under the same name."""
     status: VmStatus | None = field(default=None, compare=False)
     """The instance view read with the model (power state, OSState/generalized); None only when built by hand."""
+    os_disk_size_gb: int | None = field(default=None, compare=False)
+    """storageProfile.osDisk.diskSizeGB, else the OS disk's diskSizeGB; None when neither reports it."""
+    data_disks: tuple[DataDiskFacts, ...] = field(default=(), compare=False)
+    """storageProfile.dataDisks, in LUN order."""
+    disk_controller_type: str | None = field(default=None, compare=False)
+    """SCSI | NVMe: storageProfile.diskControllerType; None when Azure reports none (SCSI, its default)."""
+    accelerated_network: bool | None = field(default=None, compare=False)
+    """The OS disk's supportedCapabilities.acceleratedNetwork; None when not reported."""
+    supports_hibernation: bool | None = field(default=None, compare=False)
+    """The OS disk's supportsHibernation; None when not reported."""
+
+
+@dataclass(frozen=True)
+class DataDiskFacts:
+    """A data disk of the VM, as the Marketplace rules look at it (read-only)."""
+
+    lun: int
+    size_gb: int | None
+    """diskSizeGB of the VM model's entry; None when not reported."""
 
 
 _CANONICAL = {
@@ -901,12 +951,29 @@ def get_facts(settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCrede
         architecture=arch or "x64",
         vm_id=props.vm_id or "",
         status=VmStatus.from_instance_view(props.instance_view),
+        **_disk_facts(props.storage_profile, disk_props),
     )
     log.info(
         f"{vm}: {facts.os_type}, {facts.hyper_v_generation}, {facts.security_type}, {facts.architecture}, "
         f"in {facts.location}"
     )
     return facts
+
+
+def _disk_facts(storage: Any, disk_props: Any) -> dict[str, Any]:
+    """The disk layout the Marketplace rules and the definition's features are checked against (hooks/preflight)."""
+    os_size = storage.os_disk.disk_size_gb or (disk_props.disk_size_gb if disk_props is not None else None)
+    caps = disk_props.supported_capabilities if disk_props is not None else None
+    controller = getattr(storage, "disk_controller_type", None)
+    return {
+        "os_disk_size_gb": os_size,
+        "data_disks": tuple(
+            sorted((DataDiskFacts(d.lun, d.disk_size_gb) for d in storage.data_disks or ()), key=lambda d: d.lun)
+        ),
+        "disk_controller_type": _canonical(controller),
+        "accelerated_network": getattr(caps, "accelerated_network", None) if caps is not None else None,
+        "supports_hibernation": getattr(disk_props, "supports_hibernation", None) if disk_props is not None else None,
+    }
 
 
 # --- gallery and subscription reads --------------------------------------------------------------------------

@@ -27,6 +27,18 @@ from hooks.targets import ArmSettings, GalleryRef, VmRef
 
 T = TypeVar("T")
 
+# Marketplace certification rules (README "Publishing to Partner Center").
+MARKETPLACE_VHD_SOURCE = (
+    "https://learn.microsoft.com/partner-center/marketplace-offers/azure-vm-certification-faq#vhd-specifications"
+)
+MARKETPLACE_DATA_DISK_SOURCE = (
+    "https://learn.microsoft.com/partner-center/marketplace-offers/azure-vm-plan-technical-configuration"
+)
+MARKETPLACE_OS_DISK_GB = {"Linux": (1, 1023), "Windows": (30, 250)}
+MARKETPLACE_MAX_DATA_DISKS = 16
+MARKETPLACE_MAX_DATA_DISK_GB = 1023
+MARKETPLACE_PATH = "marketplace"
+
 # What the offline plan prints for each version, in the order run_checks reports problems.
 CHECK_DESCRIPTIONS: tuple[str, ...] = (
     "the source VM exists and the identity can read it (GET the VM with its instance view, and its OS disk)",
@@ -40,9 +52,16 @@ CHECK_DESCRIPTIONS: tuple[str, ...] = (
     "not generalized (osState Specialized)",
     "the version does not already exist in Azure with another source (GET the version, once the gallery ID is known)",
     "with publisherTenantId: the gallery's subscription is in that tenant (GET the subscription)",
+    "features: the VM fits what the definition claims (an NVMe-only definition needs an NVMe VM, an NVMe VM needs "
+    "NVMe among diskControllerTypes; acceleratedNetwork and hibernate need an OS disk that supports them)",
+    "marketplace (unless marketplace: false): the OS disk is 1-1023 GB (Linux) or 30-250 GB (Windows) "
+    f"({MARKETPLACE_VHD_SOURCE})",
+    f"marketplace: at most 16 data disks, each at most 1023 GB ({MARKETPLACE_DATA_DISK_SOURCE}); a warning: every "
+    "image of a plan needs the same number of data disks",
 )
 
 ON_ARM_UNREACHABLE = ("fail", "warn")
+
 
 CACHE_TTL = 30.0
 """Seconds a VM or subscription read is shared with other checks: long enough for one preview, short enough that
@@ -99,6 +118,14 @@ class CaptureTarget:
     """When set, the gallery's subscription must be in this tenant (Partner Center)."""
     on_arm_unreachable: str = "fail"
     """fail | warn: what a check that could not reach ARM (or was denied) does."""
+    marketplace: bool = True
+    """Check the Marketplace certification rules too (config `marketplace`)."""
+    disk_controller_types: tuple[str, ...] = ()
+    """The definition's DiskControllerTypes feature; empty: not declared (SCSI only)."""
+    accelerated_network: bool | None = None
+    """The definition's IsAcceleratedNetworkSupported feature; None: not declared."""
+    hibernate: bool | None = None
+    """The definition's IsHibernateSupported feature; None: not declared."""
     definition_path: str = "images[?]"
     version_path: str = "images[?].versions[?]"
     source_vm_path: str = "sourceVms.?"
@@ -127,6 +154,10 @@ class CaptureTarget:
                 gallery_name=str(capture.get("gallery_name") or ""),
                 publisher_tenant_id=str(capture["publisher_tenant_id"]) if capture.get("publisher_tenant_id") else None,
                 on_arm_unreachable=on_unreachable,
+                marketplace=bool(capture.get("marketplace", True)),
+                disk_controller_types=tuple(str(c) for c in d.get("disk_controller_types") or ()),
+                accelerated_network=_optional_bool(d.get("accelerated_network")),
+                hibernate=_optional_bool(d.get("hibernate")),
                 definition_path=str(paths.get("definition") or cls.definition_path),
                 version_path=str(paths.get("version") or cls.version_path),
                 source_vm_path=str(paths.get("source_vm") or cls.source_vm_path),
@@ -137,6 +168,10 @@ class CaptureTarget:
     @property
     def definition_label(self) -> str:
         return f"image definition {self.definition_name} ({self.definition_path})"
+
+
+def _optional_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
 
 
 @dataclass(frozen=True)
@@ -312,6 +347,85 @@ def check_publisher_tenant(gallery: GalleryRef, tenant_id: str, t: CaptureTarget
     )
 
 
+def check_disk_controller(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> Mismatch | None:
+    """An NVMe-only definition needs an NVMe VM; an NVMe VM needs NVMe among the definition's controller types
+    (a definition that declares none supports SCSI only)."""
+    vm_controller = "NVMe" if (facts.disk_controller_type or "").lower() == "nvme" else "SCSI"
+    declared = t.disk_controller_types or ("SCSI",)
+    if vm_controller in declared:
+        return None
+    claims = ", ".join(declared) + (" (not declared: SCSI only)" if not t.disk_controller_types else "")
+    return Mismatch(
+        f"{t.definition_path}.features.diskControllerTypes",
+        f"Azure reports that {vm} uses the {vm_controller} disk controller (storageProfile.diskControllerType), but "
+        f"{t.definition_label} supports {claims}; VMs created from the image would not find their disks. Fix: add "
+        f"{vm_controller} to {t.definition_path}.features.diskControllerTypes, or use a source VM with the "
+        f"{' or '.join(declared)} controller.",
+    )
+
+
+def check_accelerated_network(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> Mismatch | None:
+    if not t.accelerated_network or facts.accelerated_network is not False:
+        return None
+    return Mismatch(
+        f"{t.definition_path}.features.acceleratedNetwork",
+        f"{t.definition_label} claims accelerated networking, but Azure reports that the OS disk of {vm} does not "
+        f"support it (supportedCapabilities.acceleratedNetwork false). Fix: set "
+        f"{t.definition_path}.features.acceleratedNetwork to false, or use a source VM whose OS supports it.",
+    )
+
+
+def check_hibernate(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> Mismatch | None:
+    if not t.hibernate or facts.supports_hibernation is not False:
+        return None
+    return Mismatch(
+        f"{t.definition_path}.features.hibernate",
+        f"{t.definition_label} claims hibernation support, but Azure reports that the OS disk of {vm} does not "
+        f"support hibernation (supportsHibernation false). Fix: set {t.definition_path}.features.hibernate to "
+        "false, or use a source VM created with hibernation enabled.",
+    )
+
+
+def check_marketplace_os_disk(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> Mismatch | None:
+    """Marketplace certification: the OS disk's size (MARKETPLACE_VHD_SOURCE)."""
+    limits = MARKETPLACE_OS_DISK_GB.get(facts.os_type)
+    if not t.marketplace or limits is None or facts.os_disk_size_gb is None:
+        return None
+    low, high = limits
+    if low <= facts.os_disk_size_gb <= high:
+        return None
+    return Mismatch(
+        t.source_vm_path,
+        f"Azure reports that the OS disk of {vm} is {facts.os_disk_size_gb} GB, but Azure Marketplace certifies "
+        f"{facts.os_type} OS disks of {low}-{high} GB only ({MARKETPLACE_VHD_SOURCE}). Fix: resize the OS disk "
+        f"(a disk can grow, not shrink: else rebuild the VM), or set {MARKETPLACE_PATH}: false if this gallery is "
+        "not published to the Marketplace.",
+        input="vm_id",
+    )
+
+
+def check_marketplace_data_disks(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> Mismatch | None:
+    """Marketplace certification: at most 16 data disks of at most 1023 GB each (MARKETPLACE_DATA_DISK_SOURCE)."""
+    if not t.marketplace:
+        return None
+    problems = []
+    if len(facts.data_disks) > MARKETPLACE_MAX_DATA_DISKS:
+        problems.append(f"has {len(facts.data_disks)} data disks (at most {MARKETPLACE_MAX_DATA_DISKS})")
+    big = [d for d in facts.data_disks if d.size_gb is not None and d.size_gb > MARKETPLACE_MAX_DATA_DISK_GB]
+    if big:
+        listed = ", ".join(f"LUN {d.lun}: {d.size_gb} GB" for d in big)
+        problems.append(f"has data disks larger than {MARKETPLACE_MAX_DATA_DISK_GB} GB ({listed})")
+    if not problems:
+        return None
+    return Mismatch(
+        t.source_vm_path,
+        f"Azure reports that {vm} {' and '.join(problems)}; Azure Marketplace certification refuses that "
+        f"({MARKETPLACE_DATA_DISK_SOURCE}). Fix: detach or shrink those data disks before the capture, or set "
+        f"{MARKETPLACE_PATH}: false if this gallery is not published to the Marketplace.",
+        input="vm_id",
+    )
+
+
 VM_RULES: tuple[Callable[[VmRef, VmFacts, CaptureTarget], Mismatch | None], ...] = (
     check_os_type,
     check_hyper_v_generation,
@@ -321,12 +435,34 @@ VM_RULES: tuple[Callable[[VmRef, VmFacts, CaptureTarget], Mismatch | None], ...]
 )
 """The rules over the VM's facts, in CHECK_DESCRIPTIONS order (the state rule follows them)."""
 
+FEATURE_RULES: tuple[Callable[[VmRef, VmFacts, CaptureTarget], Mismatch | None], ...] = (
+    check_disk_controller,
+    check_accelerated_network,
+    check_hibernate,
+    check_marketplace_os_disk,
+    check_marketplace_data_disks,
+)
+"""What the definition's features claim, and the Marketplace's certification rules (after the state rule)."""
+
 
 def compare_vm(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> list[Mismatch]:
     """Every rule over the VM's facts and state."""
     found = [m for m in (rule(vm, facts, t) for rule in VM_RULES) if m is not None]
     state = check_state(vm, facts.status or VmStatus(None, False, None, ()), t)
-    return [*found, state] if state is not None else found
+    features = [m for m in (rule(vm, facts, t) for rule in FEATURE_RULES) if m is not None]
+    return [*found, *([state] if state is not None else []), *features]
+
+
+def data_disk_note(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> str | None:
+    """The Marketplace's rule that cannot be checked from one VM: every image of a plan has the same data disks."""
+    if not t.marketplace or not facts.data_disks:
+        return None
+    luns = ", ".join(str(d.lun) for d in facts.data_disks)
+    return (
+        f"{t.version_path}: {vm} has {len(facts.data_disks)} data disk(s) (LUN {luns}); every image of a Marketplace "
+        f"plan must have the same number of data disks ({MARKETPLACE_DATA_DISK_SOURCE}): check the plan's other "
+        "images"
+    )
 
 
 # --- shared, bounded reads -----------------------------------------------------------------------------------
@@ -583,6 +719,9 @@ def _vm_checks(reader: _Reader, vm: VmRef, t: CaptureTarget) -> tuple[list[Misma
         return [Mismatch(f"{t.source_vm_path}.id", str(exc), input="vm_id")], None
     except ArmError as exc:
         return [_not_checked(f"{t.source_vm_path}.id", f"{vm} against {t.definition_path}", exc, "vm_id")], None
+    note = data_disk_note(vm, facts, t)
+    if note is not None:
+        reader.log.warn(note)
     return compare_vm(vm, facts, t), facts
 
 

@@ -6,8 +6,10 @@ azure-rest-api-specs compute examples): deallocate answers 202 with an empty bod
 InProgress → Succeeded; the monitor URL answers 200 empty; generalize answers 200 empty, or 409
 OperationNotAllowed while the VM runs. An image version answers `$expand=ReplicationStatus` with
 `properties.replicationStatus` (`aggregatedState`, `summary[]` of region/state/details/progress, as in the spec
-example GalleryImageVersion_Get_WithReplicationStatus.json), following a per-region script. Any api-version is
-accepted.
+example GalleryImageVersion_Get_WithReplicationStatus.json), following a per-region script. Like ARM, every
+request needs an `api-version` of the form YYYY-MM-DD[-preview] (400 MissingApiVersionParameter /
+InvalidApiVersionParameter otherwise; any such version is accepted), and an unknown route answers 404
+InvalidResourceType in ARM's `{"error": {"code", "message"}}` shape.
 
 State is an in-memory model that tests set up (`add_vm`, `add_gallery_image`, …) and inspect (`vms`, `requests`).
 Faults are scriptable: throttling with Retry-After, transient 5xx, LROs that fail or never finish, 401/403, and
@@ -94,6 +96,14 @@ _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
         ),
     ),
     *((method, f"{prefix}role_assignment", _ROLE_ASSIGNMENT) for method, prefix in _CRUD),
+    ("GET", "provider", re.compile(r"^/subscriptions/(?P<sub>[^/]+)/providers/(?P<ns>[A-Za-z0-9.]+)$", re.I)),
+    (
+        "POST",
+        "provider_register",
+        re.compile(r"^/subscriptions/(?P<sub>[^/]+)/providers/(?P<ns>[A-Za-z0-9.]+)/register$", re.I),
+    ),
+    # Microsoft Graph, served by the same fake (tests point graphEndpoint at it).
+    ("GET", "graph_service_principal", re.compile(r"^/v1\.0/servicePrincipals\(appId='(?P<app>[^']+)'\)$", re.I)),
 ]
 
 _Answer: TypeAlias = tuple[int, dict[str, Any] | None, dict[str, str]]
@@ -163,6 +173,12 @@ class FakeVm:
     """With a transitional power_state (stopping, deallocating): the state reached after settle_after_reads."""
     settle_after_reads: int = 0
     """Instance view reads before power_state becomes settles_to."""
+    os_disk_size_gb: int | None = None
+    """None: 30 GB for Linux, 127 GB for Windows (Azure's platform image sizes)."""
+    data_disk_sizes_gb: list[int] = field(default_factory=list)
+    """One data disk per entry, at LUN 0, 1, ... (storageProfile.dataDisks)."""
+    disk_controller_type: str | None = "SCSI"
+    """storageProfile.diskControllerType; None: omitted (older API versions)."""
 
     @property
     def ref(self) -> VmRef:
@@ -343,6 +359,10 @@ class Fault:
     """Seconds to hold the request without answering (then drop the connection); 0 answers at once."""
     reset: bool = False
     """Reset the connection (TCP RST) instead of answering."""
+    raw: str | None = None
+    """Send this text as the body instead of `body` (plain text, an HTML page from a gateway)."""
+    content_type: str = "text/plain; charset=utf-8"
+    """The Content-Type of a `raw` body."""
 
     def matches(self, method: str, path: str) -> bool:
         if self.times is not None and self.times <= 0:
@@ -368,6 +388,10 @@ class RecordedRequest:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "0+00:00")
+
+
+API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+"""The form of every ARM api-version (e.g. 2024-07-01, 2023-07-03-preview); ARM refuses anything else."""
 
 
 def _error(code: str, message: str, target: str | None = None) -> dict[str, Any]:
@@ -466,6 +490,12 @@ class FakeArm:
         self.vms: dict[tuple[str, str, str], FakeVm] = {}
         self.galleries: dict[tuple[str, str, str], FakeGallery] = {}
         self.role_assignments: dict[tuple[str, str], FakeRoleAssignment] = {}
+        self.registered_providers: dict[tuple[str, str], str] = {}
+        """(subscription, namespace), lower-case → registrationState; absent: NotRegistered."""
+        self.register_polls = 1
+        """GETs of a provider answering Registering after its register POST, before it is Registered."""
+        self.service_principals: dict[str, tuple[str, str]] = {}
+        """Graph: application ID (lower-case) → (object ID, display name) of its service principal in the tenant."""
         """(scope, name), both lower-case → the assignment."""
         self.request_log: Path | None = None
         """When set, every request is also appended to this file as one JSON line (for other processes)."""
@@ -491,6 +521,10 @@ class FakeArm:
         (401 ExpiredAuthenticationToken), as ARM does."""
         self.expired_token_requests = 0
         """Requests refused because their token had expired."""
+        self.token_issuers: list[Callable[[str], str | None]] = []
+        """Token issuers the server also trusts (`trust`): each says "valid", "expired" or None (not its token)."""
+        self.issuer_tokens_accepted = 0
+        """Requests accepted with a token from a trusted issuer (e.g. the fake Entra)."""
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.ca_path = self.workdir / "fake-arm-ca.pem"
@@ -564,6 +598,10 @@ class FakeArm:
         return ArmSettings(**values)
 
     # the fake Azure CLI
+
+    def trust(self, issuer: Any) -> None:
+        """Also accept the access tokens `issuer` (tests/fakes/entra.py FakeEntra) hands out, until they expire."""
+        self.token_issuers.append(issuer.verdict)
 
     def _write_az(self) -> None:
         self.bin_dir.mkdir(parents=True, exist_ok=True)
@@ -779,6 +817,22 @@ exit 2
             headers = {}
         return self.add_fault(status, method=method, path=path, times=times, headers=headers, body=body)
 
+    def fail_with_body(
+        self,
+        status: int,
+        body: str | dict[str, Any],
+        method: str | None = None,
+        path: str | None = None,
+        times: int | None = 1,
+        content_type: str = "text/plain; charset=utf-8",
+    ) -> Fault:
+        """Answer with an error body in one of the shapes ARM and the gateways in front of it really send: a
+        dict is sent as JSON (e.g. `{"Message": ...}` from older resource providers, which azure-core cannot parse
+        into an ODataV4Format), a string as it is (plain text, an HTML page from a gateway)."""
+        if isinstance(body, dict):
+            return self.add_fault(status, method=method, path=path, times=times, body=body)
+        return self.add_fault(status, method=method, path=path, times=times, raw=body, content_type=content_type)
+
     def reset_connection(self, method: str | None = None, path: str | None = None, times: int | None = 1) -> Fault:
         """Reset the connection (TCP RST) of matching requests instead of answering."""
         return self.add_fault(0, method=method, path=path, times=times, reset=True)
@@ -847,6 +901,13 @@ exit 2
             m = re.fullmatch(rf"Bearer {re.escape(self.token)}-(\d+)", presented)
             authorized = m is not None and int(m[1]) > time.time()
             expired = m is not None and not authorized
+        if not authorized and self.accepted_token is None and presented.startswith("Bearer "):
+            verdicts = [issuer(presented.removeprefix("Bearer ")) for issuer in self.token_issuers]
+            authorized = "valid" in verdicts
+            expired = expired or (not authorized and "expired" in verdicts)
+            if authorized:
+                with self._lock:
+                    self.issuer_tokens_accepted += 1
 
         with self._lock:
             fault = next((f for f in self.faults if f.matches(method, path)), None)
@@ -866,12 +927,29 @@ exit 2
             self._stopping.wait(fault.hang)
             handler.close_connection = True
             return
+        if fault is not None and fault.raw is not None:
+            self._record(method, path, query, fault.status, authorized, request_body)
+            self._send_raw(handler, fault.status, fault.raw, fault.content_type, dict(fault.headers))
+            return
         if fault is not None:
             status, body, headers = fault.status, self._fault_body(fault, method, path), dict(fault.headers)
-        elif "api-version" not in query:
+        elif not query.get("api-version") and not path.startswith("/v1.0/"):  # Graph has no api-version
             status, body, headers = (
                 400,
-                _error("MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required."),
+                _error(
+                    "MissingApiVersionParameter",
+                    "The api-version query parameter (?api-version=) is required for all requests.",
+                ),
+                {},
+            )
+        elif not path.startswith("/v1.0/") and not API_VERSION.match(query["api-version"]):
+            status, body, headers = (
+                400,
+                _error(
+                    "InvalidApiVersionParameter",
+                    f"The api-version '{query['api-version']}' is invalid. The supported versions are "
+                    "'2025-04-01,2024-11-01,2024-07-01,2024-03-01,2023-07-01,2022-12-01'.",
+                ),
                 {},
             )
         elif not authorized:
@@ -936,6 +1014,17 @@ exit 2
         handler.wfile.write(data)
         handler.wfile.flush()
 
+    def _send_raw(self, handler: _Handler, status: int, text: str, content_type: str, headers: dict[str, str]) -> None:
+        data = text.encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+        handler.wfile.flush()
+
     def _route(
         self, method: str, path: str, query: dict[str, str], body: Any = None
     ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
@@ -954,6 +1043,33 @@ exit 2
                     {},
                 )
         return 404, _error("InvalidResourceType", f"The resource type could not be found for path '{path}'."), {}
+
+    def _on_provider(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        key = (m["sub"].lower(), m["ns"].lower())
+        state = self.registered_providers.get(key, "NotRegistered")
+        if state.startswith("Registering:"):
+            left = int(state.split(":")[1])
+            self.registered_providers[key] = "Registered" if left <= 0 else f"Registering:{left - 1}"
+            state = "Registering"
+        body = {
+            "id": f"/subscriptions/{m['sub']}/providers/{m['ns']}",
+            "namespace": m["ns"],
+            "registrationState": state,
+        }
+        return 200, body, {}
+
+    def _on_provider_register(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        key = (m["sub"].lower(), m["ns"].lower())
+        if self.registered_providers.get(key) != "Registered":
+            self.registered_providers[key] = f"Registering:{self.register_polls}"
+        return 200, {"namespace": m["ns"], "registrationState": "Registering"}, {}
+
+    def _on_graph_service_principal(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        found = self.service_principals.get(m["app"].lower())
+        if found is None:
+            error = {"code": "Request_ResourceNotFound", "message": f"Resource '{m['app']}' does not exist."}
+            return 404, {"error": error}, {}
+        return 200, {"id": found[0], "appId": m["app"], "displayName": found[1]}, {}
 
     def _vm(self, m: re.Match[str]) -> FakeVm | None:
         return self.vms.get((m["sub"].lower(), m["rg"].lower(), m["name"].lower()))
@@ -1061,7 +1177,7 @@ exit 2
             "createOption": "FromImage",
             "caching": "ReadWrite",
             "deleteOption": "Delete",
-            "diskSizeGB": 30 if vm.os_type == "Linux" else 127,
+            "diskSizeGB": vm.os_disk_size_gb or (30 if vm.os_type == "Linux" else 127),
         }
         if vm.managed_os_disk:
             os_disk["managedDisk"] = {"storageAccountType": "Premium_LRS", "id": vm.os_disk_id}
@@ -1089,8 +1205,18 @@ exit 2
                     }
                 ),
                 "osDisk": os_disk,
-                "dataDisks": [],
-                "diskControllerType": "SCSI",
+                "dataDisks": [
+                    {
+                        "lun": lun,
+                        "name": f"{vm.name}_DataDisk_{lun}",
+                        "createOption": "Empty",
+                        "caching": "None",
+                        "diskSizeGB": size,
+                        "managedDisk": {"storageAccountType": "Premium_LRS"},
+                    }
+                    for lun, size in enumerate(vm.data_disk_sizes_gb)
+                ],
+                **({"diskControllerType": vm.disk_controller_type} if vm.disk_controller_type else {}),
             },
             "osProfile": {
                 "computerName": vm.name,
@@ -1156,7 +1282,7 @@ exit 2
                     "/Versions/24.04.202501010"
                 },
             },
-            "diskSizeGB": 30,
+            "diskSizeGB": vm.os_disk_size_gb or (30 if vm.os_type == "Linux" else 127),
             "diskIOPSReadWrite": 120,
             "diskMBpsReadWrite": 25,
             "encryption": {"type": "EncryptionAtRestWithPlatformKey"},

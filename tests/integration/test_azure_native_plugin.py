@@ -582,7 +582,9 @@ def test_fake_arm_serves_standalone_until_sigterm(tmp_path: Path) -> None:
         rg_path = f"/subscriptions/{info['subscription_id']}/resourceGroups/rg-src"
         vm_path = f"{rg_path}/providers/Microsoft.Compute/virtualMachines/vm1"
         connection.request(
-            "GET", f"{vm_path}/instanceView?api-version=1", headers={"Authorization": f"Bearer {info['token']}"}
+            "GET",
+            f"{vm_path}/instanceView?api-version=2024-07-01",
+            headers={"Authorization": f"Bearer {info['token']}"},
         )
         view = json.loads(connection.getresponse().read())
         connection.close()
