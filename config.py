@@ -16,7 +16,7 @@ import math
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -245,6 +245,8 @@ class AzureSpec:
     """During preview checks: `fail` or `warn` when ARM cannot be reached or credentials fail."""
     parallel_hosts: int = 0
     """Dynamic provider host processes for the generalization chains; 0: enough that no chain ever waits."""
+    allow_unknown_regions: bool = False
+    """`allowUnknownRegions`: region names are not checked against Azure's lists (sovereign clouds, new regions)."""
 
 
 @dataclass(frozen=True)
@@ -1306,7 +1308,7 @@ def load(
 
     gallery = _gallery(root)
     publisher = _publisher(root)
-    azure = _azure(root)
+    azure = replace(_azure(root), allow_unknown_regions=shared.allow_unknown_regions)
     source_node = root.child("sourceVms")
     if source_node is not None:
         source_node.secret_ok = "sourceVms" in secret_set

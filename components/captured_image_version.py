@@ -122,6 +122,7 @@ def capture_props(args: CapturedImageVersionArgs) -> dict[str, Any]:
         "gallery_name": args.gallery.name,
         "publisher_tenant_id": args.publisher_tenant_id,
         "on_arm_unreachable": args.azure.on_arm_unreachable,
+        "allow_unknown_regions": args.azure.allow_unknown_regions,
         "paths": {
             "definition": args.definition_path,
             "version": args.version_path,

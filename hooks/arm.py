@@ -1122,6 +1122,37 @@ def get_subscription_tenant(
     return tenant
 
 
+LOCATIONS_API_VERSION = "2022-12-01"
+"""api-version for GET /subscriptions/{id}/locations (Microsoft.Resources)."""
+
+
+def list_locations(
+    settings: ArmSettings, subscription_id: str, credential: TokenCredential | None = None
+) -> frozenset[str]:
+    """The locations a subscription can use, as region keys: short names, and display names without spaces,
+    lowercased (`westeurope`), so both forms of a configured region compare."""
+    target = f"the locations of subscription {subscription_id}"
+    call = _Call(settings, "read", target, PERMISSION_SUBSCRIPTION_READ)
+    request = HttpRequest(
+        "GET", f"/subscriptions/{subscription_id}/locations", params={"api-version": LOCATIONS_API_VERSION}
+    )
+    with _resources(settings, subscription_id, credential) as client, _arm_errors(call):
+        response = client.send_request(request, **_Budget(settings, f"read {target}").options())
+        response.raise_for_status()
+        body = response.json()
+    entries = body.get("value") if isinstance(body, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ArmError(f"ARM returned no locations for subscription {subscription_id}. Run again.")
+    keys: set[str] = set()
+    for entry in entries:
+        if isinstance(entry, dict):
+            for field_name in ("name", "displayName"):
+                value = entry.get(field_name)
+                if isinstance(value, str) and value:
+                    keys.add(value.replace(" ", "").lower())
+    return frozenset(keys)
+
+
 # --- promotion reads (hooks/promotion.py) --------------------------------------------------------------------
 
 PERMISSION_IMAGE_DEFINITION_READ = "Microsoft.Compute/galleries/images/read"

@@ -11,6 +11,7 @@ mismatch with the config key to change. No Pulumi imports: the providers turn th
 
 from __future__ import annotations
 
+import difflib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -120,6 +121,8 @@ class CaptureTarget:
     """fail | warn: what a check that could not reach ARM (or was denied) does."""
     marketplace: bool = True
     """Check the Marketplace certification rules too (config `marketplace`)."""
+    allow_unknown_regions: bool = False
+    """Config `allowUnknownRegions`: target regions are not checked against the subscription's locations."""
     disk_controller_types: tuple[str, ...] = ()
     """The definition's DiskControllerTypes feature; empty: not declared (SCSI only)."""
     accelerated_network: bool | None = None
@@ -155,6 +158,7 @@ class CaptureTarget:
                 publisher_tenant_id=str(capture["publisher_tenant_id"]) if capture.get("publisher_tenant_id") else None,
                 on_arm_unreachable=on_unreachable,
                 marketplace=bool(capture.get("marketplace", True)),
+                allow_unknown_regions=bool(capture.get("allow_unknown_regions", False)),
                 disk_controller_types=tuple(str(c) for c in d.get("disk_controller_types") or ()),
                 accelerated_network=_optional_bool(d.get("accelerated_network")),
                 hibernate=_optional_bool(d.get("hibernate")),
@@ -280,6 +284,26 @@ def check_region(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> Mismatch | None
         f"({listed}); Azure requires the source VM's region to be a target region. Fix: add "
         f"`- name: {region_key(facts.location)}` to {t.version_path}.targetRegions.",
     )
+
+
+def check_regions_exist(subscription_id: str, locations: frozenset[str], t: CaptureTarget) -> list[Mismatch]:
+    """Each target region is one the subscription can use (GET /subscriptions/{id}/locations); a misspelt or
+    unavailable region is otherwise refused by Azure only when the version is created, after generalization."""
+    problems: list[Mismatch] = []
+    for index, region in enumerate(t.target_regions):
+        if region_key(region) in locations:
+            continue
+        closest = difflib.get_close_matches(region_key(region), sorted(locations), n=1, cutoff=0.6)
+        hint = f"did you mean {closest[0]}? " if closest else ""
+        problems.append(
+            Mismatch(
+                f"{t.version_path}.targetRegions[{index}].name",
+                f"{region!r} is not a location of subscription {subscription_id} as Azure lists them; {hint}"
+                "Fix the region name, or set allowUnknownRegions: true if Azure accepts it all the same "
+                "(a region not listed for this subscription yet).",
+            )
+        )
+    return problems
 
 
 def check_state(vm: VmRef, status: VmStatus, t: CaptureTarget) -> Mismatch | None:
@@ -618,6 +642,13 @@ class _Reader:
             lambda s: arm.get_subscription_tenant(s, subscription_id),
         )
 
+    def locations(self, subscription_id: str) -> frozenset[str]:
+        return self._shared(
+            "subscription locations",
+            (f"/subscriptions/{subscription_id.lower()}", "locations"),
+            lambda s: arm.list_locations(s, subscription_id),
+        )
+
     def image_version(self, gallery: GalleryRef, t: CaptureTarget) -> ImageVersionFacts | None:
         # Not shared: each version is read by the one check that captures it.
         found = self._read(
@@ -672,11 +703,16 @@ def _run_checks(
     started = time.monotonic()
     reader = _Reader(settings, log, max_age, budget)
     reader.login()
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="capture-check") as pool:
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="capture-check") as pool:
         vm_read = pool.submit(_vm_checks, reader, vm, t)
         gallery_read = pool.submit(_gallery_checks, reader, vm, t.gallery, t) if t.gallery is not None else None
+        region_read = pool.submit(_region_checks, reader, vm, t) if not t.allow_unknown_regions else None
         vm_problems, facts = vm_read.result()
         problems = [*vm_problems, *(gallery_read.result() if gallery_read is not None else [])]
+        region_problems = region_read.result() if region_read is not None else []
+        # One unreachable ARM is reported by the reads above already; its locations read adds nothing to say.
+        if not (any(p.unverified for p in problems) and all(p.unverified for p in region_problems)):
+            problems.extend(region_problems)
     if t.gallery is None:
         log.info(
             f"{t.version_path}: the gallery's ID is not known yet (new stack); whether version {t.version} "
@@ -723,6 +759,18 @@ def _vm_checks(reader: _Reader, vm: VmRef, t: CaptureTarget) -> tuple[list[Misma
     if note is not None:
         reader.log.warn(note)
     return compare_vm(vm, facts, t), facts
+
+
+def _region_checks(reader: _Reader, vm: VmRef, t: CaptureTarget) -> list[Mismatch]:
+    # The version lives in the gallery's subscription; before its ID is known, the VM's stands in (usually the same).
+    subscription_id = t.gallery.subscription_id if t.gallery is not None else vm.subscription_id
+    try:
+        locations = reader.locations(subscription_id)
+    except ArmError as exc:
+        return [
+            _not_checked(f"{t.version_path}.targetRegions", f"the locations of subscription {subscription_id}", exc)
+        ]
+    return check_regions_exist(subscription_id, locations, t)
 
 
 def _gallery_checks(reader: _Reader, vm: VmRef, gallery: GalleryRef, t: CaptureTarget) -> list[Mismatch]:

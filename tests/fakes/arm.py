@@ -72,6 +72,7 @@ _CRUD = (("GET", ""), ("PUT", "put_"), ("DELETE", "delete_"))
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
     ("GET", "subscription", re.compile(r"^/subscriptions/(?P<sub>[^/]+)$", re.I)),
+    ("GET", "subscription_locations", re.compile(r"^/subscriptions/(?P<sub>[^/]+)/locations$", re.I)),
     ("GET", "vm", re.compile(rf"^{_COMPUTE}/virtualMachines/(?P<name>[^/]+)$", re.I)),
     ("GET", "instance_view", re.compile(rf"^{_COMPUTE}/virtualMachines/(?P<name>[^/]+)/instanceView$", re.I)),
     (
@@ -105,6 +106,14 @@ _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
     # Microsoft Graph, served by the same fake (tests point graphEndpoint at it).
     ("GET", "graph_service_principal", re.compile(r"^/v1\.0/servicePrincipals\(appId='(?P<app>[^']+)'\)$", re.I)),
 ]
+
+
+@functools.lru_cache(maxsize=1)
+def _public_regions() -> list[tuple[str, str]]:
+    """Azure's public regions as the repository lists them (hooks/azure_regions.json)."""
+    data = json.loads((Path(__file__).resolve().parents[2] / "hooks" / "azure_regions.json").read_text())
+    return [(r["name"], r["displayName"]) for r in data["regions"]]
+
 
 _Answer: TypeAlias = tuple[int, dict[str, Any] | None, dict[str, str]]
 """status, JSON body (None: empty), extra headers."""
@@ -502,6 +511,8 @@ class FakeArm:
         self.gallery_images: dict[tuple[str, str, str, str], FakeGalleryImage] = {}
         self.image_versions: dict[tuple[str, str, str, str, str], FakeImageVersion] = {}
         self.subscriptions: dict[str, str] = {}
+        self.locations: list[tuple[str, str]] | None = None
+        """(name, displayName) of every subscription's locations; None: Azure's public regions."""
         """subscription id → tenant id."""
         self.operations: dict[str, FakeOperation] = {}
         self.faults: list[Fault] = []
@@ -1085,6 +1096,24 @@ exit 2
             ),
             {},
         )
+
+    def _on_subscription_locations(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        sub = m["sub"].lower()
+        if sub not in self.subscriptions:
+            return 404, _error("SubscriptionNotFound", f"The subscription '{m['sub']}' could not be found."), {}
+        regions = self.locations if self.locations is not None else _public_regions()
+        value = [
+            {
+                "id": f"/subscriptions/{sub}/locations/{name}",
+                "type": "Region",
+                "name": name,
+                "displayName": display,
+                "regionalDisplayName": f"(Europe) {display}",
+                "metadata": {"regionType": "Physical", "regionCategory": "Recommended"},
+            }
+            for name, display in regions
+        ]
+        return 200, {"value": value}, {}
 
     def _on_subscription(self, m: re.Match[str], query: dict[str, str]) -> tuple[int, dict[str, Any], dict[str, str]]:
         sub = m["sub"].lower()

@@ -186,7 +186,7 @@ def guest_port() -> Iterator[tuple[int, list[socket.socket]]]:
 # --- everything matches --------------------------------------------------------------------------------------
 
 
-def test_matching_vm_passes_with_four_gets_and_one_login(fake_arm: FakeArm, host: DynamicHost) -> None:
+def test_matching_vm_passes_with_five_gets_and_one_login(fake_arm: FakeArm, host: DynamicHost) -> None:
     vm = fake_arm.add_vm()
     fake_arm.add_subscription(fake_arm.subscription_id, PUBLISHER_TENANT)
     cap = capture(fake_arm, publisher_tenant_id=PUBLISHER_TENANT)
@@ -194,16 +194,17 @@ def test_matching_vm_passes_with_four_gets_and_one_login(fake_arm: FakeArm, host
     result = check(fake_arm, host, guest_props(fake_arm, vm.id, cap))
     elapsed = time.monotonic() - t0
     assert result.failures == []
-    # The VM (with its instance view), its OS disk, the version (404: not there yet), the gallery's subscription;
-    # the VM and the version are read concurrently, so their order varies.
+    # The VM (with its instance view), its OS disk, the version (404: not there yet), the gallery's subscription
+    # and its locations; read concurrently, so their order varies.
     seen = {(r.method, r.path.rsplit("/", 2)[-2], r.status) for r in fake_arm.requests}
     assert seen == {
         ("GET", "virtualMachines", 200),
         ("GET", "disks", 200),
         ("GET", "versions", 404),
         ("GET", "subscriptions", 200),
+        ("GET", fake_arm.subscription_id, 200),  # .../locations
     }
-    assert len(fake_arm.requests) == 4
+    assert len(fake_arm.requests) == 5
     assert fake_arm.logins() == 1, "one login for the whole check"
     assert elapsed < 5.0, f"one check took {elapsed:.2f}s"
     print(f"\none capture-time check against the fake ARM: {elapsed:.3f}s, {len(fake_arm.requests)} GETs")
@@ -575,3 +576,37 @@ def test_guest_create_reads_afresh_after_a_preview(
         host.create(GUEST_URN, props)
     assert "images[0].architecture" in err.value.details
     assert connections == []
+
+
+def test_a_misspelt_target_region_fails_preview_naming_the_key_and_the_closest(
+    fake_arm: FakeArm, host: DynamicHost
+) -> None:
+    vm = fake_arm.add_vm()
+    result = check(
+        fake_arm, host, guest_props(fake_arm, vm.id, capture(fake_arm, target_regions=["westeurope", "northeurop"]))
+    )
+    key, message = only_failure(result)
+    assert key == "capture"
+    assert "images[0].versions[0].targetRegions[1].name" in message
+    assert "'northeurop'" in message and "did you mean northeurope" in message
+    assert "allowUnknownRegions" in message
+
+
+def test_a_region_the_subscription_does_not_list_fails_even_if_azure_has_it_elsewhere(
+    fake_arm: FakeArm, host: DynamicHost
+) -> None:
+    fake_arm.locations = [("westeurope", "West Europe")]  # e.g. a subscription without access to northeurope
+    vm = fake_arm.add_vm()
+    result = check(fake_arm, host, guest_props(fake_arm, vm.id, capture(fake_arm)))
+    _, message = only_failure(result)
+    assert "images[0].versions[0].targetRegions[1].name" in message and "'northeurope'" in message
+
+
+def test_display_names_and_allow_unknown_regions_pass(fake_arm: FakeArm, host: DynamicHost) -> None:
+    vm = fake_arm.add_vm()
+    shown = capture(fake_arm, target_regions=["West Europe", "North Europe"])
+    assert check(fake_arm, host, guest_props(fake_arm, vm.id, shown)).failures == []
+    fake_arm.requests.clear()
+    unknown = capture(fake_arm, target_regions=["westeurope", "mars-north"], allow_unknown_regions=True)
+    assert check(fake_arm, host, guest_props(fake_arm, vm.id, unknown)).failures == []
+    assert not any(r.path.endswith("/locations") for r in fake_arm.requests), "no locations read when overridden"
