@@ -232,6 +232,24 @@ class Workspace:
         )
         return proc, stack
 
+    def kill_strays(self) -> list[int]:
+        """SIGKILL every process still running from this workspace (the engine starts each plugin in a process
+        group of its own, so killing the CLI's group leaves them): what a cancelled CI job does to its tree."""
+        killed: list[int] = []
+        marker = str(self.root).encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker in cmdline:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    killed.append(int(entry.name))
+        return killed
+
     def login(self) -> None:
         self.pulumi("login", f"file://{self.backend}", check=True)
 

@@ -50,6 +50,8 @@ def test_up_killed_during_sysprep_then_run_again(tmp_path: Path, engine: Path, w
         # The CI job is cancelled: the CLI and every plugin it started die at once.
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+        # The plugins run in process groups of their own: kill them too, as a cancelled CI job would.
+        assert ws.kill_strays(), "the engine's plugins should still have been running"
     exported = ws.export()
     pending = exported["deployment"].get("pending_operations") or []
     assert [(p["type"], p["resource"]["urn"].split("::")[-1]) for p in pending] == [("creating", "win2022-1.0.0-guest")]
