@@ -1000,17 +1000,9 @@ def get_image_version(
     credential: TokenCredential | None = None,
 ) -> ImageVersionFacts | None:
     """Read an image version; None if it (or its definition, gallery or resource group) does not exist."""
-    target = f"image version {version} of {image} in gallery {gallery} (resource group {resource_group})"
-    call = _Call(settings, "read", target, PERMISSION_IMAGE_VERSION_READ)
-    with _compute(settings, subscription_id, credential) as client, _arm_errors(call):
-        try:
-            found = client.gallery_image_versions.get(
-                resource_group, gallery, image, version, **_Budget(settings, f"read {target}").options()
-            )
-        except HttpResponseError as exc:
-            if exc.status_code == 404:
-                return None
-            raise
+    found = _read_version(settings, subscription_id, (resource_group, gallery, image, version), credential)
+    if found is None:
+        return None
     props = found.properties
     source = props.storage_profile.source if props and props.storage_profile else None
     source_vm_id = None
@@ -1039,6 +1031,46 @@ class RegionReplication:
     """Azure's explanation, mostly of a failure, on one line; "" when none."""
 
 
+def _read_version(
+    settings: ArmSettings,
+    subscription_id: str,
+    where: tuple[str, str, str, str],
+    credential: TokenCredential | None,
+    *,
+    verb: str = "read",
+    with_replication: bool = False,
+    log: Log | None = None,
+) -> Any | None:
+    """GET one image version (resource group, gallery, image, version), bounded like every ARM call; None if it,
+    or its definition, gallery or resource group, does not exist."""
+    resource_group, gallery, image, version = where
+    target = f"image version {version} of {image} in gallery {gallery} (resource group {resource_group})"
+    call = _Call(settings, verb, target, PERMISSION_IMAGE_VERSION_READ)
+    expand = {"expand": ReplicationStatusTypes.REPLICATION_STATUS} if with_replication else {}
+    with _compute(settings, subscription_id, credential) as client, _arm_errors(call):
+        try:
+            return client.gallery_image_versions.get(
+                resource_group, gallery, image, version, **expand, **_Budget(settings, f"read {target}", log).options()
+            )
+        except HttpResponseError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+
+
+def _replication_of(props: Any) -> tuple[RegionReplication, ...]:
+    replication = props.replication_status if props else None
+    return tuple(
+        RegionReplication(
+            region=entry.region or "",
+            state=_canonical(entry.state) or "Unknown",
+            progress=entry.progress,
+            details=" ".join((entry.details or "").split()),
+        )
+        for entry in ((replication.summary or []) if replication else [])
+    )
+
+
 @dataclass(frozen=True)
 class ReplicationStatus:
     """An image version's replication to its target regions (`$expand=ReplicationStatus`, read-only)."""
@@ -1063,35 +1095,23 @@ def get_replication_status(
 ) -> ReplicationStatus | None:
     """Read an image version's replication status (GET only); None if the version does not exist (yet)."""
     target = f"image version {version} of {image} in gallery {gallery} (resource group {resource_group})"
-    call = _Call(settings, "read the replication status of", target, PERMISSION_IMAGE_VERSION_READ)
-    with _compute(settings, subscription_id, credential) as client, _arm_errors(call):
-        try:
-            found = client.gallery_image_versions.get(
-                resource_group,
-                gallery,
-                image,
-                version,
-                expand=ReplicationStatusTypes.REPLICATION_STATUS,
-                **_Budget(settings, f"read {target}", log).options(),
-            )
-        except HttpResponseError as exc:
-            if exc.status_code == 404:
-                return None
-            raise
+    found = _read_version(
+        settings,
+        subscription_id,
+        (resource_group, gallery, image, version),
+        credential,
+        verb="read the replication status of",
+        with_replication=True,
+        log=log,
+    )
+    if found is None:
+        return None
     props = found.properties
     replication = props.replication_status if props else None
     status = ReplicationStatus(
         provisioning_state=_canonical(props.provisioning_state) if props else None,
         aggregated_state=_canonical(replication.aggregated_state) if replication else None,
-        regions=tuple(
-            RegionReplication(
-                region=entry.region or "",
-                state=_canonical(entry.state) or "Unknown",
-                progress=entry.progress,
-                details=" ".join((entry.details or "").split()),
-            )
-            for entry in ((replication.summary or []) if replication else [])
-        ),
+        regions=_replication_of(props),
     )
     if log is not None:
         regions = ", ".join(f"{r.region} {r.state} {r.progress or 0}%" for r in status.regions)
@@ -1233,36 +1253,20 @@ def get_version_source(
     version: str,
     credential: TokenCredential | None = None,
 ) -> VersionSourceFacts | None:
-    """Read an image version with its replication status (GET only); None if it does not exist."""
-    target = f"image version {version} of {image} in gallery {gallery} (resource group {resource_group})"
-    call = _Call(settings, "read", target, PERMISSION_IMAGE_VERSION_READ)
-    with _compute(settings, subscription_id, credential) as client, _arm_errors(call):
-        try:
-            found = client.gallery_image_versions.get(
-                resource_group, gallery, image, version, expand=ReplicationStatusTypes.REPLICATION_STATUS
-            )
-        except HttpResponseError as exc:
-            if exc.status_code == 404:
-                return None
-            raise
+    """Read an image version with its replication status (GET only, bounded); None if it does not exist."""
+    where = (resource_group, gallery, image, version)
+    found = _read_version(settings, subscription_id, where, credential, with_replication=True)
+    if found is None:
+        return None
     props = found.properties
     source = props.storage_profile.source if props and props.storage_profile else None
     publishing = props.publishing_profile if props else None
     eol = getattr(publishing, "end_of_life_date", None)
-    replication = props.replication_status if props else None
     return VersionSourceFacts(
         id=found.id or "",
         location=found.location or "",
         provisioning_state=_canonical(props.provisioning_state) if props else None,
         source_id=(source.id or source.virtual_machine_id) if source is not None else None,
         end_of_life_date=eol.isoformat() if eol is not None else None,
-        replication=tuple(
-            RegionReplication(
-                region=entry.region or "",
-                state=_canonical(entry.state) or "Unknown",
-                progress=entry.progress,
-                details=" ".join((entry.details or "").split()),
-            )
-            for entry in ((replication.summary or []) if replication else [])
-        ),
+        replication=_replication_of(props),
     )
