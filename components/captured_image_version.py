@@ -166,6 +166,41 @@ def publishing_profile(v: ImageVersionSpec) -> compute.GalleryImageVersionPublis
     }
 
 
+def gallery_image_version(
+    name: str,
+    version: ImageVersionSpec,
+    definition: ImageDefinitionSpec,
+    gallery: GallerySpec,
+    source: compute.GalleryArtifactVersionFullSourceArgsDict,
+    depends_on: list[pulumi.Resource],
+    parent: pulumi.Resource,
+) -> compute.GalleryImageVersion:
+    """The version resource, captured or promoted: `source` must be an output of the step that has to finish
+    first (the ARM half's VM ID, or the promotion checks' source ID), so the version can never race it."""
+    v = version
+    safety: compute.GalleryImageVersionSafetyProfileArgsDict = {
+        "allow_deletion_of_replicated_locations": v.allow_deletion_of_replicated_locations,
+        "block_deletion_before_end_of_life": v.block_deletion_before_end_of_life,
+    }
+    return compute.GalleryImageVersion(
+        name,
+        gallery_image_version_name=v.version,
+        gallery_image_name=definition.name,
+        gallery_name=gallery.name,
+        resource_group_name=gallery.resource_group,
+        location=gallery.location,
+        storage_profile={"source": source},
+        publishing_profile=publishing_profile(v),
+        safety_profile=safety,
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=depends_on,
+            custom_timeouts=pulumi.CustomTimeouts(create=f"{v.create_timeout_minutes:g}m"),
+            protect=v.protect,
+        ),
+    )
+
+
 class CapturedImageVersion(pulumi.ComponentResource):
     """A gallery image version captured from a source VM, after that VM was generalized and deallocated."""
 
@@ -213,27 +248,9 @@ class CapturedImageVersion(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=vm_depends, provider=args.host),
         )
 
-        safety: compute.GalleryImageVersionSafetyProfileArgsDict = {
-            "allow_deletion_of_replicated_locations": v.allow_deletion_of_replicated_locations,
-            "block_deletion_before_end_of_life": v.block_deletion_before_end_of_life,
-        }
-        self.image_version = compute.GalleryImageVersion(
-            name,
-            gallery_image_version_name=v.version,
-            gallery_image_name=d.name,
-            gallery_name=args.gallery.name,
-            resource_group_name=args.gallery.resource_group,
-            location=args.gallery.location,
-            # The VM ID comes from the ARM half's output: the capture cannot start before verification.
-            storage_profile={"source": {"virtual_machine_id": self.vm.vm_id}},
-            publishing_profile=publishing_profile(v),
-            safety_profile=safety,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[self.vm, args.gallery_image],
-                custom_timeouts=pulumi.CustomTimeouts(create=f"{v.create_timeout_minutes:g}m"),
-                protect=v.protect,
-            ),
+        # The VM ID comes from the ARM half's output: the capture cannot start before verification.
+        self.image_version = gallery_image_version(
+            name, v, d, args.gallery, {"virtual_machine_id": self.vm.vm_id}, [self.vm, args.gallery_image], self
         )
         self.register_outputs({"versionId": self.image_version.id, "sourceVmId": source.id})
 

@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import compute
 
-from components.captured_image_version import arm_props, publishing_profile
+from components.captured_image_version import arm_props, gallery_image_version
 from config import AzureSpec, GallerySpec, ImageDefinitionSpec, ImageVersionSpec, SourceVersionSpec
 from hooks.engine_log import child_urn
 from hooks.promotion import VersionPromotion
@@ -112,27 +112,9 @@ class PromotedImageVersion(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
-        safety: compute.GalleryImageVersionSafetyProfileArgsDict = {
-            "allow_deletion_of_replicated_locations": v.allow_deletion_of_replicated_locations,
-            "block_deletion_before_end_of_life": v.block_deletion_before_end_of_life,
-        }
-        self.image_version = compute.GalleryImageVersion(
-            name,
-            gallery_image_version_name=v.version,
-            gallery_image_name=d.name,
-            gallery_name=args.gallery.name,
-            resource_group_name=args.gallery.resource_group,
-            location=args.gallery.location,
-            # The source ID comes from the checks' output: the copy cannot start before they passed.
-            storage_profile={"source": {"id": self.promotion.source_id}},
-            publishing_profile=publishing_profile(v),
-            safety_profile=safety,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[self.promotion, args.gallery_image],
-                custom_timeouts=pulumi.CustomTimeouts(create=f"{v.create_timeout_minutes:g}m"),
-                protect=v.protect,
-            ),
+        # The source ID comes from the checks' output: the copy cannot start before they passed.
+        self.image_version = gallery_image_version(
+            name, v, d, args.gallery, {"id": self.promotion.source_id}, [self.promotion, args.gallery_image], self
         )
         self.register_outputs({"versionId": self.image_version.id, "sourceVersionId": self.promotion.source_id})
 
