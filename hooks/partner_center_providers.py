@@ -23,7 +23,7 @@ from hooks.engine_log import sink_for
 from hooks.errors import ArmError
 from hooks.log import Log
 from hooks.login import ConfiguredLogin
-from hooks.providers import StepFailed, _known, _user_facing, arm_settings
+from hooks.providers import StepFailed, _known, _user_facing, arm_settings, declared_inputs
 
 REGISTRATION_OUTPUTS = ("subscription_id", "namespace", "registration_state", "resource_name")
 PRINCIPAL_OUTPUTS = ("object_id", "app_id", "display_name", "resource_name")
@@ -128,13 +128,6 @@ class PartnerCenterServicePrincipalProvider(ConfiguredLogin, ResourceProvider):
         """Nothing to delete: the service principal belongs to the tenant, not to this stack."""
 
 
-def _inputs(name: str, props: Mapping[str, Any], outputs: tuple[str, ...]) -> dict[str, Any]:
-    inputs: dict[str, Any] = dict.fromkeys(outputs)
-    inputs.update(props)
-    inputs["resource_name"] = name
-    return inputs
-
-
 class ProviderRegistration(pulumi.dynamic.Resource, module="partnercenter", name="ProviderRegistration"):
     """A resource provider namespace registered on a subscription (left registered on delete)."""
 
@@ -143,7 +136,7 @@ class ProviderRegistration(pulumi.dynamic.Resource, module="partnercenter", name
     registration_state: pulumi.Output[str]
 
     def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(ProviderRegistrationProvider(), name, _inputs(name, props, REGISTRATION_OUTPUTS), opts)
+        super().__init__(ProviderRegistrationProvider(), name, declared_inputs(name, props, REGISTRATION_OUTPUTS), opts)
 
 
 class PartnerCenterServicePrincipal(
@@ -156,4 +149,6 @@ class PartnerCenterServicePrincipal(
     object_id: pulumi.Output[str]
 
     def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(PartnerCenterServicePrincipalProvider(), name, _inputs(name, props, PRINCIPAL_OUTPUTS), opts)
+        super().__init__(
+            PartnerCenterServicePrincipalProvider(), name, declared_inputs(name, props, PRINCIPAL_OUTPUTS), opts
+        )

@@ -719,23 +719,9 @@ def _run_checks(
             "exists already, and the gallery's tenant, are checked once it is"
         )
 
-    kept: list[Mismatch] = []
-    for problem in problems:
-        if problem.unverified and t.on_arm_unreachable == "warn":
-            log.warn(
-                f"{problem} {ON_ARM_UNREACHABLE_PATH} is warn: continuing without this check; Azure may still "
-                "refuse the capture later."
-            )
-        elif problem.unverified:
-            kept.append(
-                replace(
-                    problem,
-                    message=f"{problem.message} To continue without these checks (a warning instead of a failure), "
-                    f"set {ON_ARM_UNREACHABLE_PATH} to warn.",
-                )
-            )
-        else:
-            kept.append(problem)
+    kept = apply_unreachable_policy(
+        problems, t.on_arm_unreachable, log, "continuing without this check; Azure may still refuse the capture later."
+    )
     mismatches = sum(1 for p in problems if not p.unverified)
     unverified = len(problems) - mismatches
     verdict = f"{mismatches} mismatch(es)" if mismatches else "no mismatch"
@@ -746,6 +732,28 @@ def _run_checks(
         f"({'; '.join(sorted(reader.done)) or 'no reads'})"
     )
     return kept, facts
+
+
+def apply_unreachable_policy(
+    problems: Sequence[Mismatch], on_arm_unreachable: str, log: Log, warning: str
+) -> list[Mismatch]:
+    """The problems that fail the check. A read that could not reach ARM (or was denied) is a warning with
+    `onArmUnreachable: warn`; otherwise it fails, saying how to turn it into a warning. Real mismatches always fail."""
+    kept: list[Mismatch] = []
+    for problem in problems:
+        if problem.unverified and on_arm_unreachable == "warn":
+            log.warn(f"{problem} {ON_ARM_UNREACHABLE_PATH} is warn: {warning}")
+        elif problem.unverified:
+            kept.append(
+                replace(
+                    problem,
+                    message=f"{problem.message} To continue without these checks (a warning instead of a failure), "
+                    f"set {ON_ARM_UNREACHABLE_PATH} to warn.",
+                )
+            )
+        else:
+            kept.append(problem)
+    return kept
 
 
 def _vm_checks(reader: _Reader, vm: VmRef, t: CaptureTarget) -> tuple[list[Mismatch], VmFacts | None]:

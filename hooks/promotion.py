@@ -401,20 +401,9 @@ def run_checks(
                     if found is not None:
                         problems.append(found)
 
-    kept: list[Mismatch] = []
-    for problem in problems:
-        if problem.unverified and t.on_arm_unreachable == "warn":
-            log.warn(f"{problem} {ON_ARM_UNREACHABLE_PATH} is warn: continuing without this check.")
-        elif problem.unverified:
-            kept.append(
-                replace(
-                    problem,
-                    message=f"{problem.message} To continue without these checks (a warning instead of a failure), "
-                    f"set {ON_ARM_UNREACHABLE_PATH} to warn.",
-                )
-            )
-        else:
-            kept.append(problem)
+    from hooks.preflight import apply_unreachable_policy
+
+    kept = apply_unreachable_policy(problems, t.on_arm_unreachable, log, "continuing without this check.")
     verdict = f"{len(kept)} problem(s)" if kept else "no mismatch"
     log.info(
         f"promotion checks of {t.version_path} ({t.source_label}): {verdict} in {time.monotonic() - started:.2f}s "

@@ -391,7 +391,7 @@ def _checked_status(settings: ArmSettings, vm: VmRef, target: preflight.CaptureT
     return status if status is not None else arm.get_status(settings, vm, log)
 
 
-def _inputs(name: str, props: Mapping[str, Any], outputs: tuple[str, ...]) -> dict[str, Any]:
+def declared_inputs(name: str, props: Mapping[str, Any], outputs: tuple[str, ...]) -> dict[str, Any]:
     """Every output declared up front (as None) so Pulumi knows it exists, the resource's name for log lines."""
     inputs: dict[str, Any] = dict.fromkeys(outputs)
     inputs.update(props)
@@ -409,7 +409,7 @@ class GuestGeneralization(pulumi.dynamic.Resource, module="generalization", name
     finished_at: pulumi.Output[str]
 
     def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(GuestGeneralizationProvider(), name, _inputs(name, props, GUEST_OUTPUTS), opts)
+        super().__init__(GuestGeneralizationProvider(), name, declared_inputs(name, props, GUEST_OUTPUTS), opts)
 
 
 class VmGeneralization(pulumi.dynamic.Resource, module="generalization", name="VmGeneralization"):
@@ -422,4 +422,4 @@ class VmGeneralization(pulumi.dynamic.Resource, module="generalization", name="V
     finished_at: pulumi.Output[str]
 
     def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(VmGeneralizationProvider(), name, _inputs(name, props, VM_OUTPUTS), opts)
+        super().__init__(VmGeneralizationProvider(), name, declared_inputs(name, props, VM_OUTPUTS), opts)
