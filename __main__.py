@@ -20,7 +20,13 @@ except ConfigError as exc:
 gallery = ImageGallery(
     stack.gallery.name, ImageGalleryArgs(stack.gallery, stack.images, stack.publisher, azure=stack.azure)
 )
-chains = [f"{d.name}-{v.version}" for d in stack.images for v in d.versions if v.source_vm is not None]
+# A chain per captured version; a promoted version needs a host only for its test boot (validate: true).
+chains = [
+    f"{d.name}-{v.version}"
+    for d in stack.images
+    for v in d.versions
+    if v.source_vm is not None or d.test_boot is not None
+]
 hosts = GeneralizationHosts(chains, stack.azure.parallel_hosts, login=config.login_from_pulumi())
 source_stacks = SourceStacks()
 version_ids: dict[str, pulumi.Output[str]] = {}
@@ -42,6 +48,7 @@ for d_index, definition in enumerate(stack.images):
                     gallery_id=gallery.gallery.id,
                     definition_path=definition_path,
                     version_path=version_path,
+                    host=hosts.for_chain(name) if definition.test_boot is not None else None,
                 ),
             )
         else:

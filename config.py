@@ -10,6 +10,7 @@ printed or logged without leaking them; the components hand them to Pulumi as se
 
 from __future__ import annotations
 
+import calendar
 import difflib
 import json
 import math
@@ -117,6 +118,17 @@ SYSPREP_CHECKS = (
 SYSPREP_EXTRA_ARGS_MAX_LENGTH = 200
 """extraArgs joined by spaces; the sysprep script must stay one cmd.exe command line (hooks/windows/sysprep.py)."""
 ON_ARM_UNREACHABLE = ("fail", "warn")
+CONFIDENTIAL_VM_ENCRYPTION_TYPES = ("EncryptedVMGuestStateOnlyWithPmk", "EncryptedWithPmk", "EncryptedWithCmk")
+"""`confidentialVmEncryptionType` of a version (targetRegions[].encryption.osDiskImage.securityProfile)."""
+CONFIDENTIAL_SECURITY_TYPES = ("ConfidentialVM", "ConfidentialVmSupported", "TrustedLaunchAndConfidentialVmSupported")
+"""Definition security types a confidential VM encryption type applies to."""
+PLAN_IMAGE_TYPES = {"x64Gen1": ("x64", "V1"), "x64Gen2": ("x64", "V2"), "Arm64Gen2": ("Arm64", "V2")}
+"""`planImageType`: the image type of the Marketplace plan's technical configuration → (architecture,
+hyperVGeneration) the definition must have."""
+DEFAULT_END_OF_LIFE_MONTHS = 6
+"""The Azure CLI's default end of life of a new image version (and deletion blocked before it)."""
+TEST_BOOT_VM_SIZES = {"x64": "Standard_D2s_v5", "Arm64": "Standard_D2ps_v5", "confidential": "Standard_DC2as_v5"}
+"""Default `validation.vmSize` of the test boot, by architecture (confidential definitions need a DC size)."""
 
 # Naming rules: https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules
 # Microsoft.Compute/galleries: 1-80, alphanumerics, underscores and periods, start and end with alphanumeric.
@@ -135,7 +147,60 @@ _SHA256_HEX = re.compile(r"^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$")
 # At most 50 per resource; names up to 512 and values up to 256 characters; no `< > % & \ ? /` in names.
 _MAX_TAGS, _MAX_TAG_NAME, _MAX_TAG_VALUE = 50, 512, 256
 _TAG_NAME_FORBIDDEN = set("<>%&\\?/")
+_DISK_ENCRYPTION_SET_ID = re.compile(
+    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[-\w._()]{1,90}/providers/Microsoft\.Compute"
+    r"/diskEncryptionSets/[A-Za-z0-9_-]{1,80}$",
+    re.IGNORECASE,
+)
+_SUBNET_ID = re.compile(
+    r"^/subscriptions/(?P<sub>[0-9a-fA-F-]{36})/resourceGroups/(?P<rg>[-\w._()]{1,90})/providers/Microsoft\.Network"
+    r"/virtualNetworks/(?P<vnet>[-\w.]{2,64})/subnets/(?P<subnet>[-\w.]{1,80})$",
+    re.IGNORECASE,
+)
+_VM_SIZE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{2,63}$")
 _MAX_U32 = 2**31 - 1  # Azure stores each version part as a 32-bit signed integer
+_MAX_LUN = 63
+_ADMIN_USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,19}$")
+_RESERVED_ADMIN_NAMES = frozenset(
+    [
+        "administrator",
+        "admin",
+        "user",
+        "user1",
+        "user2",
+        "user3",
+        "user4",
+        "user5",
+        "test",
+        "test1",
+        "test2",
+        "test3",
+        "1",
+        "123",
+        "a",
+        "actuser",
+        "adm",
+        "admin1",
+        "admin2",
+        "aspnet",
+        "backup",
+        "console",
+        "david",
+        "guest",
+        "john",
+        "owner",
+        "root",
+        "server",
+        "sql",
+        "support",
+        "support_388945a0",
+        "sys",
+    ]
+)
+"""Administrator names Azure refuses for a VM (osProfile.adminUsername)."""
+MARKETPLACE_PLAN_SOURCE = (
+    "https://learn.microsoft.com/partner-center/marketplace-offers/azure-vm-plan-technical-configuration"
+)
 
 
 class Secret:
@@ -344,6 +409,37 @@ class TargetRegionSpec:
     """1-100 replicas in this region."""
     storage_account_type: str = "Standard_LRS"
     exclude_from_latest: bool = False
+    disk_encryption_set_id: str | None = None
+    """Disk encryption set of this region for the OS disk and every data disk (`encryption.osDiskImage` /
+    `dataDiskImages`); None: platform-managed keys."""
+    confidential_vm_disk_encryption_set_id: str | None = None
+    """With confidentialVmEncryptionType EncryptedWithCmk: this region's disk encryption set for the confidential
+    OS disk (`osDiskImage.securityProfile.secureVMDiskEncryptionSetId`)."""
+
+
+@dataclass(frozen=True)
+class TestBootSpec:
+    """The opt-in test boot of each new version of a definition (`validate: true`): a throwaway VM from the version
+    in its first target region, with no public IP, deleted once Azure reports it provisioned with a Ready agent."""
+
+    __test__ = False  # not a pytest test class
+
+    resource_group: str
+    """Existing resource group the throwaway VM, its NIC and disks are created in (subscription of the subnet)."""
+    subnet_id: str
+    """Subnet the VM's only NIC joins (no public IP); its virtual network must be in the first target region."""
+    vm_size: str
+    """Size of the throwaway VM."""
+    timeout_minutes: float = 20.0
+    """Bound for provisioning and the guest agent to report Ready."""
+    admin_username: str = "igvalidate"
+    """Administrator of a Generalized image's VM (its password is generated per run and never stored)."""
+
+    @property
+    def subscription_id(self) -> str:
+        m = _SUBNET_ID.fullmatch(self.subnet_id)
+        assert m is not None
+        return m["sub"]
 
 
 @dataclass(frozen=True)
@@ -390,15 +486,25 @@ class ImageVersionSpec:
     replication_mode: str = "Full"
     exclude_from_latest: bool = False
     end_of_life_date: str | None = None
-    """ISO date after which the version should not be used."""
+    """ISO date after which the version should not be used; None: not configured, the Azure CLI's default applies
+    (DEFAULT_END_OF_LIFE_MONTHS after the version is first created, kept in the state afterwards)."""
     create_timeout_minutes: float = 180.0
     """Bound for Azure's capture + replication (it can take hours with many regions)."""
     protect: bool = True
     """Protect the published version from `pulumi destroy` and accidental replacement."""
     allow_deletion_of_replicated_locations: bool = False
-    block_deletion_before_end_of_life: bool = False
+    block_deletion_before_end_of_life: bool | None = None
+    """None: not configured, the Azure CLI's default applies (deletion blocked before the end of life)."""
+    default_end_of_life_date: str | None = None
+    """What the Azure CLI's default end of life is for a version created today (used when end_of_life_date is
+    None)."""
     source_version: SourceVersionSpec | None = None
     """The version it is promoted from (instead of `source_vm`): no guest step, no ARM half."""
+    data_disk_luns: tuple[int, ...] | None = None
+    """`dataDiskLuns`: the LUNs of the source VM's data disks (Azure captures them all); preview holds the VM to
+    them. None: not declared (whatever the VM has is captured; preview lists it)."""
+    confidential_vm_encryption_type: str | None = None
+    """One of CONFIDENTIAL_VM_ENCRYPTION_TYPES, for confidential definitions only."""
 
 
 @dataclass(frozen=True)
@@ -434,6 +540,10 @@ class ImageDefinitionSpec:
     """The definition's purchase plan (name, publisher, product)."""
     disallowed_disk_types: tuple[str, ...] = ()
     """Managed disk types VMs from this image must not use (`disallowed.diskTypes`)."""
+    plan_image_type: str | None = None
+    """`planImageType`: the Marketplace plan's image type this definition is published as (PLAN_IMAGE_TYPES)."""
+    test_boot: TestBootSpec | None = None
+    """`validate: true` with `validation`: boot each new version once before calling it done."""
 
     @property
     def latest_version(self) -> str | None:
@@ -469,6 +579,8 @@ class _Shared:
     """Key paths written in plaintext in the stack file, when it was read: a secret field at one of them is
     refused even when another field of the same top-level key is `secure:`."""
     allow_unknown_regions: bool = False
+    marketplace: bool = True
+    """The gallery's `marketplace` switch: Marketplace-only keys are refused without it."""
     warnings: list[str] = field(default_factory=list)
     stack: str | None = None
     """The stack being loaded, when known: a version cannot be promoted from its own stack."""
@@ -1009,10 +1121,64 @@ def _target_region(node: _Node, default_replicas: int, default_storage: str) -> 
     replicas = node.integer("replicaCount", default_replicas, 1, 100)
     storage = node.choice("storageAccountType", STORAGE_ACCOUNT_TYPES, default_storage)
     exclude = node.boolean("excludeFromLatest", False)
+    hint = (
+        "is not a disk encryption set ID "
+        "(/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Compute/diskEncryptionSets/<name>)"
+    )
+    des = node.string("diskEncryptionSetId", None, _DISK_ENCRYPTION_SET_ID, hint)
+    cvm_des = node.string("confidentialVmDiskEncryptionSetId", None, _DISK_ENCRYPTION_SET_ID, hint)
     node.done()
     if name is None:
         return None
-    return TargetRegionSpec(name, replicas, storage, exclude)
+    return TargetRegionSpec(name, replicas, storage, exclude, des, cvm_des)
+
+
+def _default_end_of_life(today: date) -> str:
+    """DEFAULT_END_OF_LIFE_MONTHS after `today` (the last day of the month when that day does not exist)."""
+    month = today.month - 1 + DEFAULT_END_OF_LIFE_MONTHS
+    year, month = today.year + month // 12, month % 12 + 1
+    day = min(today.day, calendar.monthrange(year, month)[1])
+    return date(year, month, day).isoformat() + "T00:00:00Z"
+
+
+def _data_disk_luns(node: _Node) -> tuple[int, ...] | None:
+    value = node.raw("dataDiskLuns")
+    if value is _MISSING or value is None:
+        return None
+    if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+        node.problem("dataDiskLuns", f"must be a list of LUNs (integers 0-63), got {value!r}")
+        return None
+    bad = [v for v in value if not 0 <= v <= _MAX_LUN]
+    if bad:
+        node.problem("dataDiskLuns", f"{bad} out of range: a LUN is 0-{_MAX_LUN}")
+        return None
+    if len(set(value)) != len(value):
+        node.problem("dataDiskLuns", "lists a LUN more than once")
+        return None
+    return tuple(sorted(value))
+
+
+def _check_encryption(
+    node: _Node, regions: list[TargetRegionSpec], definition: Mapping[str, Any], cvm_type: str | None
+) -> None:
+    """Confidential VM encryption only for confidential definitions; a customer-managed key needs a confidential
+    disk encryption set in every target region, and only then."""
+    security = definition.get("security_type")
+    if cvm_type is not None and security is not None and security not in CONFIDENTIAL_SECURITY_TYPES:
+        node.problem(
+            "confidentialVmEncryptionType",
+            f"is only for confidential definitions (securityType {', '.join(CONFIDENTIAL_SECURITY_TYPES)}); the "
+            f"definition's securityType is {security}: remove it or change securityType",
+        )
+    for i, region in enumerate(regions):
+        at = f"{node.at('targetRegions')}[{i}].confidentialVmDiskEncryptionSetId"
+        if cvm_type == "EncryptedWithCmk" and region.confidential_vm_disk_encryption_set_id is None:
+            node.problems.append(
+                f"{at}: is required in every target region with confidentialVmEncryptionType EncryptedWithCmk "
+                f"(the disk encryption set of {region.name} holding the customer-managed key)"
+            )
+        if cvm_type != "EncryptedWithCmk" and region.confidential_vm_disk_encryption_set_id is not None:
+            node.problems.append(f"{at}: is only used with confidentialVmEncryptionType EncryptedWithCmk")
 
 
 def _version(
@@ -1046,6 +1212,8 @@ def _version(
     names = [r.name for r in regions]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         node.problem("targetRegions", f"region {dup!r} is listed more than once")
+    cvm_type = node.choice("confidentialVmEncryptionType", CONFIDENTIAL_VM_ENCRYPTION_TYPES, None)
+    _check_encryption(node, regions, definition, cvm_type)
     spec_kwargs = dict(
         replication_mode=node.choice("replicationMode", REPLICATION_MODES, "Full"),
         exclude_from_latest=node.boolean("excludeFromLatest", False),
@@ -1053,8 +1221,17 @@ def _version(
         create_timeout_minutes=node.positive("createTimeoutMinutes", ImageVersionSpec.create_timeout_minutes),
         protect=node.boolean("protect", True),
         allow_deletion_of_replicated_locations=node.boolean("allowDeletionOfReplicatedLocations", False),
-        block_deletion_before_end_of_life=node.boolean("blockDeletionBeforeEndOfLife", False),
+        block_deletion_before_end_of_life=(
+            node.boolean("blockDeletionBeforeEndOfLife", True)
+            if node.raw("blockDeletionBeforeEndOfLife") not in (_MISSING, None)
+            else None
+        ),
+        data_disk_luns=_data_disk_luns(node),
+        confidential_vm_encryption_type=cvm_type,
+        default_end_of_life_date=_default_end_of_life(today),
     )
+    if promoted and spec_kwargs["data_disk_luns"] is not None:
+        node.problem("dataDiskLuns", "is only used with sourceVm (a promoted version keeps its source's data disks)")
     node.done()
     if source is not None:
         _check_source_fits(node, source, definition)
@@ -1179,6 +1356,8 @@ def _definition(node: _Node, source_vms: Mapping[str, SourceVmSpec | None], toda
         **_features(node, fields),
         "purchase_plan": _purchase_plan(node),
         "disallowed_disk_types": _disallowed_disk_types(node),
+        "plan_image_type": _plan_image_type(node, fields),
+        "test_boot": _test_boot(node, fields),
     }
     rec = node.child("recommended")
     limits: dict[str, Any] = {}
@@ -1253,6 +1432,68 @@ def _features(node: _Node, fields: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _plan_image_type(node: _Node, fields: Mapping[str, Any]) -> str | None:
+    """`planImageType`: the Marketplace plan's image type must fit the definition's architecture and Hyper-V
+    generation (a Gen1 plan image cannot be a V2 definition). Marketplace galleries only."""
+    kind: str | None = node.choice("planImageType", PLAN_IMAGE_TYPES, None)
+    if kind is None:
+        return None
+    if not node.shared.marketplace:
+        node.problem("planImageType", "is a Marketplace rule: remove it, or set marketplace: true")
+        return None
+    architecture, generation = PLAN_IMAGE_TYPES[kind]
+    have = (fields.get("architecture"), fields.get("hyper_v_generation"))
+    if None not in have and have != (architecture, generation):
+        node.problem(
+            "planImageType",
+            f"{kind} needs architecture {architecture} and hyperVGeneration {generation}, but the definition has "
+            f"architecture {have[0]} and hyperVGeneration {have[1]}: Partner Center refuses the image for this plan "
+            f"image type ({MARKETPLACE_PLAN_SOURCE}). Fix: change hyperVGeneration/architecture (and the source VM), "
+            "or planImageType to the plan image type the definition fits",
+        )
+    return kind
+
+
+def _test_boot(node: _Node, fields: Mapping[str, Any]) -> TestBootSpec | None:
+    """`validate: true` + `validation`: the test boot of each new version."""
+    validate = node.boolean("validate", False)
+    child = node.child("validation")
+    if child is None:
+        if validate:
+            node.problem(
+                "validation",
+                "is required with validate: true: {resourceGroup: <existing group>, subnetId: <subnet ID>} for the "
+                "throwaway VM (it gets no public IP)",
+            )
+        return None
+    rg = child.string("resourceGroup", None, _RESOURCE_GROUP, "is not a valid resource group name", required=True)
+    subnet = child.string(
+        "subnetId",
+        None,
+        _SUBNET_ID,
+        "is not a subnet ID (/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Network/virtualNetworks/"
+        "<vnet>/subnets/<subnet>)",
+        required=True,
+    )
+    confidential = fields.get("security_type") in CONFIDENTIAL_SECURITY_TYPES
+    default_size = TEST_BOOT_VM_SIZES["confidential" if confidential else str(fields.get("architecture") or "x64")]
+    size = child.string("vmSize", default_size, _VM_SIZE, "is not a VM size like Standard_D2s_v5")
+    timeout = child.positive("timeoutMinutes", TestBootSpec.timeout_minutes)
+    username = child.string(
+        "adminUsername", TestBootSpec.admin_username, _ADMIN_USERNAME, "is not a valid administrator name"
+    )
+    if username in _RESERVED_ADMIN_NAMES:
+        child.problem("adminUsername", f"{username!r} is a name Azure refuses for a VM administrator; choose another")
+        username = None
+    child.done()
+    if not validate:
+        node.problem("validation", "is only used with validate: true (set it, or remove validation)")
+        return None
+    if rg is None or subnet is None or size is None or username is None:
+        return None
+    return TestBootSpec(rg, subnet, size, timeout, username)
+
+
 def _purchase_plan(node: _Node) -> PurchasePlanSpec | None:
     child = node.child("purchasePlan")
     if child is None:
@@ -1307,6 +1548,7 @@ def load(
     shared.allow_unknown_regions = root.boolean("allowUnknownRegions", False)
 
     gallery = _gallery(root)
+    shared.marketplace = gallery.marketplace if gallery is not None else True
     publisher = _publisher(root)
     azure = replace(_azure(root), allow_unknown_regions=shared.allow_unknown_regions)
     source_node = root.child("sourceVms")

@@ -26,6 +26,8 @@ SECRET = "[secret]"
 DYNAMIC_GUEST = "pulumi-python:dynamic/generalization:GuestGeneralization"
 DYNAMIC_VM = "pulumi-python:dynamic/generalization:VmGeneralization"
 DYNAMIC_PROMOTION = "pulumi-python:dynamic/promotion:VersionPromotion"
+DYNAMIC_TEST_BOOT = "pulumi-python:dynamic/validation:VersionTestBoot"
+VERSION = "azure-native:compute:GalleryImageVersion"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """How the SDK sends a value not known yet (here: what another stack exports, read only by the engine)."""
@@ -292,6 +294,7 @@ def run_program(
                             "additionalSecretOutputs": list(request.additionalSecretOutputs),
                             "customTimeouts": json_format.MessageToDict(request.customTimeouts),
                             "provider": request.provider or None,
+                            "ignoreChanges": list(request.ignoreChanges),
                         },
                     )
                 )
@@ -416,13 +419,74 @@ def describe(resources: list[PlannedResource]) -> list[dict[str, Any]]:
             else:
                 entry["sourceVersionId"] = inputs.get("source_id")
             entry["previewChecks"] = list(promotion_checks)
+        if r.type == DYNAMIC_TEST_BOOT:
+            from hooks.version_boot import TEST_BOOT_STEPS
+
+            entry["steps"] = list(TEST_BOOT_STEPS)
+            entry["notes"] = [
+                "nothing is touched in `pulumi preview`; a failed boot fails this resource, not the version"
+            ]
+        if r.type == VERSION:
+            entry["notes"] = _version_notes(r)
         if r.type == DYNAMIC_VM:
             generalize = inputs.get("generalize")
             entry["steps"] = list(pipeline.VM_STEPS_GENERALIZED if generalize else pipeline.VM_STEPS_SPECIALIZED)
             if inputs.get("capture") and checks:  # Specialized: the ARM half runs the capture-time checks
                 entry["previewChecks"] = _capture_checks(checks, inputs.get("capture"))
         out.append(entry)
+    _add_capture_notes(out)
     return out
+
+
+def _version_notes(r: PlannedResource) -> list[str]:
+    """What the version takes from the Azure CLI's defaults (issue 12): said so, with how it is kept stable."""
+    from components.captured_image_version import BLOCK_DELETION_PROPERTY, END_OF_LIFE_PROPERTY
+    from config import DEFAULT_END_OF_LIFE_MONTHS
+
+    pinned = r.options.get("ignoreChanges") or []
+    notes = []
+    if END_OF_LIFE_PROPERTY in pinned:
+        eol = (r.inputs.get("publishingProfile") or {}).get("endOfLifeDate")
+        notes.append(
+            f"endOfLifeDate {eol}: the Azure CLI's default ({DEFAULT_END_OF_LIFE_MONTHS} months after the version is "
+            "first created; endOfLifeDate not configured), kept from the first creation on (later runs show no diff)"
+        )
+    if BLOCK_DELETION_PROPERTY in pinned:
+        notes.append(
+            "blockDeletionBeforeEndOfLife true: the Azure CLI's default (not configured): Azure refuses to delete the "
+            "version before its end of life, `pulumi destroy` of it included"
+        )
+    return notes
+
+
+def _add_capture_notes(entries: list[dict[str, Any]]) -> None:
+    """The data disks a captured version gets, and the plan image type, on the version's entry (from the capture
+    input of its chain)."""
+    captures = {}
+    for e in entries:
+        capture = e["inputs"].get("capture")
+        if e["type"] in (DYNAMIC_GUEST, DYNAMIC_VM) and isinstance(capture, dict):
+            captures[e["name"].rsplit("-", 1)[0]] = capture
+    for e in entries:
+        capture = captures.get(e["name"]) if e["type"] == VERSION else None
+        if capture is None:
+            continue
+        luns = capture.get("data_disk_luns")
+        if luns is not None:
+            shown = ", ".join(str(lun) for lun in luns) or "none"
+            e["notes"].append(f"data disks: LUN {shown} (dataDiskLuns; preview holds the VM to them)")
+        else:
+            e["notes"].append(
+                "data disks: every data disk of the VM is captured with its LUN (Azure does it); `pulumi preview` "
+                "lists them as read from the VM (set dataDiskLuns to have them checked, and shown here)"
+            )
+        definition = capture.get("definition") or {}
+        if definition.get("plan_image_type"):
+            e["notes"].append(
+                f"Marketplace plan: planImageType {definition['plan_image_type']} fits architecture "
+                f"{definition.get('architecture')} and hyperVGeneration {definition.get('hyper_v_generation')} "
+                "(checked by the config)"
+            )
 
 
 def render_text(stack: str, entries: list[dict[str, Any]]) -> str:
@@ -444,6 +508,8 @@ def render_text(stack: str, entries: list[dict[str, Any]]) -> str:
                 lines.append(f"{pad}    depends on: {', '.join(e['dependsOn'])}")
             for key, value in _key_inputs(e).items():
                 lines.append(f"{pad}    {key}: {value}")
+            for note in e.get("notes", []):
+                lines.append(f"{pad}    note: {note}")
             for i, step in enumerate(e.get("steps", []), 1):
                 lines.append(f"{pad}    step {i}. {step}")
             if e.get("previewChecks"):
@@ -482,6 +548,7 @@ _SHOWN = {
     "azure-native:compute:GalleryImageVersion": ("galleryImageVersionName", "storageProfile", "publishingProfile"),
     DYNAMIC_GUEST: ("vm_id", "os_type", "ssh", "winrm", "credentials"),
     DYNAMIC_VM: ("vm_id", "generalize", "deallocate"),
+    DYNAMIC_TEST_BOOT: ("boot",),
     PARTNER_CENTER_REGISTRATION: ("subscription_id", "namespace"),
     PARTNER_CENTER_PRINCIPAL: ("app_id", "display_name", "graph_endpoint"),
 }
@@ -500,7 +567,9 @@ def _key_inputs(e: dict[str, Any]) -> dict[str, str]:
     if e.get("customTimeouts"):
         shown["customTimeouts"] = json.dumps(e["customTimeouts"])
     if "providerBlobBytes" in e:
-        module = "hooks.promotion" if e["type"] == DYNAMIC_PROMOTION else "hooks.providers"
+        module = {DYNAMIC_PROMOTION: "hooks.promotion", DYNAMIC_TEST_BOOT: "hooks.version_boot_provider"}.get(
+            e["type"], "hooks.providers"
+        )
         shown["provider blob"] = f"{e['providerBlobBytes']} bytes (a reference to {module}, no secrets)"
     return shown
 

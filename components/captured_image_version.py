@@ -12,9 +12,11 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import compute
 
-from config import AzureSpec, GallerySpec, ImageDefinitionSpec, ImageVersionSpec, SourceVmSpec
+from components.version_test_boot import version_test_boot
+from config import AzureSpec, GallerySpec, ImageDefinitionSpec, ImageVersionSpec, SourceVmSpec, TargetRegionSpec
 from hooks.engine_log import child_urn
 from hooks.providers import GuestGeneralization, VmGeneralization
+from hooks.version_boot_provider import VersionTestBoot
 
 SECONDS_PER_MINUTE = 60.0
 COMPONENT_TYPE = "image-gallery:index:CapturedImageVersion"
@@ -113,9 +115,12 @@ def capture_props(args: CapturedImageVersionArgs) -> dict[str, Any]:
             "disk_controller_types": list(d.disk_controller_types),
             "accelerated_network": d.accelerated_network,
             "hibernate": d.hibernate,
+            "plan_image_type": d.plan_image_type,
         },
         "marketplace": args.gallery.marketplace,
         "version": v.version,
+        "data_disk_luns": list(v.data_disk_luns) if v.data_disk_luns is not None else None,
+        "encrypts_data_disks": any(r.disk_encryption_set_id for r in v.target_regions),
         "target_regions": [r.name for r in v.target_regions],
         "gallery_id": args.gallery_id,
         "gallery_resource_group": args.gallery.resource_group,
@@ -147,23 +152,74 @@ def guest_credentials(source: SourceVmSpec) -> pulumi.Output[dict[str, str]]:
     return pulumi.Output.secret(creds)
 
 
+END_OF_LIFE_PROPERTY = "publishingProfile.endOfLifeDate"
+BLOCK_DELETION_PROPERTY = "safetyProfile.blockDeletionBeforeEndOfLife"
+
+
+def region_encryption(v: ImageVersionSpec, r: TargetRegionSpec) -> compute.EncryptionImagesArgsDict | None:
+    """`targetRegions[].encryption`: the region's disk encryption set for the OS disk and each declared data disk
+    LUN, and the confidential VM encryption type (with its own disk encryption set for EncryptedWithCmk)."""
+    os_disk: compute.OSDiskImageEncryptionArgsDict = {}
+    if r.disk_encryption_set_id is not None:
+        os_disk["disk_encryption_set_id"] = r.disk_encryption_set_id
+    if v.confidential_vm_encryption_type is not None:
+        security: compute.OSDiskImageSecurityProfileArgsDict = {
+            "confidential_vm_encryption_type": v.confidential_vm_encryption_type
+        }
+        if r.confidential_vm_disk_encryption_set_id is not None:
+            security["secure_vm_disk_encryption_set_id"] = r.confidential_vm_disk_encryption_set_id
+        os_disk["security_profile"] = security
+    if not os_disk:
+        return None
+    encryption: compute.EncryptionImagesArgsDict = {"os_disk_image": os_disk}
+    if r.disk_encryption_set_id is not None and v.data_disk_luns:
+        encryption["data_disk_images"] = [
+            {"lun": lun, "disk_encryption_set_id": r.disk_encryption_set_id} for lun in v.data_disk_luns
+        ]
+    return encryption
+
+
+def target_region(v: ImageVersionSpec, r: TargetRegionSpec) -> compute.GalleryTargetRegionArgsDict:
+    region: compute.GalleryTargetRegionArgsDict = {
+        "name": r.name,
+        "regional_replica_count": r.replica_count,
+        "storage_account_type": r.storage_account_type,
+        "exclude_from_latest": r.exclude_from_latest,
+    }
+    encryption = region_encryption(v, r)
+    if encryption is not None:
+        region["encryption"] = encryption
+    return region
+
+
+def end_of_life(v: ImageVersionSpec) -> tuple[str | None, bool]:
+    """The version's end of life, and whether it is the Azure CLI's default (then pinned at first creation)."""
+    if v.end_of_life_date is not None:
+        return v.end_of_life_date, False
+    return v.default_end_of_life_date, v.default_end_of_life_date is not None
+
+
 def publishing_profile(v: ImageVersionSpec) -> compute.GalleryImageVersionPublishingProfileArgsDict:
     return {
-        "target_regions": [
-            {
-                "name": r.name,
-                "regional_replica_count": r.replica_count,
-                "storage_account_type": r.storage_account_type,
-                "exclude_from_latest": r.exclude_from_latest,
-            }
-            for r in v.target_regions
-        ],
+        "target_regions": [target_region(v, r) for r in v.target_regions],
         "replica_count": v.replica_count,
         "storage_account_type": v.storage_account_type,
         "replication_mode": v.replication_mode,
         "exclude_from_latest": v.exclude_from_latest,
-        "end_of_life_date": v.end_of_life_date,
+        "end_of_life_date": end_of_life(v)[0],
     }
+
+
+def pinned_defaults(v: ImageVersionSpec) -> list[str]:
+    """Properties taking the Azure CLI's defaults, computed from the day of the run: Pulumi keeps the value of the
+    version's first creation (ignore_changes uses the state's input), so the default never causes a diff later,
+    and a version deployed before these defaults keeps what it has. Configuring the key lifts the pin."""
+    pinned = []
+    if end_of_life(v)[1]:
+        pinned.append(END_OF_LIFE_PROPERTY)
+    if v.block_deletion_before_end_of_life is None:
+        pinned.append(BLOCK_DELETION_PROPERTY)
+    return pinned
 
 
 def gallery_image_version(
@@ -180,7 +236,7 @@ def gallery_image_version(
     v = version
     safety: compute.GalleryImageVersionSafetyProfileArgsDict = {
         "allow_deletion_of_replicated_locations": v.allow_deletion_of_replicated_locations,
-        "block_deletion_before_end_of_life": v.block_deletion_before_end_of_life,
+        "block_deletion_before_end_of_life": v.block_deletion_before_end_of_life is not False,
     }
     return compute.GalleryImageVersion(
         name,
@@ -197,6 +253,7 @@ def gallery_image_version(
             depends_on=depends_on,
             custom_timeouts=pulumi.CustomTimeouts(create=f"{v.create_timeout_minutes:g}m"),
             protect=v.protect,
+            ignore_changes=pinned_defaults(v),
         ),
     )
 
@@ -207,6 +264,7 @@ class CapturedImageVersion(pulumi.ComponentResource):
     guest: GuestGeneralization | None
     vm: VmGeneralization
     image_version: compute.GalleryImageVersion
+    test_boot: VersionTestBoot | None
 
     def __init__(self, name: str, args: CapturedImageVersionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
@@ -251,6 +309,19 @@ class CapturedImageVersion(pulumi.ComponentResource):
         # The VM ID comes from the ARM half's output: the capture cannot start before verification.
         self.image_version = gallery_image_version(
             name, v, d, args.gallery, {"virtual_machine_id": self.vm.vm_id}, [self.vm, args.gallery_image], self
+        )
+        # Opt-in (validate: true): boot the new version once, after it exists, on the chain's host.
+        self.test_boot = version_test_boot(
+            name,
+            d,
+            v,
+            args.gallery,
+            arm_props(args.azure),
+            self.image_version,
+            self,
+            args.host,
+            args.definition_path,
+            self._child_urn(opts, name, VersionTestBoot.TYPE, f"{name}-test-boot"),
         )
         self.register_outputs({"versionId": self.image_version.id, "sourceVmId": source.id})
 

@@ -14,9 +14,11 @@ import pulumi
 from pulumi_azure_native import compute
 
 from components.captured_image_version import arm_props, gallery_image_version
+from components.version_test_boot import version_test_boot
 from config import AzureSpec, GallerySpec, ImageDefinitionSpec, ImageVersionSpec, SourceVersionSpec
 from hooks.engine_log import child_urn
 from hooks.promotion import VersionPromotion
+from hooks.version_boot_provider import VersionTestBoot
 
 COMPONENT_TYPE = "image-gallery:index:PromotedImageVersion"
 VERSION_IDS_OUTPUT = "versionIds"
@@ -57,6 +59,8 @@ class PromotedImageVersionArgs:
     """Config key path of the definition, for messages (e.g. `images[0]`)."""
     version_path: str = "images[?].versions[?]"
     """Config key path of the version, for messages (e.g. `images[0].versions[1]`)."""
+    host: pulumi.ProviderResource | None = None
+    """The dynamic provider host of the version's test boot (validate: true); None: the default."""
 
 
 def source_inputs(source: SourceVersionSpec, stacks: SourceStacks) -> tuple[pulumi.Input[str | None], dict[str, Any]]:
@@ -77,6 +81,7 @@ class PromotedImageVersion(pulumi.ComponentResource):
 
     promotion: VersionPromotion
     image_version: compute.GalleryImageVersion
+    test_boot: VersionTestBoot | None
 
     def __init__(self, name: str, args: PromotedImageVersionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
@@ -116,7 +121,26 @@ class PromotedImageVersion(pulumi.ComponentResource):
         self.image_version = gallery_image_version(
             name, v, d, args.gallery, {"id": self.promotion.source_id}, [self.promotion, args.gallery_image], self
         )
+        self.test_boot = version_test_boot(
+            name,
+            d,
+            v,
+            args.gallery,
+            arm_props(args.azure),
+            self.image_version,
+            self,
+            args.host,
+            args.definition_path,
+            self._boot_urn(opts, name),
+        )
         self.register_outputs({"versionId": self.image_version.id, "sourceVersionId": self.promotion.source_id})
+
+    @staticmethod
+    def _boot_urn(opts: pulumi.ResourceOptions | None, own_name: str) -> str | None:
+        if opts is not None and opts.parent is not None:
+            return None
+        own = f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{COMPONENT_TYPE}::{own_name}"
+        return child_urn(own, VersionTestBoot.TYPE, f"{own_name}-test-boot")
 
     @staticmethod
     def _child_urn(opts: pulumi.ResourceOptions | None, own_name: str, name: str) -> str | None:

@@ -313,6 +313,43 @@ class SharedLogin:
         self.close()
 
 
+class TenantLogin:
+    """The tokens of a SharedLogin for one other tenant (`get_token(..., tenant_id=…)`): an auxiliary tenant, whose
+    resources ARM serves only to a token of their own tenant (e.g. the source of a promotion across tenants). The
+    credential must allow the tenant (hooks/login.py: auxiliaryTenantIds → additionally_allowed_tenants)."""
+
+    def __init__(self, login: SharedLogin, tenant_id: str) -> None:
+        self.login = login
+        self.tenant_id = tenant_id
+
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        return self.login.get_token(*scopes, claims=claims, tenant_id=self.tenant_id, enable_cae=enable_cae, **kwargs)
+
+
+_AUTHORITY_TENANT = re.compile(r"authorization_uri=\"?https://[^/\"]+/([0-9A-Za-z.-]+)", re.I)
+_ISSUER_TENANT = re.compile(r"must match the tenant 'https://sts\.windows\.net/([0-9A-Za-z.-]+)/'", re.I)
+
+
+def tenant_of_refusal(response: Any) -> str | None:
+    """The tenant ARM names when it refuses a token of another tenant (401 InvalidAuthenticationTokenTenant): its
+    WWW-Authenticate `authorization_uri`, else its message. This is how Azure's own tools find a subscription's
+    tenant; None for any other answer."""
+    if response is None or response.status_code != 401:
+        return None
+    code, message = azure_error_detail(HttpResponseError(response=response))
+    if code != "InvalidAuthenticationTokenTenant":
+        return None
+    found = _AUTHORITY_TENANT.search(response.headers.get("WWW-Authenticate") or "") or _ISSUER_TENANT.search(message)
+    return found[1] if found else None
+
+
 class _LoginRefused(ClientAuthenticationError):
     """No token: the credential, Entra or the ID token source refused. Carries no HTTP response (ARM's own 401
     does), and says which login was used, each setting with where it came from; never a secret."""
@@ -1123,6 +1160,14 @@ def get_subscription_tenant(
     settings: ArmSettings, subscription_id: str, credential: TokenCredential | None = None
 ) -> str:
     """The tenant (directory) id a subscription belongs to."""
+    return read_subscription_tenant(settings, subscription_id, credential)[0]
+
+
+def read_subscription_tenant(
+    settings: ArmSettings, subscription_id: str, credential: TokenCredential | None = None
+) -> tuple[str, bool]:
+    """(the tenant id a subscription belongs to, True when ARM refused the login's token for it because the
+    subscription is in another tenant than the token's, naming that tenant)."""
     target = f"subscription {subscription_id}"
     call = _Call(settings, "read", target, PERMISSION_SUBSCRIPTION_READ)
     request = HttpRequest("GET", f"/subscriptions/{subscription_id}", params={"api-version": SUBSCRIPTIONS_API_VERSION})
@@ -1134,12 +1179,15 @@ def get_subscription_tenant(
                 f"{target} was not found ({code}): it does not exist or the identity has no role in it. "
                 f"Check the subscription id and the login (`az account list`). Azure said: {message}."
             )
+        other = tenant_of_refusal(response)
+        if other is not None:
+            return other, True  # a subscription of another tenant: ARM refuses our token, and names its tenant
         response.raise_for_status()
         body = response.json()
     tenant = body.get("tenantId") if isinstance(body, dict) else None
     if not isinstance(tenant, str) or not tenant:
         raise ArmError(f"ARM returned {target} without a tenantId. Run again.")
-    return tenant
+    return tenant, False
 
 
 LOCATIONS_API_VERSION = "2022-12-01"

@@ -65,3 +65,9 @@ class CaptureMismatch(ImageGalleryError):
 
 class PromotionMismatch(ImageGalleryError):
     """A source image version cannot be promoted into the configured version (found before anything was created)."""
+
+
+class TestBootFailed(ImageGalleryError):
+    """The throwaway VM booted from a new image version did not provision, or its guest agent never got Ready."""
+
+    __test__ = False  # not a pytest test class

@@ -132,6 +132,12 @@ def parse_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey
     elif isinstance(loaded, rsa.RSAPrivateKey):
         key_class = paramiko.RSAKey
     elif isinstance(loaded, ec.EllipticCurvePrivateKey):
+        # paramiko loads a PEM key on another curve without complaint, then fails mid-connect (AttributeError).
+        if loaded.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
+            raise ValueError(
+                f"SSH private keys on the curve {loaded.curve.name} are not supported; use Ed25519, RSA or ECDSA "
+                "on nistp256, nistp384 or nistp521"
+            )
         key_class = paramiko.ECDSAKey
     else:
         raise ValueError(

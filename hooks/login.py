@@ -21,7 +21,9 @@ host process, and credentials are built by `hooks.arm` per session. Secret value
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -79,10 +81,20 @@ LOGIN_KEYS: tuple[LoginKey, ...] = (
     LoginKey("useDefaultAzureCredential", ("ARM_USE_DEFAULT_AZURE_CREDENTIAL",)),
     LoginKey("environment", ("ARM_ENVIRONMENT", "AZURE_ENVIRONMENT")),
     LoginKey("disableInstanceDiscovery", ("ARM_DISABLE_INSTANCE_DISCOVERY",)),
+    LoginKey("auxiliaryTenantIds", ("ARM_AUXILIARY_TENANT_IDS",)),
 )
 """Every azure-native login setting the VM steps read (azure-native's provider configuration, auth part)."""
 
 SECRET_KEYS = frozenset(k.name for k in LOGIN_KEYS if k.secret)
+
+AUXILIARY_TENANTS = "auxiliaryTenantIds"
+"""The setting naming the other tenants whose tokens ARM needs for a cross-tenant request (a promotion from a
+gallery in another tenant): a JSON array, as azure-native reads both the stack setting and ARM_AUXILIARY_TENANT_IDS."""
+
+MAX_AUXILIARY_TENANTS = 3
+"""ARM takes at most three tokens in x-ms-authorization-auxiliary."""
+
+_TENANT_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.-]*$")
 
 
 def stack_key(name: str) -> str:
@@ -149,6 +161,36 @@ class LoginSettings:
         if self.flag("useMsi"):
             return "managed identity"
         return "DefaultAzureCredential"
+
+    @property
+    def auxiliary_source(self) -> str:
+        """Where the auxiliary tenants come from, for messages, e.g. "stack setting azure-native:auxiliaryTenantIds";
+        when unset, the keys to set."""
+        s = self.get(AUXILIARY_TENANTS)
+        return s.source if s is not None else f"{stack_key(AUXILIARY_TENANTS)} / ARM_AUXILIARY_TENANT_IDS, not set"
+
+    def auxiliary_tenants(self) -> tuple[str, ...]:
+        """The auxiliary tenant IDs (lower-case), in order; raises LoginSettingsError, naming where the value came
+        from, when it is not what azure-native reads (a JSON array of at most three tenant IDs)."""
+        s = self.get(AUXILIARY_TENANTS)
+        if s is None:
+            return ()
+        try:
+            value = json.loads(s.value)
+        except ValueError:
+            value = None
+        if not isinstance(value, list) or not all(isinstance(t, str) and _TENANT_ID.match(t) for t in value):
+            raise LoginSettingsError(
+                f"{s.source} is {s.value!r}, not a JSON array of tenant IDs; azure-native reads it as one too. Fix: "
+                f"""e.g. `pulumi config set --path '{stack_key(AUXILIARY_TENANTS)}[0]' <tenant ID>`, or """
+                """ARM_AUXILIARY_TENANT_IDS='["<tenant ID>"]'."""
+            )
+        if len(value) > MAX_AUXILIARY_TENANTS:
+            raise LoginSettingsError(
+                f"{s.source} names {len(value)} tenants; ARM accepts at most {MAX_AUXILIARY_TENANTS} auxiliary "
+                "tokens per request. Fix: keep only the tenants the promoted versions' sources are in."
+            )
+        return tuple(dict.fromkeys(t.lower() for t in value))
 
     def secrets(self) -> list[str]:
         return [s.value for _, s in self.settings if s.secret and s.value]
@@ -241,6 +283,10 @@ class LoginSettings:
         from azure import identity
 
         options = self._identity_options()
+        auxiliary = self.auxiliary_tenants()
+        if auxiliary:
+            # Tokens of these tenants are asked for with get_token(tenant_id=…) (promotion from another tenant).
+            options["additionally_allowed_tenants"] = list(auxiliary)
         method = self.method
         if method == "DefaultAzureCredential":
             try:
@@ -253,6 +299,7 @@ class LoginSettings:
         if method == "managed identity":
             client_id = self.value("clientId") or None
             options.pop("disable_instance_discovery", None)
+            options.pop("additionally_allowed_tenants", None)  # a managed identity lives in one tenant only
             return identity.ManagedIdentityCredential(client_id=client_id, **options)
         tenant, client = self._require("tenantId"), self._require("clientId")
         if method == "client certificate":

@@ -59,6 +59,9 @@ CHECK_DESCRIPTIONS: tuple[str, ...] = (
     f"({MARKETPLACE_VHD_SOURCE})",
     f"marketplace: at most 16 data disks, each at most 1023 GB ({MARKETPLACE_DATA_DISK_SOURCE}); a warning: every "
     "image of a plan needs the same number of data disks",
+    "data disks: Azure captures every data disk of the VM with its LUN (listed in the preview's log); with "
+    "dataDiskLuns, the VM's LUNs must be exactly those; a target region's diskEncryptionSetId needs dataDiskLuns "
+    "when the VM has data disks (each LUN gets that region's disk encryption set)",
 )
 
 ON_ARM_UNREACHABLE = ("fail", "warn")
@@ -129,6 +132,10 @@ class CaptureTarget:
     """The definition's IsAcceleratedNetworkSupported feature; None: not declared."""
     hibernate: bool | None = None
     """The definition's IsHibernateSupported feature; None: not declared."""
+    data_disk_luns: tuple[int, ...] | None = None
+    """`dataDiskLuns`: the LUNs the VM's data disks must have; None: not declared."""
+    encrypts_data_disks: bool = False
+    """A target region names a disk encryption set: each data disk LUN needs an entry, so dataDiskLuns is needed."""
     definition_path: str = "images[?]"
     version_path: str = "images[?].versions[?]"
     source_vm_path: str = "sourceVms.?"
@@ -162,6 +169,12 @@ class CaptureTarget:
                 disk_controller_types=tuple(str(c) for c in d.get("disk_controller_types") or ()),
                 accelerated_network=_optional_bool(d.get("accelerated_network")),
                 hibernate=_optional_bool(d.get("hibernate")),
+                data_disk_luns=(
+                    tuple(int(lun) for lun in capture["data_disk_luns"])
+                    if capture.get("data_disk_luns") is not None
+                    else None
+                ),
+                encrypts_data_disks=bool(capture.get("encrypts_data_disks", False)),
                 definition_path=str(paths.get("definition") or cls.definition_path),
                 version_path=str(paths.get("version") or cls.version_path),
                 source_vm_path=str(paths.get("source_vm") or cls.source_vm_path),
@@ -450,6 +463,39 @@ def check_marketplace_data_disks(vm: VmRef, facts: VmFacts, t: CaptureTarget) ->
     )
 
 
+def check_data_disk_luns(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> Mismatch | None:
+    """The VM's data disks (Azure captures them all) against `dataDiskLuns`, and what encryption needs."""
+    luns = tuple(sorted(d.lun for d in facts.data_disks))
+    shown = ", ".join(str(lun) for lun in luns) or "none"
+    if t.data_disk_luns is not None and luns != t.data_disk_luns:
+        declared = ", ".join(str(lun) for lun in t.data_disk_luns) or "none"
+        return Mismatch(
+            f"{t.version_path}.dataDiskLuns",
+            f"Azure reports that {vm} has data disks at LUN {shown}, but dataDiskLuns says {declared}; Azure "
+            "captures every data disk of the VM, so the version would not have the data disks declared. Fix: "
+            f"attach/detach data disks on the VM, or set dataDiskLuns to [{', '.join(str(lun) for lun in luns)}].",
+        )
+    if t.data_disk_luns is None and luns and t.encrypts_data_disks:
+        return Mismatch(
+            f"{t.version_path}.dataDiskLuns",
+            f"Azure reports that {vm} has data disks at LUN {shown}, and a target region names a "
+            "diskEncryptionSetId: each data disk needs its encryption entry by LUN. Fix: set dataDiskLuns to "
+            f"[{', '.join(str(lun) for lun in luns)}].",
+        )
+    return None
+
+
+def data_disks_line(vm: VmRef, facts: VmFacts, t: CaptureTarget) -> str:
+    """What the preview shows of the data disks the version will capture."""
+    if not facts.data_disks:
+        return f"{t.version_path}: {vm} has no data disks: the version has an OS disk only"
+    listed = ", ".join(
+        f"LUN {d.lun}" + (f" ({d.size_gb} GB)" if d.size_gb is not None else "")
+        for d in sorted(facts.data_disks, key=lambda d: d.lun)
+    )
+    return f"{t.version_path}: the version captures the data disks of {vm}: {listed}"
+
+
 VM_RULES: tuple[Callable[[VmRef, VmFacts, CaptureTarget], Mismatch | None], ...] = (
     check_os_type,
     check_hyper_v_generation,
@@ -465,6 +511,7 @@ FEATURE_RULES: tuple[Callable[[VmRef, VmFacts, CaptureTarget], Mismatch | None],
     check_hibernate,
     check_marketplace_os_disk,
     check_marketplace_data_disks,
+    check_data_disk_luns,
 )
 """What the definition's features claim, and the Marketplace's certification rules (after the state rule)."""
 
@@ -763,6 +810,7 @@ def _vm_checks(reader: _Reader, vm: VmRef, t: CaptureTarget) -> tuple[list[Misma
         return [Mismatch(f"{t.source_vm_path}.id", str(exc), input="vm_id")], None
     except ArmError as exc:
         return [_not_checked(f"{t.source_vm_path}.id", f"{vm} against {t.definition_path}", exc, "vm_id")], None
+    reader.log.info(data_disks_line(vm, facts, t))
     note = data_disk_note(vm, facts, t)
     if note is not None:
         reader.log.warn(note)

@@ -33,10 +33,12 @@ from pulumi.runtime import rpc
 from hooks.engine_log import sink_for
 from hooks.errors import ArmError, ArmUnreachable, ImageGalleryError, PromotionMismatch
 from hooks.log import Log
-from hooks.login import ConfiguredLogin
+from hooks.login import AUXILIARY_TENANTS, ConfiguredLogin, LoginSettingsError, stack_key
 from hooks.targets import ArmSettings, GalleryRef, ImageVersionRef
 
 if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
     from hooks.arm import ImageDefinitionFacts, SharedLogin, VersionSourceFacts
     from hooks.preflight import Mismatch
 
@@ -53,8 +55,10 @@ CHECK_DESCRIPTIONS: tuple[str, ...] = (
     "the source version is not past its end-of-life date",
     "the target version number is free, or already holds this same source (GET the version, once the gallery ID "
     "is known)",
-    "source and gallery are in one tenant (GET both subscriptions, when they differ): a cross-tenant copy needs "
-    "Azure's auxiliary-tenant header, which is not supported yet",
+    "source and gallery are in one tenant (GET both subscriptions, when they differ), or the source's tenant is "
+    "one of the auxiliary tenants (azure-native:auxiliaryTenantIds / ARM_AUXILIARY_TENANT_IDS), whose token Azure "
+    "needs in x-ms-authorization-auxiliary to copy across tenants; the source is then read with a token of its "
+    "own tenant",
 )
 """What the offline plan prints for a promoted version, in the order `run_checks` reports problems."""
 
@@ -255,18 +259,36 @@ def check_target_free(
     )
 
 
-def check_same_tenant(
-    source: ImageVersionRef, source_tenant: str, gallery: GalleryRef, gallery_tenant: str, t: PromotionTarget
+def check_tenant(
+    source: ImageVersionRef,
+    source_tenant: str,
+    gallery: GalleryRef | None,
+    gallery_tenant: str | None,
+    auxiliary: tuple[str, ...],
+    auxiliary_source: str,
+    t: PromotionTarget,
 ) -> Mismatch | None:
-    if source_tenant.lower() == gallery_tenant.lower():
+    """A source in another tenant can be copied only with a token of its tenant in x-ms-authorization-auxiliary:
+    its tenant must be one of the auxiliary tenants, which azure-native (and these checks) get tokens for.
+    `gallery_tenant` None: the gallery is not known yet, and ARM refused the login's token for the source's
+    subscription (the gallery is made with that login, so it is in the login's tenant)."""
+    same = gallery_tenant is not None and source_tenant.lower() == gallery_tenant.lower()
+    if same or source_tenant.lower() in auxiliary:
         return None
+    listed = ", ".join(auxiliary) if auxiliary else "none"
+    key = stack_key(AUXILIARY_TENANTS)
+    if gallery is not None and gallery_tenant is not None:
+        target = f"the gallery {gallery.name} is in subscription {gallery.subscription_id} of tenant {gallery_tenant}"
+    else:
+        target = "ARM refuses this login's token there: the gallery is in the login's tenant, another one"
     return _mismatch(
         t.source_config_key,
-        f"the source {source} is in subscription {source.subscription_id} of tenant {source_tenant}, but the gallery "
-        f"{gallery.name} is in subscription {gallery.subscription_id} of tenant {gallery_tenant}. A copy across "
-        "tenants needs Azure's auxiliary-tenant token header (x-ms-authorization-auxiliary) on the create request, "
-        "which image-gallery does not send yet. Fix: share the source with this tenant another way (e.g. a "
-        "community or direct-shared gallery), or promote from a gallery in this tenant.",
+        f"the source {source} is in subscription {source.subscription_id} of tenant {source_tenant}, but {target}. "
+        "A copy across tenants needs a token of the source's tenant in Azure's auxiliary-tenant header "
+        f"(x-ms-authorization-auxiliary), and tenant {source_tenant} is not an auxiliary tenant ({auxiliary_source}: "
+        f"{listed}). Fix: add it to {key} (`pulumi config set --path '{key}[0]' {source_tenant}`, or "
+        f"""ARM_AUXILIARY_TENANT_IDS='["{source_tenant}"]'), with the identity present in that tenant and Reader on """
+        "the source's gallery there; or promote from a gallery in this tenant.",
     )
 
 
@@ -324,8 +346,12 @@ def run_checks(
     with contextlib.nullcontext(login) if login is not None else arm.SharedLogin() as shared:
         reads = _Reads(settings, shared, t)
         problems = reads.problems
+        reader = _source_reader(reads, shared, source, t)
+        if reader is None:  # in another tenant, and not an auxiliary one: nothing of the source can be read
+            return _finish(problems, reads, t, log, started)
+        what, source_credential = reader
         ok, facts = reads.read(
-            "source version",
+            f"source version{what}",
             t.source_config_key,
             lambda s: arm.get_version_source(
                 s,
@@ -334,17 +360,22 @@ def run_checks(
                 source.gallery,
                 source.image,
                 source.version,
-                credential=shared,
+                credential=source_credential,
             ),
         )
         missing = check_source_exists(source, facts, t) if ok else None
         if missing is not None:
             problems.append(missing)
         definition_ok, definition = reads.read(
-            "source definition",
+            f"source definition{what}",
             t.source_config_key,
             lambda s: arm.get_image_definition(
-                s, source.subscription_id, source.resource_group, source.gallery, source.image, credential=shared
+                s,
+                source.subscription_id,
+                source.resource_group,
+                source.gallery,
+                source.image,
+                credential=source_credential,
             ),
         )
         if facts is not None:
@@ -385,22 +416,56 @@ def run_checks(
                 found = check_target_free(source, existing, t)
                 if found is not None:
                     problems.append(found)
-            if source.subscription_id.lower() != gallery.subscription_id.lower():
-                _, source_tenant = reads.read(
-                    "source subscription",
-                    t.source_config_key,
-                    lambda s: arm.get_subscription_tenant(s, source.subscription_id, credential=shared),
-                )
-                _, gallery_tenant = reads.read(
-                    "gallery subscription",
-                    t.source_config_key,
-                    lambda s: arm.get_subscription_tenant(s, gallery.subscription_id, credential=shared),
-                )
-                if source_tenant and gallery_tenant:
-                    found = check_same_tenant(source, source_tenant, gallery, gallery_tenant, t)
-                    if found is not None:
-                        problems.append(found)
 
+    return _finish(problems, reads, t, log, started)
+
+
+def _source_reader(
+    reads: _Reads, shared: SharedLogin, source: ImageVersionRef, t: PromotionTarget
+) -> tuple[str, TokenCredential] | None:
+    """How to read the source: (a note for the log, the credential). A source in another subscription has its
+    tenant read first (ARM names it even when it refuses our token); in another tenant that is an auxiliary one,
+    the source is read with a token of that tenant. None (a problem recorded): another tenant, not an auxiliary
+    one, so nothing of the source can be read."""
+    from hooks import arm
+
+    try:
+        auxiliary = shared.settings.auxiliary_tenants()
+    except LoginSettingsError as exc:
+        reads.problems.append(_mismatch(t.source_config_key, f"{exc}"))
+        auxiliary = ()
+    gallery = t.gallery
+    if gallery is not None and source.subscription_id.lower() == gallery.subscription_id.lower():
+        return "", shared
+    _, found_tenant = reads.read(
+        "source subscription",
+        t.source_config_key,
+        lambda s: arm.read_subscription_tenant(s, source.subscription_id, credential=shared),
+    )
+    if found_tenant is None:
+        return "", shared
+    source_tenant, refused = found_tenant
+    gallery_tenant = None
+    if gallery is not None:
+        _, gallery_tenant = reads.read(
+            "gallery subscription",
+            t.source_config_key,
+            lambda s: arm.get_subscription_tenant(s, gallery.subscription_id, credential=shared),
+        )
+        if gallery_tenant is None:
+            return "", shared
+    elif not refused:
+        return "", shared  # the gallery is not known yet (first preview); the login's token is good for the source
+    found = check_tenant(source, source_tenant, gallery, gallery_tenant, auxiliary, shared.settings.auxiliary_source, t)
+    if found is not None:
+        reads.problems.append(found)
+        return None
+    if gallery_tenant is not None and source_tenant.lower() == gallery_tenant.lower():
+        return "", shared
+    return f" (a token of tenant {source_tenant}, an auxiliary tenant)", arm.TenantLogin(shared, source_tenant)
+
+
+def _finish(problems: list[Mismatch], reads: _Reads, t: PromotionTarget, log: Log, started: float) -> list[Mismatch]:
     from hooks.preflight import apply_unreachable_policy
 
     kept = apply_unreachable_policy(problems, t.on_arm_unreachable, log, "continuing without this check.")

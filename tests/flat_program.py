@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi_azure_native import compute
+from pulumi_azure_native import authorization, compute
 
 cfg = pulumi.Config("image-gallery")
 name = cfg.require("galleryName")
@@ -14,6 +14,15 @@ rg = cfg.require("galleryResourceGroup")
 location = cfg.require("galleryLocation")
 sources: dict[str, Any] = cfg.require_object("sourceVms")
 gallery = compute.Gallery(name, gallery_name=name, resource_group_name=rg, location=location)
+publisher = cfg.get("publisherPrincipalId")
+if publisher:  # the product's Owner role assignment on the gallery for the Partner Center publisher
+    authorization.RoleAssignment(
+        f"{name}-publisher-owner",
+        scope=gallery.id,
+        principal_id=publisher,
+        principal_type=cfg.get("publisherPrincipalType") or "User",
+        role_definition_id="/providers/Microsoft.Authorization/roleDefinitions/8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+    )
 for d in cfg.require_object("images"):
     image = compute.GalleryImage(
         f"{name}-{d['name']}",

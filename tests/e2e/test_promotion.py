@@ -166,3 +166,44 @@ def test_a_mismatched_definition_fails_the_preview_naming_both_values(
     assert "images[0].hyperVGeneration" in result.output
     assert "hyperVGeneration V2, but image definition ubuntu-2204 (images[0]) has hyperVGeneration V1" in result.output
     assert non_get(arm) == []
+
+
+OTHER_SUBSCRIPTION = "00000000-0000-0000-0000-00000000bbbb"
+OTHER_TENANT = "99999999-8888-7777-6666-555555555555"
+
+
+def test_a_version_of_another_tenant_is_promoted_with_its_tenant_as_auxiliary_tenant(
+    tmp_path_factory: pytest.TempPathFactory, engine: Path, arm: FakeArm, dev: Workspace
+) -> None:
+    """A partner's gallery in another tenant (the identity is in both): preview names the missing setting; with
+    `azure-native:auxiliaryTenantIds` the checks read the source with a token of its tenant and azure-native sends
+    one in x-ms-authorization-auxiliary, which ARM needs for the copy."""
+    arm.add_tenant(OTHER_TENANT)
+    arm.add_subscription(OTHER_SUBSCRIPTION, OTHER_TENANT)
+    arm.add_subscription(DEFAULT_SUBSCRIPTION)
+    image = arm.add_gallery_image("partner_gallery", DEFINITION, "rg-partner", OTHER_SUBSCRIPTION)
+    source = arm.add_image_version(image, "2.0.0", source_vm_id="/subscriptions/x/vm")
+    config = base_config(arm, "xt_gallery")
+    version = {"version": "2.0.0", "sourceVersion": {"id": source.id}, "targetRegions": [{"name": "westeurope"}]}
+    config["image-gallery:images"] = [{**definition(), "versions": [version]}]
+    xt = workspace(tmp_path_factory.mktemp("xt"), engine, arm, "xt", backend=dev.backend)
+    xt.init_stack(config)
+
+    def auxiliary(tenants: list[str]) -> None:
+        xt.edit_config(lambda c: c.__setitem__("azure-native:auxiliaryTenantIds", tenants))
+
+    arm.requests.clear()
+    refused = xt.pulumi("preview", program=True)
+    assert refused.returncode != 0
+    assert f"of tenant {OTHER_TENANT}" in refused.output and "azure-native:auxiliaryTenantIds" in refused.output
+    assert non_get(arm) == []
+
+    auxiliary([OTHER_TENANT])
+    accepted = arm.aux_tokens_accepted
+    xt.pulumi("up", "--yes", "--skip-preview", program=True).expect_ok()
+    puts = arm.bodies("PUT", r"/galleries/xt_gallery/images/ubuntu-2204/versions/2\.0\.0$")
+    assert [p["properties"]["storageProfile"] for p in puts] == [{"source": {"id": source.id}}]
+    assert arm.aux_tokens_accepted > accepted
+    assert not any("partner_gallery" in p for _, p in non_get(arm)), "the partner's gallery is only read"
+    state = xt.state_file().read_text()
+    assert arm.token not in state and arm.signing_key not in state

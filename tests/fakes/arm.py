@@ -69,6 +69,8 @@ _VM_ID = re.compile(
     re.I,
 )
 _CRUD = (("GET", ""), ("PUT", "put_"), ("DELETE", "delete_"))
+_NETWORK = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Network"
+_NIC = re.compile(rf"^{_NETWORK}/networkInterfaces/(?P<name>[^/]+)$", re.I)
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
     ("GET", "subscription", re.compile(r"^/subscriptions/(?P<sub>[^/]+)$", re.I)),
@@ -83,6 +85,15 @@ _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
         ),
     ),
     ("DELETE", "delete_vm", re.compile(rf"^{_COMPUTE}/virtualMachines/(?P<name>[^/]+)$", re.I)),
+    # A test boot (hooks/version_boot.py): VMs created from an image version, their NICs and disks, the subnet.
+    ("GET", "vm_list", re.compile(rf"^{_COMPUTE}/virtualMachines$", re.I)),
+    ("PUT", "put_vm", re.compile(rf"^{_COMPUTE}/virtualMachines/(?P<name>[^/]+)$", re.I)),
+    ("GET", "disk_list", re.compile(rf"^{_COMPUTE}/disks$", re.I)),
+    ("DELETE", "delete_disk", re.compile(rf"^{_COMPUTE}/disks/(?P<name>[^/]+)$", re.I)),
+    ("GET", "nic_list", re.compile(rf"^{_NETWORK}/networkInterfaces$", re.I)),
+    *((method, f"{prefix}nic", _NIC) for method, prefix in _CRUD),
+    ("GET", "vnet", re.compile(rf"^{_NETWORK}/virtualNetworks/(?P<vnet>[^/]+)$", re.I)),
+    ("GET", "subnet", re.compile(rf"^{_NETWORK}/virtualNetworks/(?P<vnet>[^/]+)/subnets/(?P<subnet>[^/]+)$", re.I)),
     ("GET", "disk", re.compile(rf"^{_COMPUTE}/disks/(?P<name>[^/]+)$", re.I)),
     *((method, f"{prefix}gallery", _GALLERY) for method, prefix in _CRUD),
     *((method, f"{prefix}gallery_image", _IMAGE) for method, prefix in _CRUD),
@@ -91,7 +102,7 @@ _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
         "GET",
         "operation",
         re.compile(
-            r"^/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)"
+            r"^/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.(?:Compute|Network)/locations/(?P<loc>[^/]+)"
             r"/(?:operations|capsOperations)/(?P<op>[^/]+)$",
             re.I,
         ),
@@ -138,6 +149,16 @@ _ACTIONS = {
     "role_assignment": "Microsoft.Authorization/roleAssignments/read",
     "put_role_assignment": "Microsoft.Authorization/roleAssignments/write",
     "delete_role_assignment": "Microsoft.Authorization/roleAssignments/delete",
+    "put_vm": "Microsoft.Compute/virtualMachines/write",
+    "vm_list": "Microsoft.Compute/virtualMachines/read",
+    "disk_list": "Microsoft.Compute/disks/read",
+    "delete_disk": "Microsoft.Compute/disks/delete",
+    "nic": "Microsoft.Network/networkInterfaces/read",
+    "nic_list": "Microsoft.Network/networkInterfaces/read",
+    "put_nic": "Microsoft.Network/networkInterfaces/write",
+    "delete_nic": "Microsoft.Network/networkInterfaces/delete",
+    "vnet": "Microsoft.Network/virtualNetworks/read",
+    "subnet": "Microsoft.Network/virtualNetworks/subnets/read",
 }
 
 _POWER_DISPLAY = {
@@ -151,6 +172,19 @@ _POWER_DISPLAY = {
 
 
 # --- the in-memory model -------------------------------------------------------------------------------------
+
+
+@dataclass
+class BootScript:
+    """How a VM created by PUT (a test boot) comes up, read by read of the VM ($expand=instanceView): Creating for
+    `creating_reads` reads, then Failed with `fail`, or Succeeded with a guest agent "Not Ready" for
+    `agent_ready_after_reads` reads and "Ready" after (never, with `agent_never_ready`)."""
+
+    creating_reads: int = 1
+    fail: tuple[str, str] | None = None
+    """(code, message) of a failed provisioning, e.g. ("OSProvisioningTimedOut", "OS Provisioning for VM ...")."""
+    agent_ready_after_reads: int = 1
+    agent_never_ready: bool = False
 
 
 @dataclass
@@ -188,6 +222,12 @@ class FakeVm:
     """One data disk per entry, at LUN 0, 1, ... (storageProfile.dataDisks)."""
     disk_controller_type: str | None = "SCSI"
     """storageProfile.diskControllerType; None: omitted (older API versions)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    boot: BootScript | None = None
+    """Set on VMs created by PUT (a test boot): how provisioning and the guest agent go."""
+    boot_reads: int = 0
+    created: dict[str, Any] | None = None
+    """The `properties` of the PUT that created it (answered back for created VMs)."""
 
     @property
     def ref(self) -> VmRef:
@@ -289,6 +329,8 @@ class FakeImageVersion:
     tags: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     """`publishingProfile` / `safetyProfile` / … of the last PUT, answered back (publishingProfile merged)."""
+    data_disk_luns: list[int] = field(default_factory=list)
+    """`storageProfile.dataDiskImages[].lun`: captured from the source VM's data disks."""
 
     @property
     def id(self) -> str:
@@ -417,14 +459,32 @@ def _authority() -> tuple[trustme.CA, trustme.LeafCert]:
     return ca, ca.issue_cert("127.0.0.1", "localhost")
 
 
-def _fake_token() -> str:
-    """A JWT-shaped token (header.payload.signature), like the ones ARM receives, unique per fake."""
+def _jwt_part(obj: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
 
-    def part(obj: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
 
-    payload = {"aud": "fake-arm", "tid": DEFAULT_TENANT, "nonce": uuid.uuid4().hex}
-    return f"{part({'typ': 'JWT', 'alg': 'none'})}.{part(payload)}.{uuid.uuid4().hex}"
+def _fake_token(audience: str = "fake-arm", tenant: str = DEFAULT_TENANT, signature: str | None = None) -> str:
+    """A JWT-shaped token (header.payload.signature), like the ones ARM receives: `aud` and `tid` claims, and, in
+    place of a real signature, the fake's signing key (tokens of another fake are refused)."""
+    payload = {"aud": audience, "tid": tenant, "nonce": uuid.uuid4().hex}
+    return f"{_jwt_part({'typ': 'JWT', 'alg': 'none'})}.{_jwt_part(payload)}.{signature or uuid.uuid4().hex}"
+
+
+def token_claims(token: str) -> dict[str, Any] | None:
+    """The payload of a JWT-shaped token (no signature check), or None if it is not one."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def _bearer_tokens(header: str) -> list[str]:
+    """The tokens of an `x-ms-authorization-auxiliary` header: `Bearer <t1>, Bearer <t2>` (up to three)."""
+    return [p.strip().removeprefix("Bearer ").strip() for p in header.split(",") if p.strip().startswith("Bearer ")]
 
 
 # --- the server ----------------------------------------------------------------------------------------------
@@ -486,8 +546,22 @@ class FakeArm:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.token = _fake_token()
-        """The token the fake az hands out and the server accepts."""
+        self.signing_key = uuid.uuid4().hex
+        """Stands in for the signature of every token the fake az mints (its third part): the server accepts only
+        tokens carrying it (or from a trusted issuer), and checks their `aud`, `tid` and `exp` claims."""
+        self.token = _fake_token(signature=self.signing_key)
+        """The token the fake az hands out by default (for the fake's endpoint, in the home tenant) and the server
+        accepts; minted again by `start()`, once the endpoint (its audience) is known."""
+        self.tenants: set[str] = set()
+        """Other tenants (lower-case) the signed-in identity belongs to (`add_tenant`): the fake az hands out tokens
+        for them (`--tenant`), and a subscription in one of them, or in the home tenant `tenant_id`, accepts only a
+        token of its own tenant (401 InvalidAuthenticationTokenTenant otherwise, as ARM). A subscription labelled
+        with a tenant the fake does not model as a directory is not checked."""
+        self.audiences: list[str] = []
+        """Token audiences the server accepts besides its own endpoint (with or without the trailing slash);
+        anything else is 401 InvalidAuthenticationTokenAudience, as ARM answers."""
+        self.aux_tokens_accepted = 0
+        """Cross-tenant requests authorized by a valid token in x-ms-authorization-auxiliary."""
         self.accepted_token: str | None = None
         """The token the server accepts; None: `token`. Set to something else to make every request 401."""
         self.tenant_id = DEFAULT_TENANT
@@ -510,6 +584,14 @@ class FakeArm:
         """When set, every request is also appended to this file as one JSON line (for other processes)."""
         self.gallery_images: dict[tuple[str, str, str, str], FakeGalleryImage] = {}
         self.image_versions: dict[tuple[str, str, str, str, str], FakeImageVersion] = {}
+        self.disks: dict[tuple[str, str, str], dict[str, Any]] = {}
+        """Disks created with test-boot VMs (or added by tests as leftovers): (sub, rg, name) lower-case → ARM body."""
+        self.nics: dict[tuple[str, str, str], dict[str, Any]] = {}
+        """NICs: (sub, rg, name) lower-case → ARM body."""
+        self.vnets: dict[str, tuple[str, list[str]]] = {}
+        """Virtual network ID (lower-case) → (location, subnet names)."""
+        self.boot_script = BootScript()
+        """How the next VMs created by PUT come up (see BootScript)."""
         self.subscriptions: dict[str, str] = {}
         self.locations: list[tuple[str, str]] | None = None
         """(name, displayName) of every subscription's locations; None: Azure's public regions."""
@@ -520,6 +602,8 @@ class FakeArm:
         self.server_errors: list[str] = []
         self._lro_script: dict[str, tuple[str, str] | int] = {}
         self._body: dict[str, Any] = {}
+        self._auxiliary: str | None = None
+        """The x-ms-authorization-auxiliary header of the request being routed (set with `_body`)."""
         """The JSON body of the request being routed (set under the lock, for the PUT handlers)."""
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -549,6 +633,7 @@ class FakeArm:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         cert.configure_cert(context)
         self._server = _Server(self, context)
+        self.token = _fake_token(self.endpoint, self.tenant_id, self.signing_key)
         # A short poll interval keeps stop() (shutdown waits for the serve loop to notice) fast.
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-arm", daemon=True
@@ -626,10 +711,13 @@ class FakeArm:
             "tokenType": "Bearer",
         }
         (self.workdir / "az-token.json").write_text(json.dumps(token, indent=2) + "\n")
-        (self.workdir / "az-token").write_text(self.token)
+        (self.workdir / "az-signing-key").write_text(self.signing_key)
+        (self.workdir / "az-default").write_text(f"{self.endpoint} {self.tenant_id}")
+        self._write_az_tenants()
         state = shlex.quote(str(self.workdir))
         script = f"""#!/bin/sh
-# Fake Azure CLI for tests: answers `az account get-access-token`, like a logged-in az, unless logged out.
+# Fake Azure CLI for tests: answers `az account get-access-token [--resource R] [--tenant T]`, like a logged-in
+# az, unless logged out. Tokens are JWT-shaped, with the requested resource as `aud` and the tenant as `tid`.
 state={state}
 printf '%s\\n' "$*" >> "$state/az-calls.log"
 if [ -e "$state/az-logged-out" ]; then
@@ -637,14 +725,37 @@ if [ -e "$state/az-logged-out" ]; then
     exit 1
 fi
 if [ "$1" = "account" ] && [ "$2" = "get-access-token" ]; then
-    if [ -e "$state/az-token-lifetime" ]; then
-        # A new token per call, valid for the configured seconds (its expiry is part of the token).
-        exp=$(( $(date +%s) + $(cat "$state/az-token-lifetime") ))
-        printf '{{"accessToken": "%s-%s", "expiresOn": "%s", "expires_on": %s, "tokenType": "Bearer"}}\n' \
-            "$(cat "$state/az-token")" "$exp" "$(date -d "@$exp" '+%Y-%m-%d %H:%M:%S.000000')" "$exp"
+    shift 2
+    resource="https://management.core.windows.net/"  # az's own default
+    tenant=""
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --resource) resource="$2"; shift ;;
+            --scope) resource="${{2%/.default}}"; shift ;;
+            --tenant) tenant="$2"; shift ;;
+        esac
+        shift
+    done
+    read -r default_resource home < "$state/az-default"
+    if [ -n "$tenant" ] && ! grep -qix "$tenant" "$state/az-tenants"; then
+        echo "ERROR: AADSTS50020: User account from identity provider does not exist in tenant '$tenant'." >&2
+        exit 1
+    fi
+    if [ ! -e "$state/az-token-lifetime" ] && [ "$resource" = "$default_resource" ] \
+            && {{ [ -z "$tenant" ] || [ "$tenant" = "$home" ]; }}; then
+        cat "$state/az-token.json"
         exit 0
     fi
-    cat "$state/az-token.json"
+    # A new token: for the configured seconds when short-lived tokens are handed out, else an hour.
+    lifetime=3600
+    [ -e "$state/az-token-lifetime" ] && lifetime=$(cat "$state/az-token-lifetime")
+    exp=$(( $(date +%s) + lifetime ))
+    b64url() {{ base64 -w0 | tr '+/' '-_' | tr -d '='; }}
+    claims=$(printf '{{"aud": "%s", "tid": "%s", "exp": %s, "nonce": "%s"}}' \
+        "$resource" "${{tenant:-$home}}" "$exp" "$(cat /proc/sys/kernel/random/uuid)" | b64url)
+    token="$(printf '%s' '{{"typ": "JWT", "alg": "none"}}' | b64url).$claims.$(cat "$state/az-signing-key")"
+    printf '{{"accessToken": "%s", "expiresOn": "%s", "expires_on": %s, "tenant": "%s", "tokenType": "Bearer"}}\n' \
+        "$token" "$(date -d "@$exp" '+%Y-%m-%d %H:%M:%S.000000')" "$exp" "${{tenant:-$home}}"
     exit 0
 fi
 echo "ERROR: fake az does not implement: $*" >&2
@@ -653,6 +764,26 @@ exit 2
         az = self.bin_dir / "az"
         az.write_text(script)
         az.chmod(0o755)
+
+    def _write_az_tenants(self) -> None:
+        tenants = sorted({self.tenant_id.lower(), *self.tenants})
+        (self.workdir / "az-tenants").write_text("".join(f"{t}\n" for t in tenants))
+
+    def add_tenant(self, tenant_id: str) -> None:
+        """Model another tenant (directory) the signed-in identity belongs to (see `tenants`)."""
+        with self._lock:
+            self.tenants.add(tenant_id.lower())
+        self._write_az_tenants()
+
+    def mint_token(self, audience: str | None = None, tenant: str | None = None, expires_in: int = 3600) -> str:
+        """A token as the fake az would hand it out (default: for this endpoint, in the home tenant)."""
+        claims = {
+            "aud": audience or self.endpoint,
+            "tid": tenant or self.tenant_id,
+            "exp": int(time.time()) + expires_in,
+            "nonce": uuid.uuid4().hex,
+        }
+        return f"{_jwt_part({'typ': 'JWT', 'alg': 'none'})}.{_jwt_part(claims)}.{self.signing_key}"
 
     @property
     def az_logged_out(self) -> bool:
@@ -764,12 +895,20 @@ exit 2
                 self.role_assignments,
                 self.operations,
                 self._lro_script,
+                self.disks,
+                self.nics,
+                self.vnets,
             ):
                 table.clear()
             self.faults.clear()
             self.requests.clear()
             self.connections = 0
             self.lro_polls = 1
+            self.boot_script = BootScript()
+            self.tenants.clear()
+            self.audiences.clear()
+            self.aux_tokens_accepted = 0
+        self._write_az_tenants()
 
     # scripting faults
 
@@ -904,21 +1043,9 @@ exit 2
             request_body: Any = json.loads(raw) if raw else None
         except ValueError:
             request_body = raw.decode(errors="replace")
-        expected = f"Bearer {self.accepted_token or self.token}"
         presented = handler.headers.get("Authorization") or ""
-        authorized = presented == expected
-        expired = False
-        if not authorized and self.token_lifetime is not None and self.accepted_token is None:
-            m = re.fullmatch(rf"Bearer {re.escape(self.token)}-(\d+)", presented)
-            authorized = m is not None and int(m[1]) > time.time()
-            expired = m is not None and not authorized
-        if not authorized and self.accepted_token is None and presented.startswith("Bearer "):
-            verdicts = [issuer(presented.removeprefix("Bearer ")) for issuer in self.token_issuers]
-            authorized = "valid" in verdicts
-            expired = expired or (not authorized and "expired" in verdicts)
-            if authorized:
-                with self._lock:
-                    self.issuer_tokens_accepted += 1
+        verdict, claims = self._verdict(presented.removeprefix("Bearer ") if presented.startswith("Bearer ") else "")
+        authorized, expired = verdict == "valid", verdict == "expired"
 
         with self._lock:
             fault = next((f for f in self.faults if f.matches(method, path)), None)
@@ -976,6 +1103,9 @@ exit 2
                 body = _error("InvalidAuthenticationToken", "The access token is invalid.")
             else:
                 body = _error("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+        elif (refused := self._token_refusal(claims, path)) is not None:
+            status, body, headers = refused
+            authorized = False
         elif method == "PUT" and not isinstance(request_body, dict):
             status, body, headers = (
                 400,
@@ -983,9 +1113,106 @@ exit 2
                 {},
             )
         else:
-            status, body, headers = self._route(method, path, query, request_body)
+            status, body, headers = self._route(
+                method, path, query, request_body, handler.headers.get("x-ms-authorization-auxiliary")
+            )
         self._record(method, path, query, status, authorized, request_body)
         self._send(handler, status, body, headers)
+
+    def _verdict(self, token: str) -> tuple[str, dict[str, Any]]:
+        """("valid" | "expired" | "invalid" | "missing", the token's claims) for a bearer token."""
+        if not token:
+            return "missing", {}
+        if self.accepted_token is not None:
+            return ("valid" if token == self.accepted_token else "invalid"), {}
+        claims = token_claims(token) or {}
+        if token == self.token or (claims and token.rsplit(".", 1)[-1] == self.signing_key):
+            exp = claims.get("exp")
+            return ("expired" if isinstance(exp, int) and exp <= time.time() else "valid"), claims
+        verdicts = [issuer(token) for issuer in self.token_issuers]
+        if "valid" in verdicts:
+            with self._lock:
+                self.issuer_tokens_accepted += 1
+            return "valid", claims
+        return ("expired" if "expired" in verdicts else "invalid"), {}
+
+    def _audience_ok(self, claims: dict[str, Any]) -> bool:
+        allowed = {a.rstrip("/").lower() for a in (self.endpoint, *self.audiences)}
+        return str(claims.get("aud") or "").rstrip("/").lower() in allowed
+
+    def _directory_of(self, path: str) -> str | None:
+        """The tenant of the subscription a path is in, when the fake models that tenant as a directory."""
+        m = re.match(r"^/subscriptions/([^/]+)", path, re.I)
+        tenant = self.subscriptions.get(m[1].lower()) if m else None
+        if tenant is None or tenant.lower() not in {self.tenant_id.lower(), *self.tenants}:
+            return None
+        return tenant
+
+    def _token_refusal(self, claims: dict[str, Any], path: str) -> _Answer | None:
+        """ARM's 401 for a valid token it still refuses: another audience, or another tenant than the
+        subscription's. (A token without claims, e.g. `accepted_token`, is not checked.)"""
+        if not claims:
+            return None
+        aud = str(claims.get("aud") or "")
+        if not self._audience_ok(claims):
+            allowed = ",".join(f"'{a}'" for e in (self.endpoint, *self.audiences) for a in (e.rstrip("/") + "/", e))
+            message = (
+                f"The access token has been obtained for wrong audience or resource '{aud}'. It should exactly match "
+                f"with one of the allowed audiences {allowed}."
+            )
+            return (
+                401,
+                _error("InvalidAuthenticationTokenAudience", message),
+                {
+                    "WWW-Authenticate": f'Bearer authorization_uri="https://login.windows.net/{claims.get("tid")}", '
+                    'error="invalid_token", error_description="The access token has been obtained for wrong '
+                    'audience or resource."'
+                },
+            )
+        tenant = self._directory_of(path)
+        issued = str(claims.get("tid") or "")
+        if tenant is not None and issued and issued.lower() != tenant.lower():
+            message = (
+                f"The access token is from the wrong issuer 'https://sts.windows.net/{issued}/'. It must match the "
+                f"tenant 'https://sts.windows.net/{tenant}/' associated with this subscription. Please use the "
+                f"authority (URL) 'https://login.windows.net/{tenant}' to get the token. Note, if the subscription "
+                "is transferred to another tenant there is no impact to the services, but information about new "
+                "tenant could take time to propagate (up to an hour). If you just transferred your subscription and "
+                "see this error message, please try back later."
+            )
+            return (
+                401,
+                _error("InvalidAuthenticationTokenTenant", message),
+                {
+                    "WWW-Authenticate": f'Bearer authorization_uri="https://login.windows.net/{tenant}", '
+                    'error="invalid_token", error_description="The access token is from the wrong issuer."'
+                },
+            )
+        return None
+
+    def _linked_authorization(self, target_id: str, source_id: str) -> _Answer | None:
+        """ARM's 403 LinkedAuthorizationFailed for a write in one tenant that reads a resource of another tenant
+        without a valid token of that tenant in x-ms-authorization-auxiliary (called under the lock)."""
+        source_tenant, target_tenant = self._directory_of(source_id), self._directory_of(target_id)
+        if source_tenant is None or target_tenant is None or source_tenant.lower() == target_tenant.lower():
+            return None
+        for token in _bearer_tokens(self._auxiliary or "")[:3]:
+            verdict, claims = self._verdict(token)
+            tenant = str(claims.get("tid") or "").lower()
+            if verdict == "valid" and self._audience_ok(claims) and tenant == source_tenant.lower():
+                self.aux_tokens_accepted += 1
+                return None
+        linked = source_id.split("/")[2]
+        return (
+            403,
+            _error(
+                "LinkedAuthorizationFailed",
+                "The client has permission to perform action 'Microsoft.Compute/galleries/images/versions/read' on "
+                f"scope '{target_id}', however the current tenant '{target_tenant}' is not authorized to access "
+                f"linked subscription '{linked}'.",
+            ),
+            {"x-ms-failure-cause": "gateway"},
+        )
 
     def _record(
         self, method: str, path: str, query: dict[str, str], status: int, authorized: bool, body: Any = None
@@ -1037,7 +1264,7 @@ exit 2
         handler.wfile.flush()
 
     def _route(
-        self, method: str, path: str, query: dict[str, str], body: Any = None
+        self, method: str, path: str, query: dict[str, str], body: Any = None, auxiliary: str | None = None
     ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
         for route_method, kind, pattern in _ROUTES:
             m = pattern.match(path)
@@ -1045,6 +1272,7 @@ exit 2
                 handler: _Route = getattr(self, f"_on_{kind}")
                 with self._lock:
                     self._body = body if isinstance(body, dict) else {}
+                    self._auxiliary = auxiliary
                     return handler(m, query)
         for _, _, pattern in _ROUTES:
             if pattern.match(path):
@@ -1289,6 +1517,8 @@ exit 2
         if vm is None:
             return self._not_found("Microsoft.Compute/virtualMachines", m["name"], m["rg"])
         expand = query.get("$expand", "").lower() == "instanceview"
+        if vm.created is not None:
+            return 200, self._created_vm_model(vm, expand), {}
         return 200, self._vm_model(vm, expand), {}
 
     def _on_instance_view(self, m: re.Match[str], query: dict[str, str]) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -1298,6 +1528,9 @@ exit 2
         return 200, self._instance_view(vm), {}
 
     def _on_disk(self, m: re.Match[str], query: dict[str, str]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        created = self.disks.get((m["sub"].lower(), m["rg"].lower(), m["name"].lower()))
+        if created is not None:
+            return 200, created, {}
         vm = next((v for v in self.vms.values() if v.managed_os_disk and v.os_disk_id.lower() == m[0].lower()), None)
         if vm is None:
             return self._not_found("Microsoft.Compute/disks", m["name"], m["rg"])
@@ -1403,7 +1636,19 @@ exit 2
                 "publishedDate": "2025-01-01T12:00:00.0000000+00:00",
                 "storageAccountType": "Standard_LRS",
             },
-            "storageProfile": {"source": source, "osDiskImage": {"sizeInGB": 30, "hostCaching": "ReadWrite"}},
+            "storageProfile": {
+                "source": source,
+                "osDiskImage": {"sizeInGB": 30, "hostCaching": "ReadWrite"},
+                **(
+                    {
+                        "dataDiskImages": [
+                            {"lun": lun, "sizeInGB": 128, "hostCaching": "None"} for lun in version.data_disk_luns
+                        ]
+                    }
+                    if version.data_disk_luns
+                    else {}
+                ),
+            },
             "provisioningState": version.provisioning_state,
         }
         for name, value in version.extra.items():
@@ -1770,7 +2015,11 @@ exit 2
                 )
             location = str(body.get("location") or image.location)
             if _VERSION.match(source_id):
-                error = self._copy_error(image, source_id, target, location)
+                target_id = f"/subscriptions/{m['sub']}/resourceGroups/{m['rg']}/providers/Microsoft.Compute"
+                target_id += f"/galleries/{m['gallery']}/images/{m['image']}/versions/{m['version']}"
+                error = self._linked_authorization(target_id, source_id) or self._copy_error(
+                    image, source_id, target, location
+                )
             else:
                 error = self._capture_error(image, source_id, target)
             if error is not None:
@@ -1785,6 +2034,9 @@ exit 2
         version.location = str(body.get("location") or image.location)
         version.tags = dict(body.get("tags") or {})
         version.extra = extra
+        source_vm = next((v for v in self.vms.values() if v.id.lower() == source_id.lower()), None)
+        if source_vm is not None and existing is None:  # Azure captures every data disk of the VM, by LUN
+            version.data_disk_luns = list(range(len(source_vm.data_disk_sizes_gb)))
         version.provisioning_state = "Creating" if existing is None else "Updating"
 
         def settle(ok: bool) -> None:
@@ -1839,10 +2091,490 @@ exit 2
         }
 
     def _on_delete_vm(self, m: re.Match[str], query: dict[str, str]) -> tuple[int, None, dict[str, str]]:
-        if self._vm(m) is None:
+        vm = self._vm(m)
+        if vm is None:
             return 204, None, {}
-        self.remove_vm(m["name"], m["rg"], m["sub"])
-        return 200, None, {}
+        if vm.created is None:
+            self.remove_vm(m["name"], m["rg"], m["sub"])
+            return 200, None, {}
+
+        # A created VM: 202 and an operation (as recorded), then its disks and NIC marked deleteOption Delete go too.
+        def remove(ok: bool) -> None:
+            if ok:
+                self.remove_vm(m["name"], m["rg"], m["sub"])
+                self._delete_attached(vm)
+
+        return 202, None, self._start_vm_operation(m["sub"], vm.location, query, remove)
+
+    # test boots (hooks/version_boot.py): VMs created from an image version, their NICs and disks, the subnet
+
+    def add_vnet(
+        self,
+        name: str = "vnet-test",
+        resource_group: str = "rg-network",
+        subscription_id: str = DEFAULT_SUBSCRIPTION,
+        location: str = "westeurope",
+        subnets: tuple[str, ...] = ("default",),
+    ) -> str:
+        """Add a virtual network with subnets; returns the ID of its first subnet."""
+        vnet_id = (
+            f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
+            f"/providers/Microsoft.Network/virtualNetworks/{name}"
+        )
+        with self._lock:
+            self.vnets[vnet_id.lower()] = (location, list(subnets))
+            self.subscriptions.setdefault(subscription_id.lower(), self.tenant_id)
+        return f"{vnet_id}/subnets/{subnets[0]}"
+
+    def add_disk(
+        self,
+        name: str,
+        resource_group: str,
+        subscription_id: str = DEFAULT_SUBSCRIPTION,
+        location: str = "westeurope",
+        tags: dict[str, str] | None = None,
+        managed_by: str | None = None,
+    ) -> dict[str, Any]:
+        """Add a managed disk (e.g. a leftover of an interrupted test boot)."""
+        disk: dict[str, Any] = {
+            "name": name,
+            "id": f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/Microsoft.Compute"
+            f"/disks/{name}",
+            "type": "Microsoft.Compute/disks",
+            "location": location,
+            "tags": dict(tags or {}),
+            "sku": {"name": "StandardSSD_LRS", "tier": "Standard"},
+            "properties": {
+                "diskSizeGB": 30,
+                "provisioningState": "Succeeded",
+                "diskState": "Attached" if managed_by else "Unattached",
+                "timeCreated": _now(),
+            },
+        }
+        if managed_by:
+            disk["managedBy"] = managed_by
+        with self._lock:
+            self.disks[(subscription_id.lower(), resource_group.lower(), name.lower())] = disk
+        return disk
+
+    def add_nic(
+        self,
+        name: str,
+        resource_group: str,
+        subnet_id: str,
+        subscription_id: str = DEFAULT_SUBSCRIPTION,
+        location: str = "westeurope",
+        tags: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Add a NIC (e.g. a leftover of an interrupted test boot)."""
+        nic_id = (
+            f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
+            f"/providers/Microsoft.Network/networkInterfaces/{name}"
+        )
+        nic = self._nic_body(nic_id, name, location, dict(tags or {}), [{"name": "ipconfig1"}], subnet_id)
+        with self._lock:
+            self.nics[(subscription_id.lower(), resource_group.lower(), name.lower())] = nic
+        return nic
+
+    def created_vms(self) -> list[FakeVm]:
+        """VMs created by PUT (test boots) that still exist."""
+        return [vm for vm in list(self.vms.values()) if vm.created is not None]
+
+    @staticmethod
+    def _nic_body(
+        nic_id: str, name: str, location: str, tags: dict[str, str], configs: list[dict[str, Any]], subnet_id: str
+    ) -> dict[str, Any]:
+        return {
+            "name": name,
+            "id": nic_id,
+            "type": "Microsoft.Network/networkInterfaces",
+            "location": location,
+            "tags": tags,
+            "etag": f'W/"{uuid.uuid4()}"',
+            "properties": {
+                "provisioningState": "Succeeded",
+                "resourceGuid": str(uuid.uuid4()),
+                "ipConfigurations": [
+                    {
+                        "name": str(c.get("name") or "ipconfig1"),
+                        "id": f"{nic_id}/ipConfigurations/{c.get('name') or 'ipconfig1'}",
+                        "type": "Microsoft.Network/networkInterfaces/ipConfigurations",
+                        "properties": {
+                            "provisioningState": "Succeeded",
+                            "privateIPAddress": f"10.0.0.{4 + i}",
+                            "privateIPAllocationMethod": "Dynamic",
+                            "subnet": {"id": subnet_id},
+                            "primary": i == 0,
+                            "privateIPAddressVersion": "IPv4",
+                            **(
+                                {"publicIPAddress": (c.get("properties") or {})["publicIPAddress"]}
+                                if "publicIPAddress" in (c.get("properties") or {})
+                                else {}
+                            ),
+                        },
+                    }
+                    for i, c in enumerate(configs)
+                ],
+                "enableAcceleratedNetworking": False,
+                "nicType": "Standard",
+            },
+        }
+
+    def _subnet_location(self, subnet_id: str) -> str | None:
+        """The location of the subnet's virtual network; None if the subnet does not exist."""
+        vnet_id, _, subnet = subnet_id.rstrip("/").rpartition("/subnets/")
+        found = self.vnets.get(vnet_id.lower())
+        if found is None or subnet.lower() not in [s.lower() for s in found[1]]:
+            return None
+        return found[0]
+
+    def _on_vnet(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        found = self.vnets.get(m[0].lower())
+        if found is None:
+            return self._not_found("Microsoft.Network/virtualNetworks", m["vnet"], m["rg"])
+        location, subnets = found
+        body = {
+            "name": m["vnet"],
+            "id": m[0],
+            "type": "Microsoft.Network/virtualNetworks",
+            "location": location,
+            "properties": {
+                "provisioningState": "Succeeded",
+                "addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
+                "subnets": [
+                    {
+                        "name": name,
+                        "id": f"{m[0]}/subnets/{name}",
+                        "properties": {"addressPrefix": f"10.0.{i}.0/24", "provisioningState": "Succeeded"},
+                    }
+                    for i, name in enumerate(subnets)
+                ],
+            },
+        }
+        return 200, body, {}
+
+    def _on_subnet(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        vnet_id = m[0].rpartition("/subnets/")[0]
+        if vnet_id.lower() not in self.vnets:
+            return self._not_found("Microsoft.Network/virtualNetworks", m["vnet"], m["rg"])
+        if self._subnet_location(m[0]) is None:
+            return 404, {"error": {"code": "NotFound", "message": f"Resource {m[0]} not found.", "details": []}}, {}
+        body = {
+            "name": m["subnet"],
+            "id": m[0],
+            "type": "Microsoft.Network/virtualNetworks/subnets",
+            "etag": f'W/"{uuid.uuid4()}"',
+            "properties": {"addressPrefix": "10.0.0.0/24", "provisioningState": "Succeeded"},
+        }
+        return 200, body, {}
+
+    def _group_items(self, table: dict[tuple[str, str, str], Any], m: re.Match[str]) -> list[Any]:
+        return [v for (sub, rg, _), v in list(table.items()) if (sub, rg) == (m["sub"].lower(), m["rg"].lower())]
+
+    def _on_nic_list(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        return 200, {"value": self._group_items(self.nics, m)}, {}
+
+    def _on_disk_list(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        return 200, {"value": self._group_items(self.disks, m)}, {}
+
+    def _on_vm_list(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        vms = [
+            vm
+            for vm in self.vms.values()
+            if (vm.subscription_id.lower(), vm.resource_group.lower()) == (m["sub"].lower(), m["rg"].lower())
+        ]
+        return (
+            200,
+            {"value": [self._created_vm_model(vm, False) if vm.created else self._vm_model(vm, False) for vm in vms]},
+            {},
+        )
+
+    def _on_nic(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        nic = self.nics.get((m["sub"].lower(), m["rg"].lower(), m["name"].lower()))
+        if nic is None:
+            return self._not_found("Microsoft.Network/networkInterfaces", m["name"], m["rg"])
+        return 200, nic, {}
+
+    def _on_put_nic(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        body = self._body
+        location = str(body.get("location") or "")
+        configs = (body.get("properties") or {}).get("ipConfigurations") or []
+        if not location or not configs:
+            return (
+                400,
+                _error("InvalidRequestFormat", "Cannot parse the request: location and ipConfigurations are required."),
+                {},
+            )
+        subnet_id = str((((configs[0].get("properties") or {}).get("subnet")) or {}).get("id") or "")
+        vnet_location = self._subnet_location(subnet_id) if subnet_id else None
+        if vnet_location is None or vnet_location.replace(" ", "").lower() != location.replace(" ", "").lower():
+            return (
+                400,
+                _error(
+                    "InvalidResourceReference",
+                    f"Resource {subnet_id} referenced by resource {m[0]} was not found. Please make sure that the "
+                    "referenced resource exists, and that both resources are in the same region.",
+                ),
+                {},
+            )
+        nic = self._nic_body(m[0], m["name"], location, dict(body.get("tags") or {}), configs, subnet_id)
+        self.nics[(m["sub"].lower(), m["rg"].lower(), m["name"].lower())] = nic
+        return 201, nic, self._start_vm_operation(m["sub"], location, query, None, "Microsoft.Network")
+
+    def _on_delete_nic(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        key = (m["sub"].lower(), m["rg"].lower(), m["name"].lower())
+        nic = self.nics.get(key)
+        if nic is None:
+            return 204, None, {}
+        user = (nic["properties"].get("virtualMachine") or {}).get("id")
+        if user:
+            return (
+                400,
+                _error(
+                    "NicInUse",
+                    f"Network Interface {m[0]} is used by existing resource {user}. In order to delete the network "
+                    "interface, it must be dissociated from the resource. To learn more, see aka.ms/deletenic.",
+                ),
+                {},
+            )
+
+        def remove(ok: bool) -> None:
+            if ok:
+                self.nics.pop(key, None)
+
+        return 202, None, self._start_vm_operation(m["sub"], nic["location"], query, remove, "Microsoft.Network")
+
+    def _on_delete_disk(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        key = (m["sub"].lower(), m["rg"].lower(), m["name"].lower())
+        disk = self.disks.get(key)
+        if disk is None:
+            return 204, None, {}
+        owner = disk.get("managedBy")
+        if owner and any(vm.id.lower() == str(owner).lower() for vm in self.vms.values()):
+            return (
+                409,
+                _error("OperationNotAllowed", f"Disk {m['name']} is attached to VM {owner}."),
+                {},
+            )
+
+        def remove(ok: bool) -> None:
+            if ok:
+                self.disks.pop(key, None)
+
+        return 202, None, self._start_vm_operation(m["sub"], disk["location"], query, remove)
+
+    def _find_version(self, version_id: str) -> FakeImageVersion | None:
+        return next((v for v in self.image_versions.values() if v.id.lower() == version_id.strip().lower()), None)
+
+    @staticmethod
+    def _version_regions(version: FakeImageVersion) -> set[str]:
+        regions = {(version.location or version.image.location)}
+        for region in (version.extra.get("publishingProfile") or {}).get("targetRegions") or []:
+            regions.add(str(region.get("name") or ""))
+        regions |= set(version.replication)
+        return {r.replace(" ", "").lower() for r in regions}
+
+    def _on_put_vm(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        existing = self._vm(m)
+        if existing is not None:
+            return (
+                200,
+                self._created_vm_model(existing, False) if existing.created else self._vm_model(existing, False),
+                {},
+            )
+        body = self._body
+        props = dict(body.get("properties") or {})
+        location = str(body.get("location") or "")
+        storage = props.get("storageProfile") or {}
+        image_id = str((storage.get("imageReference") or {}).get("id") or "")
+        version = self._find_version(image_id)
+        if version is None or location.replace(" ", "").lower() not in self._version_regions(version):
+            return (
+                404,
+                _error(
+                    "GalleryImageNotFound",
+                    f"The gallery image {image_id} is not available in {location} region. Please contact image owner "
+                    "to replicate to this region, or change your requested region.",
+                    "imageReference",
+                ),
+                {},
+            )
+        os_profile = props.get("osProfile")
+        if version.image.os_state == "Generalized" and not (os_profile or {}).get("adminPassword"):
+            return (
+                400,
+                _error("InvalidParameter", "Required parameter 'adminPassword' is missing (null).", "adminPassword"),
+                {},
+            )
+        if version.image.os_state == "Specialized" and os_profile:
+            return 400, _error("InvalidParameter", "Parameter 'osProfile' is not allowed.", "osProfile"), {}
+        nic_refs = (props.get("networkProfile") or {}).get("networkInterfaces") or []
+        for ref in nic_refs:
+            nic_m = _NIC.match(str(ref.get("id") or ""))
+            if nic_m is None or (nic_m["sub"].lower(), nic_m["rg"].lower(), nic_m["name"].lower()) not in self.nics:
+                return (
+                    400,
+                    _error(
+                        "InvalidResourceReference",
+                        f"Resource {ref.get('id')} referenced by resource {m[0]} was not found.",
+                    ),
+                    {},
+                )
+        vm = FakeVm(
+            m["sub"],
+            m["rg"],
+            m["name"],
+            location=location,
+            os_type=version.image.os_type,
+            hyper_v_generation=version.image.hyper_v_generation,
+            security_type=(props.get("securityProfile") or {}).get("securityType"),
+            vm_size=str((props.get("hardwareProfile") or {}).get("vmSize") or ""),
+            power_state="starting",
+            provisioning_state="creating",
+            tags=dict(body.get("tags") or {}),
+            boot=BootScript(**vars(self.boot_script)),
+            created=props,
+        )
+        self.vms[(m["sub"].lower(), m["rg"].lower(), m["name"].lower())] = vm
+        # Disks created with the VM carry no tags (Azure does not copy the VM's): only their names tie them to it.
+        os_disk = storage.get("osDisk") or {}
+        named = {int(d["lun"]): str(d.get("name") or "") for d in storage.get("dataDisks") or [] if "lun" in d}
+        disk_names = [str(os_disk.get("name") or vm.os_disk_name)]
+        disk_names += [
+            named.get(lun) or f"{vm.name}_lun_{lun}_{uuid.uuid4().hex[:8]}" for lun in version.data_disk_luns
+        ]
+        for disk_name in disk_names:
+            self.add_disk(disk_name, m["rg"], m["sub"], location, managed_by=vm.id)
+        for ref in nic_refs:
+            nic_m = _NIC.match(str(ref["id"]))
+            assert nic_m is not None
+            self.nics[(nic_m["sub"].lower(), nic_m["rg"].lower(), nic_m["name"].lower())]["properties"][
+                "virtualMachine"
+            ] = {"id": vm.id}
+        return 201, self._created_vm_model(vm, False), self._start_vm_operation(m["sub"], location, query, None)
+
+    def _created_vm_model(self, vm: FakeVm, expand_instance_view: bool) -> dict[str, Any]:
+        """A VM created by PUT, as ARM answers it: its request back (never the password), with its provisioning
+        moved on by one step per read (BootScript)."""
+        script = vm.boot or BootScript()
+        props: dict[str, Any] = json.loads(json.dumps(vm.created or {}))
+        (props.get("osProfile") or {}).pop("adminPassword", None)
+        failed = vm.boot_reads >= script.creating_reads and script.fail is not None
+        state = "Creating" if vm.boot_reads < script.creating_reads else "Failed" if failed else "Succeeded"
+        props.update({"vmId": vm.vm_id, "provisioningState": state, "timeCreated": "2026-01-01T10:00:00.0000000+00:00"})
+        if expand_instance_view:
+            status: dict[str, Any] = {
+                "code": f"ProvisioningState/{state.lower()}" + (f"/{script.fail[0]}" if failed and script.fail else ""),
+                "level": "Error" if failed else "Info",
+                "displayStatus": {"Creating": "Creating", "Failed": "Provisioning failed"}.get(
+                    state, "Provisioning succeeded"
+                ),
+                "time": _now(),
+            }
+            if failed and script.fail:
+                status["message"] = script.fail[1]
+            view: dict[str, Any] = {
+                "computerName": (props.get("osProfile") or {}).get("computerName", vm.name),
+                "statuses": [status],
+            }
+            if state == "Succeeded":
+                view["statuses"].append({"code": "PowerState/running", "level": "Info", "displayStatus": "VM running"})
+                ready = (
+                    not script.agent_never_ready
+                    and vm.boot_reads - script.creating_reads >= script.agent_ready_after_reads
+                )
+                view["vmAgent"] = (
+                    {
+                        "vmAgentVersion": "2.13.1.1",
+                        "statuses": [
+                            {
+                                "code": "ProvisioningState/succeeded",
+                                "level": "Info",
+                                "displayStatus": "Ready",
+                                "message": "GuestAgent is running and processing the extensions.",
+                                "time": _now(),
+                            }
+                        ],
+                    }
+                    if ready
+                    else {
+                        "vmAgentVersion": "Unknown",
+                        "statuses": [
+                            {
+                                "code": "ProvisioningState/Unavailable",
+                                "level": "Warning",
+                                "displayStatus": "Not Ready",
+                                "message": "VM status blob is found but not yet populated.",
+                                "time": _now(),
+                            }
+                        ],
+                    }
+                )
+            props["instanceView"] = view
+            vm.boot_reads += 1
+        return {
+            "name": vm.name,
+            "id": vm.id,
+            "type": "Microsoft.Compute/virtualMachines",
+            "location": vm.location,
+            "tags": vm.tags,
+            "properties": props,
+        }
+
+    def _delete_attached(self, vm: FakeVm) -> None:
+        """What goes with a deleted VM: its disks and NICs marked deleteOption Delete; the others are detached."""
+        storage = (vm.created or {}).get("storageProfile") or {}
+        keep_disks = {
+            str(d.get("name") or "").lower()
+            for d in [storage.get("osDisk") or {}, *(storage.get("dataDisks") or [])]
+            if d.get("deleteOption", "Detach") != "Delete" and d.get("name")
+        }
+        for key, disk in list(self.disks.items()):
+            if str(disk.get("managedBy") or "").lower() == vm.id.lower():
+                if key[2] in keep_disks:
+                    disk.pop("managedBy", None)
+                else:
+                    self.disks.pop(key, None)
+        for ref in ((vm.created or {}).get("networkProfile") or {}).get("networkInterfaces") or []:
+            nic_m = _NIC.match(str(ref.get("id") or ""))
+            if nic_m is None:
+                continue
+            key = (nic_m["sub"].lower(), nic_m["rg"].lower(), nic_m["name"].lower())
+            if (ref.get("properties") or {}).get("deleteOption") == "Delete":
+                self.nics.pop(key, None)
+            elif key in self.nics:
+                self.nics[key]["properties"].pop("virtualMachine", None)
+
+    def _start_vm_operation(
+        self,
+        subscription_id: str,
+        location: str,
+        query: dict[str, str],
+        on_finish: Callable[[bool], None] | None,
+        provider: str = "Microsoft.Compute",
+    ) -> dict[str, str]:
+        """An LRO polled at `<provider>/locations/<loc>/operations/<id>` (VM and disk operations, Network's)."""
+        script = self._lro_script.pop("next", None)
+        op = FakeOperation(
+            id=str(uuid.uuid4()),
+            vm=None,
+            action="resource",
+            final_state="",
+            previous_state="",
+            in_progress_polls=-1 if script == -1 else self.lro_polls,
+            fail=script if isinstance(script, tuple) else None,
+            on_finish=on_finish,
+        )
+        self.operations[op.id] = op
+        base = (
+            f"{self.endpoint}/subscriptions/{subscription_id}/providers/{provider}"
+            f"/locations/{location.replace(' ', '').lower()}/operations/{op.id}"
+        )
+        api = query.get("api-version", "")
+        return {
+            "Azure-AsyncOperation": f"{base}?api-version={api}",
+            "Location": f"{base}?monitor=true&api-version={api}",
+        }
 
     # role assignments
 

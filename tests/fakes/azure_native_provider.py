@@ -230,29 +230,40 @@ class Arm:
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
         self.context = ssl.create_default_context(cafile=bundle) if bundle else ssl.create_default_context()
         self.poll_interval = float(os.environ.get("IMAGE_GALLERY_FAKE_PROVIDER_POLL_SECONDS", "0.1"))
-        self._token: tuple[str, float] | None = None
+        self._tokens: dict[str, tuple[str, float]] = {}
+        """tenant ("" for the login's own) → (token, expiry)."""
         self._lock = threading.Lock()
         self.default_subscription: str | None = None
+        self.auxiliary_tenants: list[str] = []
+        """auxiliaryTenantIds: like azure-native since v3.20.0 (pulumi-azure-native#4726), a token of each is sent
+        in x-ms-authorization-auxiliary on every request."""
 
-    def token(self) -> str:
+    def token(self, tenant: str = "") -> str:
+        """A token for this endpoint (`--resource`, its audience) from `az`, for the login's tenant or `tenant`."""
         with self._lock:
-            if self._token is None or self._token[1] < time.time() + 60:
+            found = self._tokens.get(tenant)
+            if found is None or found[1] < time.time() + 60:
+                command = ["az", "account", "get-access-token", "--output", "json", "--resource", self.endpoint]
                 done = subprocess.run(
-                    ["az", "account", "get-access-token", "--output", "json"],
+                    [*command, *(["--tenant", tenant] if tenant else [])],
                     capture_output=True,
                     text=True,
                     timeout=60,
                     check=False,
                 )
                 if done.returncode != 0:
+                    what = f" for tenant {tenant} (auxiliaryTenantIds)" if tenant else ""
                     raise ArmError(
-                        401, "AzureCliLoginRequired", f"az account get-access-token failed: {done.stderr.strip()}"
+                        401,
+                        "AzureCliLoginRequired",
+                        f"az account get-access-token{what} failed: {done.stderr.strip()}",
                     )
                 answer = json.loads(done.stdout)
                 expires = float(answer.get("expires_on") or time.time() + 300)
-                self._token = (str(answer["accessToken"]), expires)
-                self.default_subscription = answer.get("subscription")
-            return self._token[0]
+                found = self._tokens[tenant] = (str(answer["accessToken"]), expires)
+                if not tenant:
+                    self.default_subscription = answer.get("subscription")
+            return found[0]
 
     def request(self, method: str, url: str, body: Any = None, api_version: str | None = None) -> Response:
         if url.startswith("/"):
@@ -262,6 +273,9 @@ class Arm:
         parts = urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         headers = {"Authorization": f"Bearer {self.token()}", "Accept": "application/json"}
+        if self.auxiliary_tenants:
+            tokens = [f"Bearer {self.token(t)}" for t in self.auxiliary_tenants]
+            headers["x-ms-authorization-auxiliary"] = ", ".join(tokens)
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -405,6 +419,13 @@ class AzureNativeProvider(provider_pb2_grpc.ResourceProviderServicer):
             config[key.rsplit(":", 1)[-1]] = value
         config.update(plain(to_python(request.args)) if request.HasField("args") else {})
         self.config = config
+        # azure-native reads auxiliaryTenantIds (or ARM_AUXILIARY_TENANT_IDS) as a JSON array of tenant IDs.
+        raw = config.get("auxiliaryTenantIds") or os.environ.get("ARM_AUXILIARY_TENANT_IDS") or ""
+        try:
+            tenants = json.loads(raw) if isinstance(raw, str) and raw else raw or []
+        except ValueError:
+            _abort(context, f"failed to unmarshal '{raw}' as Auxiliary Tenants", grpc.StatusCode.INVALID_ARGUMENT)
+        self.arm.auxiliary_tenants = [str(t) for t in tenants]
         # A provider that implements Handshake must support preview (provider.proto): the engine then calls
         # Create/Update with preview=True during `pulumi preview`.
         return provider_pb2.ConfigureResponse(acceptSecrets=True, acceptResources=True, supportsPreview=True)

@@ -134,6 +134,8 @@ class TokenRequest:
     status: int
     error: str | None = None
     at: float = field(default_factory=time.time)
+    scope: str = ""
+    """The scope asked for (`<resource>/.default`): the token's audience."""
 
 
 class FakeEntra(_HttpsFake):
@@ -220,7 +222,7 @@ class FakeEntra(_HttpsFake):
     def _token(self, tenant: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         client_id = form.get("client_id", "")
         kind = "secret" if "client_secret" in form else "assertion" if "client_assertion" in form else "other"
-        request = TokenRequest(tenant, client_id, kind, 0)
+        request = TokenRequest(tenant, client_id, kind, 0, scope=form.get("scope", ""))
         if tenant.lower() != self.tenant_id.lower():
             return self._refuse(request, 400, "invalid_request", "AADSTS90002", f"Tenant '{tenant}' not found.")
         app = self.apps.get(client_id.lower())
@@ -255,7 +257,9 @@ class FakeEntra(_HttpsFake):
                 )
         else:
             return self._refuse(request, 401, "invalid_client", "AADSTS7000216", "No client credential was given.")
-        token = _jwt({"aud": "https://management.azure.com", "tid": tenant, "appid": client_id, "n": uuid.uuid4().hex})
+        # The audience is the resource of the requested scope (`<resource>/.default`), as Entra issues it.
+        audience = form.get("scope", "").split(" ")[0].removesuffix("/.default")
+        token = _jwt({"aud": audience, "tid": tenant, "appid": client_id, "n": uuid.uuid4().hex})
         with self._lock:
             self._issued[token] = (client_id, time.time() + self.token_lifetime)
             request.status = 200

@@ -69,7 +69,9 @@ _SAY = re.compile(r'^\s*say "([^"]*)"', re.MULTILINE)
 class ScriptedLinuxGuest:
     """An Ubuntu VM as hooks/linux.py sees it over SSH, until and after waagent deprovisions it."""
 
-    def __init__(self, username: str = "azureuser", *, regenerate_ssh_host_key_pair: bool = False) -> None:
+    def __init__(
+        self, username: str = "azureuser", *, regenerate_ssh_host_key_pair: bool = False, sudo_installed: bool = True
+    ) -> None:
         self.host = "127.0.0.1"
         self.port = 0
         """Set by start()."""
@@ -94,6 +96,8 @@ class ScriptedLinuxGuest:
         """The guest's own host key, `ssh-ed25519 AAAA…`."""
         self.regenerate_ssh_host_key_pair = regenerate_ssh_host_key_pair
         """waagent.conf's Provisioning.RegenerateSshHostKeyPair: y deletes the host keys while deprovisioning."""
+        self.sudo_installed = sudo_installed
+        """False: a minimal image without sudo, where the login shell cannot find it (exit status 127)."""
         self.commands: list[str] = []
         """Every exec request received, in order."""
         self.deprovisioned = False
@@ -160,6 +164,11 @@ class ScriptedLinuxGuest:
         )
         return replace(base, **changes)
 
+    def open_connections(self) -> int:
+        """SSH connections the client has not closed yet."""
+        with self._lock:
+            return sum(1 for t in self._transports if t.is_active())
+
     # --- the SSH side ---------------------------------------------------------------------------------------
 
     def _accept_loop(self) -> None:
@@ -211,7 +220,10 @@ class ScriptedLinuxGuest:
 
     def _answer(self, channel: paramiko.Channel, command: str) -> None:
         try:
-            if command in (SCRIPT_COMMAND, ROOT_SCRIPT_COMMAND):
+            if command == SCRIPT_COMMAND and not self.sudo_installed:
+                time.sleep(_REPLY_GRACE)
+                _finish(channel, 127, stderr="bash: line 1: sudo: command not found\n")
+            elif command in (SCRIPT_COMMAND, ROOT_SCRIPT_COMMAND):
                 self._run_script(channel, as_root=command == SCRIPT_COMMAND or self.username == "root")
             else:
                 time.sleep(_REPLY_GRACE)

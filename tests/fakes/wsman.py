@@ -224,6 +224,8 @@ class GuestModel:
     removable_deny_all: bool = False
     removable_denied: list[str] = field(default_factory=list)
     """Per-class removable-storage deny values, e.g. "{53f56308-...}!Deny_Read"."""
+    appx_supported: bool = True
+    """False: an edition without Get-AppxPackage (Server Core): check-appx.ps1 reports supported=false, no lists."""
     appx: list[AppxPackage] = field(
         default_factory=lambda: [
             AppxPackage("Microsoft.WindowsCalculator", "11.2210.0.0", users=("VM\\azureadmin",)),
@@ -453,6 +455,8 @@ class GuestModel:
         return result
 
     def _script_check_appx(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not self.appx_supported:
+            return {"supported": False, "packages": [], "provisioned": [], "error": ""}
         return {
             "supported": True,
             "provisioned": [{"name": p.name, "version": p.version} for p in self.appx if p.provisioned],

@@ -595,3 +595,39 @@ def test_fake_arm_serves_standalone_until_sigterm(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=10)
     assert process.returncode == 0, err.decode()
+
+
+def test_a_copy_from_another_tenant_needs_auxiliary_tenant_ids(plugin: Plugin, fake_arm: FakeArm) -> None:
+    """Like azure-native since v3.20.0: with auxiliaryTenantIds (stack setting or ARM_AUXILIARY_TENANT_IDS, a JSON
+    array) a token of each tenant goes in x-ms-authorization-auxiliary; without it ARM refuses the copy."""
+    other_sub, other_tenant = "00000000-0000-0000-0000-00000000bbbb", "99999999-8888-7777-6666-555555555555"
+    fake_arm.add_tenant(other_tenant)
+    fake_arm.add_subscription(other_sub, other_tenant)
+    fake_arm.add_subscription(SUB)
+    dev = fake_arm.add_gallery_image("dev_gallery", "img", "rg-dev", other_sub)
+    source = fake_arm.add_image_version(dev, "1.0.0", source_vm_id="/subscriptions/x/vm")
+    plugin.create(GALLERY, gallery_inputs())
+    plugin.create(IMAGE, image_inputs())
+    inputs = version_inputs("unused", storageProfile={"source": {"id": source.id}})
+    refused = rpc_error(plugin.create, VERSION, inputs)
+    assert 'Status=403 Code="LinkedAuthorizationFailed"' in str(refused.details())
+    assert f"linked subscription '{other_sub}'" in str(refused.details())
+
+    def configure(variables: dict[str, str]) -> None:
+        plugin.stub.Configure(
+            provider_pb2.ConfigureRequest(
+                variables={"azure-native:config:subscriptionId": SUB, **variables},
+                args=struct({"subscriptionId": SUB, "version": AZURE_NATIVE_VERSION}),
+                acceptSecrets=True,
+                acceptResources=True,
+            )
+        )
+
+    configure({"azure-native:config:auxiliaryTenantIds": json.dumps([other_tenant])})
+    try:
+        _, outputs = plugin.create(VERSION, inputs)
+    finally:
+        configure({})
+    assert outputs["storageProfile"]["source"]["id"] == source.id
+    assert fake_arm.aux_tokens_accepted >= 1
+    assert any(call[-2:] == ["--tenant", other_tenant] for call in fake_arm.az_calls())

@@ -1,5 +1,6 @@
 """The guest half (GuestGeneralization) for Linux through the real dynamic provider host: fake ARM for the VM's
-state, a real OpenSSH sshd and the real Debian waagent in a throwaway root for the guest."""
+state, a real OpenSSH sshd and the real Debian waagent in a throwaway root for the guest; and, in every run (no
+root needed), the scripted SSH guest of tests/fakes/ssh_guest.py."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hooks.providers import GuestGeneralizationProvider
 from tests.fakes.arm import FakeArm, fake_arm  # noqa: F401 (fixture)
 from tests.fakes.dynamic_host import DynamicHost, HostError, host_factory, urn, with_provider  # noqa: F401
 from tests.fakes.sandbox import Sandbox, sandbox_fixture, sandbox_rootfs  # noqa: F401
+from tests.fakes.ssh_guest import SCRIPT_COMMAND, ScriptedLinuxGuest
 from tests.integration import test_vm_provider as vm_half
 
 GUEST_URN = urn("GuestGeneralization", "ubuntu-1.0.0-guest")
@@ -120,6 +122,26 @@ def test_deprovisions_with_the_real_waagent(fake_arm: FakeArm, host_factory: Any
     log = host.close()
     assert sandbox.private_key not in log
     assert "left untouched" in log
+
+
+def test_deprovisions_a_running_linux_vm_over_ssh_without_root(fake_arm: FakeArm, host_factory: Any) -> None:  # noqa: F811
+    # The Linux branch of the pipeline where the sandbox cannot run: the same provider, a scripted guest.
+    vm = fake_arm.add_vm(power_state="running")
+    host: DynamicHost = host_factory(fake_arm.env)
+    with ScriptedLinuxGuest() as guest:
+        props = guest_props(
+            fake_arm, vm.id, host=guest.host, port=guest.port, host_key=guest.host_key, private_key=guest.private_key
+        )
+        id_, outs = host.create(GUEST_URN, props)
+        assert outs["action"] == "deprovisioned" and "waagent" in outs["method"]
+        assert guest.deprovisioned and guest.commands == [SCRIPT_COMMAND]
+        assert "credentials" not in outs
+        # Azure now reports it generalized: a second run of the guest half leaves the guest alone.
+        _, vm_outs = host.create(vm_half.URN, vm_half.props(fake_arm, vm.id))
+        assert vm_outs["generalized"] is True
+        _, again = host.create(GUEST_URN, props)
+        assert again["action"] == "skipped" and guest.commands == [SCRIPT_COMMAND]
+    assert guest.private_key not in host.close()
 
 
 def test_generalized_vm_is_never_contacted(

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import paramiko
 import pytest
 
-from hooks.errors import GuestConnectionError, HostKeyMismatch
-from hooks.linux import COMPLETE_MARKER, METHOD, SCRIPT, deprovision
-from tests.fakes.ssh_guest import SCRIPT_COMMAND, ScriptedLinuxGuest
+from hooks.errors import ConfigError, GuestConnectionError, HostKeyMismatch
+from hooks.linux import COMPLETE_MARKER, METHOD, SCRIPT, DeprovisionFailed, deprovision
+from tests.fakes.ssh_guest import ROOT_SCRIPT_COMMAND, SCRIPT_COMMAND, ScriptedLinuxGuest
 from tests.integration.test_linux_guest import Recorder, assert_no_secrets, new_private_key, secret_pieces
 
 
@@ -42,6 +42,7 @@ def test_deprovisions_through_the_real_linux_step(guest: ScriptedLinuxGuest) -> 
     assert len(steps) == SCRIPT.read_text().count('say "step ')
     assert any("host key ssh-ed25519 SHA256:" in line and "verified" in line for line in recorder.lines)
     assert recorder.warnings == []
+    assert not any("session then ended" in line for line in recorder.lines), "exit status 0 arrived: no note"
     assert_no_secrets(secret_pieces(guest.private_key), recorder, None, result.detail, result.output_tail)
 
 
@@ -66,6 +67,40 @@ def test_wrong_host_key_is_refused_and_nothing_runs(guest: ScriptedLinuxGuest) -
     assert guest.commands == []
     assert not guest.deprovisioned
     assert_no_secrets(secret_pieces(guest.private_key), recorder, caught.value)
+    assert _closed_soon(guest), "the connection to a host that failed verification is closed, not left open"
+
+
+def _closed_soon(guest: ScriptedLinuxGuest) -> bool:
+    deadline = time.monotonic() + 3.0
+    while guest.open_connections() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return guest.open_connections() == 0
+
+
+def test_an_image_without_sudo_is_explained_and_nothing_ran() -> None:
+    with ScriptedLinuxGuest(sudo_installed=False) as guest:
+        with pytest.raises(DeprovisionFailed) as caught:
+            deprovision(guest.target(), Recorder().log)
+    assert caught.value.exit_code == 127
+    assert f"sudo is not installed on 127.0.0.1:{guest.port}" in str(caught.value)
+    assert "Nothing was changed" in str(caught.value) and not guest.deprovisioned
+
+
+def test_root_runs_the_script_without_sudo() -> None:
+    # An image whose only login is root (sudo may not even be installed): `sh -s`, not `sudo -n sh -s`.
+    with ScriptedLinuxGuest(username="root") as guest:
+        result = deprovision(guest.target(), Recorder().log)
+    assert guest.commands == [ROOT_SCRIPT_COMMAND] and guest.deprovisioned
+    assert result.output_tail.endswith(COMPLETE_MARKER)
+
+
+def test_an_unusable_private_key_is_a_config_error_naming_the_target_and_nothing_connects(
+    guest: ScriptedLinuxGuest,
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        deprovision(guest.target(private_key="not a key at all"), Recorder().log)
+    assert f"SSH target 127.0.0.1:{guest.port}: the SSH private key could not be read" in str(caught.value)
+    assert guest.commands == [] and guest.open_connections() == 0
 
 
 def test_second_run_is_refused_because_waagent_deleted_the_user(guest: ScriptedLinuxGuest) -> None:
@@ -181,3 +216,18 @@ def _host_key(guest: ScriptedLinuxGuest) -> paramiko.PKey:
 
 def _blob(public_line: str) -> bytes:
     return base64.b64decode(public_line.split()[1])
+
+
+def test_an_unexpected_error_while_connecting_surfaces_as_itself_at_once(
+    guest: ScriptedLinuxGuest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only network trouble is retried (a booting VM); anything else is a bug to see, not "unreachable" for minutes.
+    def broken(self: paramiko.SSHClient, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("paramiko broke")
+
+    monkeypatch.setattr(paramiko.SSHClient, "connect", broken)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="paramiko broke"):
+        deprovision(guest.target(), Recorder().log)
+    assert time.monotonic() - started < 2.0
+    assert guest.commands == []

@@ -32,7 +32,7 @@ from hooks.errors import (
 from hooks.log import Log
 from hooks.targets import GuestResult, SysprepOptions, WinRmTarget
 from hooks.windows import scripts, transport
-from hooks.windows.sysprep import CHECKS, COMMAND_LINE_MARGIN, MAX_EXTRA_ARGS_LENGTH
+from hooks.windows.sysprep import AGENT_SERVICES, CHECKS, COMMAND_LINE_MARGIN, MAX_EXTRA_ARGS_LENGTH
 from tests.fakes.wsman import (  # noqa: F401  (fixtures)
     COMPLETE,
     RESEAL_TO_OOBE,
@@ -536,6 +536,41 @@ def test_benign_guest_facts_pass(guest: GuestModel, winrm_target: WinRmTarget) -
     assert guest.sysprep_launch_count == 1
 
 
+def test_a_client_edition_without_server_roles_passes_and_says_why(
+    guest: GuestModel, winrm_target: WinRmTarget
+) -> None:
+    guest.feature_cmdlet = False  # Windows 10/11: no Get-WindowsFeature
+    outcome = run(winrm_target)
+    succeeded(outcome)
+    assert any("no Get-WindowsFeature (client edition)" in line for line in outcome.log.lines)
+
+
+def test_an_edition_without_appx_passes_and_says_why(guest: GuestModel, winrm_target: WinRmTarget) -> None:
+    guest.appx_supported = False
+    outcome = run(winrm_target)
+    succeeded(outcome)
+    assert any("pre-check appx: ok (no AppX support on this edition)" in line for line in outcome.log.lines)
+
+
+def test_bitlocker_protection_on_is_refused_whatever_the_volume_says_and_the_fix_names_each_drive(
+    guest: GuestModel, winrm_target: WinRmTarget
+) -> None:
+    guest.data_drives = {"D:": ("On", "FullyDecrypted"), "E:": ("Off", "FullyDecrypted"), "F:": ("Off", "Encrypting")}
+    message = expect(run(winrm_target), PreCheckFailed)
+    assert "D:: protection On, volume FullyDecrypted" in message and "F:: protection Off" in message
+    assert "E:" not in message.split("Fix:")[0]
+    assert "Fix: decrypt D:, F::" in message
+    assert guest.sysprep_launch_count == 0
+
+
+def test_polls_while_sysprep_runs_ask_for_no_log_tails(guest: GuestModel, winrm_target: WinRmTarget) -> None:
+    # A poll every second must stay one small answer; the log tails are read once, at the end (or on failure).
+    guest.sysprep = SysprepBehaviour(runtime=0.4)
+    succeeded(run(winrm_target))
+    tails = [r.params.get("TailLines") for r in guest.requests if r.script == "image-state"]
+    assert len(tails) >= 3 and set(tails[:-1]) == {0} and tails[-1] == 20
+
+
 def test_failing_guest_script_reports_its_error(guest: GuestModel, winrm_target: WinRmTarget) -> None:
     guest.script_errors["check-appx"] = "Get-AppxPackage : Access is denied. (0x80070005)"
     message = expect(run(winrm_target), GuestCommandFailed)
@@ -730,6 +765,11 @@ def test_config_and_step_agree_on_check_names_and_the_extra_args_bound() -> None
 
     assert tuple(config.SYSPREP_CHECKS) == CHECKS
     assert config.SYSPREP_EXTRA_ARGS_MAX_LENGTH == MAX_EXTRA_ARGS_LENGTH
+
+
+def test_agent_services_lists_what_agent_status_reads() -> None:
+    text = scripts.GuestScript("agent-status").text
+    assert "foreach ($name in " + ", ".join(f"'{name}'" for name in AGENT_SERVICES) + ")" in text
 
 
 def test_prelude_refuses_anything_but_whitelisted_text() -> None:

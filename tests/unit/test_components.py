@@ -163,7 +163,9 @@ def test_version_inputs_field_by_field(resources: list[plan.PlannedResource]) ->
             },
         ],
     }
-    assert i["safetyProfile"] == {"allowDeletionOfReplicatedLocations": False, "blockDeletionBeforeEndOfLife": False}
+    # Not configured: the Azure CLI's default (deletion blocked before the end of life), pinned at first creation.
+    assert i["safetyProfile"] == {"allowDeletionOfReplicatedLocations": False, "blockDeletionBeforeEndOfLife": True}
+    assert version.options["ignoreChanges"] == ["safetyProfile.blockDeletionBeforeEndOfLife"]
     assert version.options["customTimeouts"] == {"create": "240m"}
     assert version.options["protect"] is True
     win = one(resources, VERSION_T, "win2022-0.0.1")

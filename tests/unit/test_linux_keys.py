@@ -142,4 +142,28 @@ def test_unreadable_private_keys(text: str) -> None:
     with pytest.raises(ValueError) as caught:
         parse_private_key(text)
     assert "could not be read" in str(caught.value)
+    assert "passphrase" not in str(caught.value), "no passphrase was given: it cannot be the wrong one"
     assert text.strip() not in str(caught.value)
+
+
+def test_an_ed25519_key_in_pkcs8_pem_is_refused_with_a_reason() -> None:
+    # What `openssl genpkey -algorithm ed25519` writes: cryptography reads it, paramiko (and OpenSSH) cannot use it.
+    text = private_text(ed25519.Ed25519PrivateKey.generate(), serialization.PrivateFormat.PKCS8)
+    with pytest.raises(ValueError) as caught:
+        parse_private_key(text)
+    assert "could not be loaded as a Ed25519Key" in str(caught.value)
+
+
+@pytest.mark.parametrize("curve", [ec.SECP224R1(), ec.SECP256K1()])
+def test_an_ecdsa_key_on_a_curve_ssh_does_not_use_is_refused_up_front(curve: ec.EllipticCurve) -> None:
+    # paramiko would load it and then fail in the middle of connecting, with a bare AttributeError.
+    text = private_text(ec.generate_private_key(curve), PEM)
+    with pytest.raises(ValueError) as caught:
+        parse_private_key(text)
+    assert f"curve {curve.name} are not supported" in str(caught.value)
+
+
+def test_an_invalid_host_key_is_quoted_as_given() -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_host_key("ssh-ed25519 AAAA")
+    assert "'ssh-ed25519 AAAA' is not a valid ssh-ed25519 public key" in str(caught.value)
