@@ -48,6 +48,14 @@ class CapturedImageVersionArgs:
     """The dynamic provider host that runs this chain (components/generalization_hosts.py); None: the default."""
 
 
+def read_in_check() -> bool:
+    """Whether a chain's Check reads Azure for the capture-time checks: in a preview (and the preview pass of
+    `pulumi up`) yes, that is where they are shown. In the update itself no: the engine calls Check one resource at
+    a time while it plans the steps, so a read there (and a host's first import of the Azure SDK) would hold up
+    every chain behind it; the Create runs the same checks anyway, right before the irreversible step."""
+    return bool(pulumi.runtime.is_dry_run())
+
+
 def arm_props(azure: AzureSpec) -> dict[str, Any]:
     return {
         "endpoint": azure.arm_endpoint,
@@ -282,6 +290,7 @@ class CapturedImageVersion(pulumi.ComponentResource):
                 {
                     **guest_props(source, d, args.azure),
                     "capture": capture_props(args),
+                    "read_in_check": read_in_check(),
                     "credentials": guest_credentials(source),
                     "log_urn": self._child_urn(opts, name, GuestGeneralization.TYPE, f"{name}-guest"),
                 },
@@ -301,6 +310,7 @@ class CapturedImageVersion(pulumi.ComponentResource):
                 "after_guest": guest_done,
                 # Specialized images have no guest half: the ARM half runs the capture-time checks instead.
                 "capture": None if generalize else capture_props(args),
+                "read_in_check": read_in_check(),
                 "log_urn": self._child_urn(opts, name, VmGeneralization.TYPE, f"{name}-vm"),
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=vm_depends, provider=args.host),

@@ -6,13 +6,16 @@ process (`python -m pulumi.dynamic`) whose gRPC pool runs 4 calls at once. A cha
 running Creates. Each explicit `pulumi-python` provider resource is a process of its own; the chains are spread
 over a few of them.
 
-Policy: each chain runs one Create at a time (the guest step, then the ARM step), so a host serving at most
-CHAINS_PER_HOST = 3 chains always has a free worker for Checks, Diffs and Reads. The default host count is the
-smallest that keeps that bound, and chains fill hosts in config order, three at a time, so appending a version
-to the last definition never moves an existing chain. `parallelHosts` sets the count explicitly; chains are then
-dealt round-robin. A chain that does move to another host is harmless: the dynamic host answers DiffConfig with
-"unknown", and the engine records the new provider without replacing or re-running anything (tested under the
-real CLI in tests/e2e/test_host_pool.py).
+Policy: a chain makes one call at a time. Its steps depend on each other (guest step, ARM step, then the
+version), and the SDK sends a step's registration, hence its Check, only once the previous step's outputs are
+known, i.e. once that step's Create has returned and freed its worker. Checks and Diffs of a host's resources
+all belong to its own chains, so a host serving at most CHAINS_PER_HOST = 4 chains (its 4 workers) never makes a
+call wait for a worker: no Check or Diff queues behind a running Create. (A preview's Checks run in the preview's
+own host processes, which run no Creates.) The default host count is the smallest that keeps that bound, and
+chains fill hosts in config order, four at a time, so appending a version to the last definition never moves an
+existing chain. `parallelHosts` sets the count explicitly; chains are then dealt round-robin. A chain that does
+move to another host is harmless: the dynamic host answers DiffConfig with "unknown", and the engine records the
+new provider without replacing or re-running anything (tested under the real CLI in tests/e2e/test_host_pool.py).
 
 The hosts carry the stack's `azure-native:*` login settings as inputs (secrets secret): an explicit provider
 receives only its own inputs in `configure()`. A changed setting updates the hosts in place and replaces no
@@ -28,8 +31,11 @@ import pulumi
 
 from config import LoginInput
 
-CHAINS_PER_HOST = 3
-"""A host runs 4 calls at once; 3 chains leave one worker free for Check/Diff/Read."""
+HOST_WORKERS = 4
+"""Calls one `python -m pulumi.dynamic` process runs at once (its gRPC thread pool, fixed in the SDK)."""
+
+CHAINS_PER_HOST = HOST_WORKERS
+"""One worker per chain: a chain never has two calls in flight (see the module docstring)."""
 
 
 def host_count(chains: int, configured: int = 0) -> int:

@@ -196,9 +196,9 @@ def _capture_check(
     Nothing is read when the VM is not known yet (preview of a new stack), nor when the resource already exists
     for the same VM: then `create` will not run again (only these keys replace it), and the source VM may well
     have been deleted after its capture."""
-    from hooks import preflight
-
     vm_id = news.get("vm_id")
+    if news.get("read_in_check") is False:
+        return []  # the update, not a preview: `create` runs these checks before it changes anything
     if not isinstance(news.get("capture"), Mapping) or not isinstance(vm_id, str) or not _known(vm_id):
         return []
     if olds and all(same_input(k, olds.get(k), news.get(k)) for k in replace_keys):
@@ -211,6 +211,8 @@ def _capture_check(
     except ValueError as exc:
         return [CheckFailure("capture", str(exc))]
     assert target is not None
+    from hooks import preflight
+
     log = Log(str(news.get("resource_name") or "capture"), sink=sink_for(_log_urn(news)))
     problems = preflight.run_checks(arm_settings(news), VmRef.parse(vm_id), target, log)
     return [CheckFailure(p.input, str(p)) for p in problems]

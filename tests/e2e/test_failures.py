@@ -38,6 +38,27 @@ def test_preview_of_a_mismatched_vm_fails_naming_both_values(tmp_path: Path, eng
     assert "Traceback" not in result.output
 
 
+def test_up_without_preview_of_a_mismatched_vm_fails_before_the_guest_is_touched(
+    tmp_path: Path, engine: Path, world: World
+) -> None:
+    """The update does not read Azure in Check (that would hold up the engine's step generation for every chain),
+    so with `--skip-preview` the same checks run in the Create, before anything irreversible, with the same
+    message."""
+    world.linux_vm.hyper_v_generation = "V1"
+    ws = new_workspace(tmp_path / "ws", engine, world, windows=False)
+    result = ws.pulumi("up", "--yes", "--skip-preview", program=True)
+    assert result.returncode != 0
+    assert "V1" in result.output and "V2" in result.output
+    assert "hyperVGeneration" in result.output
+    # The dynamic provider host formats every failed Create with its traceback; the message is also logged on
+    # its own, as the stack's error, with no traceback around it.
+    stack_errors = result.output.split("pulumi:pulumi:Stack (")[-1]
+    assert "cannot be captured" in stack_errors and "nothing was changed" in stack_errors
+    assert "Traceback" not in stack_errors
+    assert world.sandbox.user_exists(world.sandbox.username), "the guest was deprovisioned"
+    assert not [path for _, path in world.non_get() if "/virtualMachines/" in path], "the VM was changed"
+
+
 def test_up_killed_during_sysprep_then_run_again(tmp_path: Path, engine: Path, world: World) -> None:
     world.guest.sysprep = SysprepBehaviour(undeployable_after=0.5, runtime=6.0)
     ws = new_workspace(tmp_path / "ws", engine, world, linux=False)

@@ -76,4 +76,4 @@ def test_eight_chains_run_side_by_side(tmp_path: Path, engine: Path) -> None:
         hosts = {
             r["urn"] for r in ws.export()["deployment"]["resources"] if r["type"] == "pulumi:providers:pulumi-python"
         }
-        assert len(hosts) == 3
+        assert len(hosts) == 2

@@ -380,6 +380,16 @@ def test_existing_resource_for_the_same_vm_is_not_rechecked(fake_arm: FakeArm, h
     assert check(fake_arm, host, moved, olds=dict(news)).failures[0][0] == "vm_id"
 
 
+def test_the_update_does_not_read_azure_in_check(fake_arm: FakeArm, host: DynamicHost) -> None:
+    # In the update (not a preview) the program sets read_in_check False: the engine calls Check one resource at a
+    # time while it plans, and the Create runs the same checks right before it changes anything.
+    vm = fake_arm.add_vm(hyper_v_generation="V1")  # a mismatch a preview reports
+    news = guest_props(fake_arm, vm.id, capture(fake_arm))
+    assert check(fake_arm, host, {**news, "read_in_check": False}).failures == []
+    assert fake_arm.requests == []
+    assert [p for p, _ in check(fake_arm, host, {**news, "read_in_check": True}).failures] == ["capture"]
+
+
 # --- ARM unreachable, logged out, denied ---------------------------------------------------------------------
 
 

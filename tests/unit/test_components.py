@@ -8,6 +8,7 @@ import base64
 import uuid
 from typing import Any
 
+import pulumi
 import pytest
 
 import plan
@@ -241,3 +242,14 @@ def test_outputs_exported_per_stack() -> None:
         "ubuntu/1.2.3": f"{base}/images/ubuntu/versions/1.2.3",
         "win2022/0.0.1": f"{base}/images/win2022/versions/0.0.1",
     }
+
+
+def test_checks_read_azure_in_a_preview_only(
+    resources: list[plan.PlannedResource], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A preview's Check runs the capture-time checks; the update's Check does not (the Create runs them).
+    halves = [r for r in resources if r.type in (GUEST_T, VM_T)]
+    assert halves and all(r.inputs["read_in_check"] is True for r in halves)
+    monkeypatch.setattr(pulumi.runtime, "is_dry_run", lambda: False)
+    update = [r for r in run(sc.base()) if r.type in (GUEST_T, VM_T)]
+    assert update and all(r.inputs["read_in_check"] is False for r in update)
