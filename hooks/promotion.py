@@ -48,6 +48,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 CHECK_DESCRIPTIONS: tuple[str, ...] = (
+    "first, when the source is in another subscription (or the gallery is not known yet): source and gallery are "
+    "in one tenant (GET both subscriptions; ARM names a subscription's tenant even when it refuses the token), or "
+    "the source's tenant is one of the auxiliary tenants (azure-native:auxiliaryTenantIds / "
+    "ARM_AUXILIARY_TENANT_IDS), whose token Azure needs in x-ms-authorization-auxiliary to copy across tenants; the "
+    "source is then read with a token of its own tenant",
     "the source version exists, its provisioning succeeded, and its replication to the gallery's region (where "
     "Azure reads the copy from) has completed (GET the version with $expand=ReplicationStatus)",
     "its image definition matches the target definition: osType, osState, hyperVGeneration, architecture, "
@@ -55,10 +60,6 @@ CHECK_DESCRIPTIONS: tuple[str, ...] = (
     "the source version is not past its end-of-life date",
     "the target version number is free, or already holds this same source (GET the version, once the gallery ID "
     "is known)",
-    "source and gallery are in one tenant (GET both subscriptions, when they differ), or the source's tenant is "
-    "one of the auxiliary tenants (azure-native:auxiliaryTenantIds / ARM_AUXILIARY_TENANT_IDS), whose token Azure "
-    "needs in x-ms-authorization-auxiliary to copy across tenants; the source is then read with a token of its "
-    "own tenant",
 )
 """What the offline plan prints for a promoted version, in the order `run_checks` reports problems."""
 
@@ -280,7 +281,10 @@ def check_tenant(
     if gallery is not None and gallery_tenant is not None:
         target = f"the gallery {gallery.name} is in subscription {gallery.subscription_id} of tenant {gallery_tenant}"
     else:
-        target = "ARM refuses this login's token there: the gallery is in the login's tenant, another one"
+        target = (
+            "ARM refuses the login's token for that subscription: the login, and the gallery it creates, are in "
+            "another tenant"
+        )
     return _mismatch(
         t.source_config_key,
         f"the source {source} is in subscription {source.subscription_id} of tenant {source_tenant}, but {target}. "

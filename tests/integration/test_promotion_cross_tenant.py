@@ -146,7 +146,9 @@ def test_in_the_first_preview_the_source_tenant_is_told_by_arms_refusal(
     news = props(fake_arm, source.id)
     news["target"]["gallery_id"] = rpc.UNKNOWN
     [reason] = reasons(start(host_factory, fake_arm), news)
-    assert f"of tenant {OTHER_TENANT}, but ARM refuses this login's token there" in reason and KEY in reason
+    assert (
+        f"of tenant {OTHER_TENANT}, but ARM refuses the login's token for that subscription" in reason and KEY in reason
+    )
     fake_arm.requests.clear()
     assert reasons(start(host_factory, fake_arm, {KEY: json.dumps([OTHER_TENANT])}), news) == []
     assert any(r.path.endswith("/versions/1.0.0") and r.status == 200 for r in fake_arm.requests)

@@ -137,5 +137,5 @@ def test_a_source_in_another_tenant_names_both_tenants_the_key_and_the_fix() -> 
 def test_before_the_gallery_is_known_the_message_says_arm_refused_the_logins_token() -> None:
     found = check_tenant(SOURCE, SOURCE_TENANT, None, None, (), "ARM_AUXILIARY_TENANT_IDS, not set", TARGET)
     assert found is not None
-    assert f"of tenant {SOURCE_TENANT}, but ARM refuses this login's token there" in str(found)
+    assert f"of tenant {SOURCE_TENANT}, but ARM refuses the login's token for that subscription" in str(found)
     assert check_tenant(SOURCE, SOURCE_TENANT, None, None, (SOURCE_TENANT,), "x", TARGET) is None
