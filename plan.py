@@ -454,7 +454,8 @@ def _version_notes(r: PlannedResource) -> list[str]:
     if BLOCK_DELETION_PROPERTY in pinned:
         notes.append(
             "blockDeletionBeforeEndOfLife true: the Azure CLI's default (not configured): Azure refuses to delete the "
-            "version before its end of life, `pulumi destroy` of it included"
+            "version before its end of life, `pulumi destroy` and replacements of it included (to delete it sooner: "
+            "set blockDeletionBeforeEndOfLife: false, `pulumi up`, then delete)"
         )
     return notes
 

@@ -111,6 +111,11 @@ class _Budget:
         return options
 
 
+_CUT_BY_THE_BOUND = 0.1
+"""Seconds: a request left unanswered with less than this left of its operation's bound was cut off by the bound
+(its read timeout is capped by what is left), not by ARM's silence; it is neither logged nor counted as silence."""
+
+
 class _Throttled(Exception):
     """ARM kept throttling (429/503 with Retry-After) until the operation's bound could not cover the next wait.
 
@@ -183,7 +188,12 @@ class _BoundedRetryPolicy(RetryPolicy[HttpRequest, HttpResponse]):
             return True
         if isinstance(error, AzureError) and isinstance(budget, _Budget):
             budget.last_error = error
-        if error is not None and isinstance(budget, _Budget) and budget.log is not None and budget.remaining > 0.1:
+        if (
+            error is not None
+            and isinstance(budget, _Budget)
+            and budget.log is not None
+            and budget.remaining > _CUT_BY_THE_BOUND
+        ):
             budget.unanswered += 1
             budget.log.info(
                 f"ARM at {budget.settings.endpoint} {_no_answer(error, budget.settings)} to {budget.what}; retrying "
@@ -785,11 +795,14 @@ def deallocate(
                 # The poller's thread ends by itself at the bound (_BoundedPolling); the timeout is a safety net.
                 poller.result(timeout=deadline.remaining + settings.request_timeout + 1.0)
             except _OperationBound as exc:
-                raise WaitTimeout(
-                    f"{deadline.timeout(f'operation status {exc.status}')}. The VM may still be deallocating: "
-                    "check it in the Azure portal and run again (deallocate is safe to repeat), or raise "
-                    f"{settings.bound_source}."
-                ) from None
+                raise _still_deallocating(deadline, exc.status, settings) from None
+            except ServiceResponseError as exc:
+                if _is_reset(exc) or budget.remaining > _CUT_BY_THE_BOUND or budget.unanswered:
+                    raise
+                # ARM answered every poll, and the bound passed while the last one was on its way (each request's
+                # read timeout is capped by what is left of the bound, so a slow answer is cut off there): the
+                # bound ended the wait, not a silent ARM.
+                raise _still_deallocating(deadline, poller.status(), settings) from None
             except HttpResponseError as exc:
                 if exc.status_code is not None and exc.status_code < 400:
                     # The operation document itself said Failed/Canceled: quote Azure's reason.
@@ -801,14 +814,18 @@ def deallocate(
                     ) from exc
                 raise
         if not poller.done():
-            raise WaitTimeout(
-                f"{deadline.timeout(f'operation status {poller.status()}')}. The VM may still be deallocating: "
-                f"check it in the Azure portal and run again (deallocate is safe to repeat), or raise "
-                f"{settings.bound_source}."
-            )
+            raise _still_deallocating(deadline, poller.status(), settings)
     status = status.after_deallocation()
     log.info(f"{vm} deallocated (the operation Succeeded)")
     return status
+
+
+def _still_deallocating(deadline: Deadline, status: str, settings: ArmSettings) -> WaitTimeout:
+    """The deallocation's bound passed while Azure still reported the operation `status`."""
+    return WaitTimeout(
+        f"{deadline.timeout(f'operation status {status}')}. The VM may still be deallocating: check it in the "
+        f"Azure portal and run again (deallocate is safe to repeat), or raise {settings.bound_source}."
+    )
 
 
 def generalize(

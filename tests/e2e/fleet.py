@@ -67,7 +67,7 @@ def fleet_config(fleet: Fleet, parallel_hosts: int | None = None) -> dict[str, A
                 "transport": "basic",
                 "caCertificate": fleet.ca_pem,
                 "connectTimeoutMinutes": 0.5,
-                "sysprep": {"timeoutMinutes": 2, "agentTimeoutMinutes": 0.5, "pollIntervalSeconds": 0.5},
+                "sysprep": {"timeoutMinutes": 2, "agentTimeoutMinutes": 0.5, "pollIntervalSeconds": 1},
             },
         }
         for i, (vm, server, guest) in enumerate(zip(fleet.vms, fleet.servers, fleet.guests, strict=True))

@@ -1,7 +1,8 @@
 """The stack's whole life under the real Pulumi CLI, one step per test, in file order, on one stack.
 
 preview of a new stack → up (one Linux and one Windows version) → up again (no changes) → stack export →
-a version bump → refresh after the source VM was deleted → destroy (refused while protected, then done).
+a version bump → refresh after the source VM was deleted → destroy (refused while protected; refused by Azure
+before the end of life; done once `blockDeletionBeforeEndOfLife: false` was applied with `pulumi up`).
 The peers: fake ARM (also behind the azure-native test plugin), the real sshd with the real waagent in a
 sandbox, the fake WinRM guest. Each test asserts on the CLI's exit code, its JSON output and what ARM received.
 """
@@ -192,6 +193,38 @@ def test_destroy_is_refused_while_versions_are_protected(ws: Workspace, world: W
     deleted = [p for m, p in world.non_get() if m == "DELETE"]
     assert not any("/versions/" in p for p in deleted)
     assert not any("/virtualMachines/" in r.path for r in world.arm.requests)
+
+
+def test_destroy_before_the_end_of_life_is_refused_by_azure(ws: Workspace, world: World) -> None:
+    # Unprotected, the versions still have the Azure CLI's default safety profile (blockDeletionBeforeEndOfLife
+    # true, end of life six months after creation): Azure refuses their DELETE, and the CLI shows its message.
+    ws.pulumi("state", "unprotect", "--all", "--yes", check=True)
+    world.arm.requests.clear()
+    refused = ws.pulumi("destroy", "--yes", program=True)
+    assert refused.returncode != 0
+    assert "cannot be deleted before its end of life date" in refused.output
+    assert "blockDeletionBeforeEndOfLife is true" in refused.output
+    assert VERSION_TYPE in refused.output, "the error names the resource"
+    assert len(world.arm.image_versions) == 3, "every version is still there"
+    assert not any("/virtualMachines/" in r.path for r in world.arm.requests)
+
+
+def test_unblocking_deletion_is_an_in_place_update(ws: Workspace, world: World) -> None:
+    # The README's way out: set the key false and `pulumi up` (it also puts back what the refused destroy removed).
+    def unblock(config: dict[str, Any]) -> None:
+        for image in config["image-gallery:images"]:
+            for version in image["versions"]:
+                version["blockDeletionBeforeEndOfLife"] = False
+
+    ws.edit_config(unblock)
+    world.arm.requests.clear()
+    up = ws.pulumi("up", "--yes", "--json", program=True).expect_ok()
+    ops = {s["urn"].split("::")[-1]: s["op"] for s in up.events() if s["urn"].split("::")[2].endswith(VERSION_TYPE)}
+    assert ops == {"ubuntu-2204-1.0.0": "update", "ubuntu-2204-1.1.0": "update", "win2022-1.0.0": "update"}, ops
+    for version in world.arm.image_versions.values():
+        assert version.extra["safetyProfile"]["blockDeletionBeforeEndOfLife"] is False
+        assert version.extra["publishingProfile"]["endOfLifeDate"], "the end of life stays as first created"
+    assert not any("/virtualMachines/" in p for _, p in world.non_get())
 
 
 def test_destroy_after_unprotecting_never_touches_a_source_vm(ws: Workspace, world: World) -> None:

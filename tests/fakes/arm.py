@@ -9,7 +9,8 @@ OperationNotAllowed while the VM runs. An image version answers `$expand=Replica
 example GalleryImageVersion_Get_WithReplicationStatus.json), following a per-region script. Like ARM, every
 request needs an `api-version` of the form YYYY-MM-DD[-preview] (400 MissingApiVersionParameter /
 InvalidApiVersionParameter otherwise; any such version is accepted), and an unknown route answers 404
-InvalidResourceType in ARM's `{"error": {"code", "message"}}` shape.
+InvalidResourceType in ARM's `{"error": {"code", "message"}}` shape. A version whose safety profile blocks deletion
+before its end of life refuses DELETE (409) until that date, as Azure does.
 
 State is an in-memory model that tests set up (`add_vm`, `add_gallery_image`, …) and inspect (`vms`, `requests`).
 Faults are scriptable: throttling with Retry-After, transient 5xx, LROs that fail or never finish, 401/403, and
@@ -410,6 +411,8 @@ class Fault:
     """Seconds to hold the request without answering (then drop the connection); 0 answers at once."""
     reset: bool = False
     """Reset the connection (TCP RST) instead of answering."""
+    delay: float = 0.0
+    """Seconds to wait before answering as usual (a slow ARM, or a loaded machine); the answer is not replaced."""
     raw: str | None = None
     """Send this text as the body instead of `body` (plain text, an HTML page from a gateway)."""
     content_type: str = "text/plain; charset=utf-8"
@@ -993,6 +996,12 @@ exit 2
         """Hold matching requests without answering (until `seconds` pass or the fake stops)."""
         return self.add_fault(0, method=method, path=path, times=times, hang=seconds)
 
+    def slow_down(
+        self, method: str | None = None, path: str | None = None, seconds: float = 0.5, times: int | None = None
+    ) -> Fault:
+        """Answer matching requests as usual, but only after `seconds`."""
+        return self.add_fault(0, method=method, path=path, times=times, delay=seconds)
+
     def fail_next_lro(
         self, code: str = "InternalExecutionError", message: str = "An internal execution error occurred."
     ) -> None:
@@ -1052,6 +1061,9 @@ exit 2
             if fault is not None and fault.times is not None:
                 fault.times -= 1
 
+        if fault is not None and fault.delay:
+            self._stopping.wait(fault.delay)
+            fault = None
         if fault is not None and fault.reset:
             self._record(method, path, query, 0, authorized, request_body)
             with contextlib.suppress(OSError):
@@ -2053,6 +2065,23 @@ exit 2
         version = self.image_versions.get(key)
         if version is None:
             return 204, None, {}
+        blocked_until = self._deletion_blocked_until(version)
+        if blocked_until is not None:
+            # The exact code and text Azure answers are not in any public source found (azure-cli #30820/#32375
+            # and PR #31013, azure-docs, azure-rest-api-specs examples have no refused DELETE). 409
+            # OperationNotAllowed is what Compute answers for an operation the resource's state forbids (a running
+            # VM's generalize, an attached disk's delete, "Operation 'Image Delete' is not allowed since …" in
+            # coreos/fedora-coreos-tracker#1444); the message names the version, its end of life and the property.
+            return (
+                409,
+                _error(
+                    "OperationNotAllowed",
+                    f"Gallery image version '{m['gallery']}/{m['image']}/{m['version']}' cannot be deleted before "
+                    f"its end of life date '{blocked_until}', because its safetyProfile.blockDeletionBeforeEndOfLife "
+                    "is true.",
+                ),
+                {},
+            )
         version.provisioning_state = "Deleting"
 
         def remove(ok: bool) -> None:
@@ -2063,6 +2092,22 @@ exit 2
 
         headers = self._start_operation(m["sub"], version.location or version.image.location, query, remove)
         return 202, None, headers
+
+    @staticmethod
+    def _deletion_blocked_until(version: FakeImageVersion) -> str | None:
+        """The end-of-life date before which Azure refuses to delete the version (safetyProfile
+        blockDeletionBeforeEndOfLife true, publishingProfile endOfLifeDate in the future), as last PUT; else None."""
+        safety = version.extra.get("safetyProfile")
+        publishing = version.extra.get("publishingProfile")
+        if not isinstance(safety, dict) or safety.get("blockDeletionBeforeEndOfLife") is not True:
+            return None
+        eol = publishing.get("endOfLifeDate") if isinstance(publishing, dict) else None
+        if not eol:
+            return None
+        when = datetime.fromisoformat(str(eol).replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return str(eol) if when > datetime.now(UTC) else None
 
     def _start_operation(
         self, subscription_id: str, location: str, query: dict[str, str], on_finish: Callable[[bool], None]

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -383,6 +384,49 @@ def test_capture_follows_azures_rules_then_succeeds_once_the_vm_is_generalized(
     plugin.delete(VERSION, rid, outs)
     assert not fake_arm.image_versions
     plugin.delete(IMAGE, f"{GALLERY_ID}/images/img", {})
+
+
+def test_a_version_blocked_before_its_end_of_life_is_not_deleted_until_unblocked(
+    plugin: Plugin, fake_arm: FakeArm
+) -> None:
+    vm = fake_arm.add_vm(power_state="deallocated", generalized=True)
+    plugin.create(GALLERY, gallery_inputs())
+    plugin.create(IMAGE, image_inputs())
+    eol = (datetime.now(UTC) + timedelta(days=180)).strftime("%Y-%m-%dT00:00:00Z")
+    publishing = {**version_inputs(vm.id)["publishingProfile"], "endOfLifeDate": eol}
+    blocked = version_inputs(
+        vm.id,
+        publishingProfile=publishing,
+        safetyProfile={"allowDeletionOfReplicatedLocations": False, "blockDeletionBeforeEndOfLife": True},
+    )
+    rid, outs = plugin.create(VERSION, blocked)
+
+    # What `pulumi destroy` (or a replacement) of such a version meets: Azure's refusal, naming the date.
+    error = rpc_error(plugin.delete, VERSION, rid, outs)
+    details = error.details() or ""
+    assert 'Status=409 Code="OperationNotAllowed"' in details
+    assert f"cannot be deleted before its end of life date '{eol}'" in details
+    assert "blockDeletionBeforeEndOfLife is true" in details
+    assert fake_arm.image_versions, "the version is still there"
+
+    # The documented way out: an update of the safety profile (what `pulumi up` does with the key set false).
+    safety = {"allowDeletionOfReplicatedLocations": False, "blockDeletionBeforeEndOfLife": False}
+    outs = plugin.update(VERSION, rid, outs, {**blocked, "safetyProfile": safety})
+    plugin.delete(VERSION, rid, outs)
+    assert not fake_arm.image_versions
+
+
+def test_a_version_past_its_end_of_life_can_be_deleted_even_when_blocked(plugin: Plugin, fake_arm: FakeArm) -> None:
+    vm = fake_arm.add_vm(power_state="deallocated", generalized=True)
+    plugin.create(GALLERY, gallery_inputs())
+    plugin.create(IMAGE, image_inputs())
+    rid, outs = plugin.create(VERSION, version_inputs(vm.id))
+    version = next(iter(fake_arm.image_versions.values()))
+    # As if created long ago: the end of life has passed, so the block no longer holds.
+    version.extra["publishingProfile"] = {"endOfLifeDate": "2020-01-01T00:00:00Z"}
+    version.extra["safetyProfile"] = {"blockDeletionBeforeEndOfLife": True}
+    plugin.delete(VERSION, rid, outs)
+    assert not fake_arm.image_versions
 
 
 @pytest.mark.parametrize(

@@ -222,6 +222,10 @@ def test_the_default_end_of_life_is_pinned_at_first_creation(marketplace_resourc
         "publishingProfile.endOfLifeDate",
         "safetyProfile.blockDeletionBeforeEndOfLife",
     ]
+    # The plan says what the default means for a later destroy, and the way out.
+    notes = " ".join(plan._version_notes(version))
+    assert "Azure refuses to delete the version before its end of life" in notes
+    assert "set blockDeletionBeforeEndOfLife: false, `pulumi up`, then delete" in notes
 
 
 def test_configured_values_are_not_pinned() -> None:
