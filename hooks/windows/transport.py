@@ -288,9 +288,15 @@ class WinRmGuest:
                 kwargs["server_cert_validation"] = "validate"
                 # None: the default trust store, not REQUESTS_CA_BUNDLE from the environment.
                 kwargs["ca_trust_path"] = self.ca_file
+        else:
+            kwargs["ca_trust_path"] = None  # plain HTTP: no CA at all (pywinrm would read REQUESTS_CA_BUNDLE and warn)
         protocol = Protocol(**kwargs)
+        session = protocol.transport.build_session()
+        # Nothing of a WinRM request comes from the environment (proxy, CA bundle, .netrc): with trust_env, requests
+        # would also rescan os.environ (twice) and look for ~/.netrc on every one of the ~50 requests of a sysprep,
+        # the largest CPU cost of the guest half with several guests per host.
+        session.trust_env = False
         if self.pin and t.scheme == "https":
-            session = protocol.transport.build_session()
             session.mount("https://", _PinnedFingerprintAdapter(self.pin))
         return protocol
 
