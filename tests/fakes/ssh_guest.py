@@ -70,11 +70,17 @@ class ScriptedLinuxGuest:
     """An Ubuntu VM as hooks/linux.py sees it over SSH, until and after waagent deprovisions it."""
 
     def __init__(
-        self, username: str = "azureuser", *, regenerate_ssh_host_key_pair: bool = False, sudo_installed: bool = True
+        self,
+        username: str = "azureuser",
+        *,
+        regenerate_ssh_host_key_pair: bool = False,
+        sudo_installed: bool = True,
+        port: int = 0,
+        session_dies_in_waagent: bool = False,
     ) -> None:
         self.host = "127.0.0.1"
-        self.port = 0
-        """Set by start()."""
+        self.port = port
+        """0: a free port, set by start()."""
         self.username = username
         """The admin user named in ovf-env.xml: the only login, with passwordless sudo; waagent deletes it."""
         client_key = ed25519.Ed25519PrivateKey.generate()
@@ -96,6 +102,9 @@ class ScriptedLinuxGuest:
         """The guest's own host key, `ssh-ed25519 AAAA…`."""
         self.regenerate_ssh_host_key_pair = regenerate_ssh_host_key_pair
         """waagent.conf's Provisioning.RegenerateSshHostKeyPair: y deletes the host keys while deprovisioning."""
+        self.session_dies_in_waagent = session_dies_in_waagent
+        """True: the SSH session is cut while waagent runs (as a dropped network would): output up to then, no exit
+        status. What the sandbox plays by killing sshd."""
         self.sudo_installed = sudo_installed
         """False: a minimal image without sudo, where the login shell cannot find it (exit status 127)."""
         self.commands: list[str] = []
@@ -114,7 +123,7 @@ class ScriptedLinuxGuest:
     def start(self) -> ScriptedLinuxGuest:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.host, 0))
+        listener.bind((self.host, self.port))
         listener.listen(16)
         listener.settimeout(_POLL)
         self.port = int(listener.getsockname()[1])
@@ -258,6 +267,12 @@ class ScriptedLinuxGuest:
             if "not installed" in said:
                 continue  # an Ubuntu VM has cloud-init and waagent: those branches print nothing
             lines.append(f"image-gallery: {said.replace('$waagent', WAAGENT)}")
+            if "-deprovision+user" in said and self.session_dies_in_waagent:
+                channel.sendall("".join(line + "\n" for line in lines).encode())
+                transport = channel.get_transport()
+                if transport is not None:
+                    transport.close()
+                return
             if "-deprovision+user" in said:
                 lines += self._waagent_deprovision_user()
         _finish(channel, 0, stdout="".join(line + "\n" for line in lines))

@@ -215,6 +215,8 @@ class GuestModel:
     bitlocker_protection: str = "Off"
     bitlocker_volume: str = "FullyDecrypted"
     bitlocker_percentage: float = 0.0
+    bitlocker_error: str = ""
+    """Set: Get-BitLockerVolume throws this (check-bitlocker.ps1 reports it with no volumes)."""
     data_drives: dict[str, tuple[str, str]] = field(default_factory=lambda: {"D:": ("Off", "FullyDecrypted")})
     """Other fixed drives: mount point → (protection status, volume status)."""
     role_query_error: str = ""
@@ -392,6 +394,9 @@ class GuestModel:
 
     def _script_check_bitlocker(self, params: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = {"source": self.bitlocker_source, "os_drive": "C:", "volumes": [], "error": ""}
+        if self.bitlocker_error:
+            result["error"] = self.bitlocker_error
+            return result
         drives = {"C:": (self.bitlocker_protection, self.bitlocker_volume), **self.data_drives}
         for drive, (protection, volume) in drives.items():
             if self.bitlocker_source == "Get-BitLockerVolume":

@@ -203,6 +203,14 @@ def test_generalize_409_after_a_deallocate_does_not_advise_deallocating(fake_arm
     assert "activity log" in message
 
 
+def test_generalize_refused_while_the_vm_is_still_stopping_advises_waiting(fake_arm_env: FakeArm, log: Log) -> None:
+    vm = fake_arm_env.add_vm(power_state="deallocating")
+    conflict = {"error": {"code": "OperationNotAllowed", "message": "The VM is being deallocated."}}
+    fake_arm_env.add_fault(409, method="POST", path=r"/generalize$", body=conflict)
+    message = expect_error(fake_arm_env, ArmError, arm.generalize, fake_arm_env.settings(), vm.ref, log)
+    assert "The VM is still deallocating: wait until it has stopped" in message
+
+
 def test_generalize_after_deallocate_then_verify(fake_arm_env: FakeArm, log: Log) -> None:
     vm = fake_arm_env.add_vm()
     settings = fake_arm_env.settings()
@@ -267,6 +275,16 @@ def test_throttling_429_is_retried_after_retry_after(fake_arm_env: FakeArm, log:
     assert [r.status for r in fake_arm_env.requests if r.path.endswith("/instanceView")] == [429, 200]
 
 
+def test_throttling_that_says_retry_at_once_is_still_backed_off(fake_arm_env: FakeArm, log: Log) -> None:
+    # Retry-After: 0 leaves the wait to the retry policy: each further 429 must wait longer, not hammer ARM.
+    vm = fake_arm_env.add_vm()
+    fake_arm_env.throttle(2, method="GET", path=r"/instanceView$", retry_after=0)
+    started = time.monotonic()
+    assert arm.get_status(fake_arm_env.settings(), vm.ref, log).power_state == "running"
+    assert time.monotonic() - started >= 1.0
+    assert [r.status for r in fake_arm_env.requests if r.path.endswith("/instanceView")] == [429, 429, 200]
+
+
 def test_a_long_retry_after_cannot_stretch_a_call_past_its_bound(fake_arm_env: FakeArm, log: Log) -> None:
     vm = fake_arm_env.add_vm()
     fake_arm_env.throttle(5, method="GET", path=r"/instanceView$", retry_after=60)
@@ -321,6 +339,8 @@ def test_forbidden_names_the_permission_needed(
     assert "403" in message and "AuthorizationFailed" in message
     assert f"needs the permission {permission}" in message
     assert (vm.power_state, vm.generalized) == ("stopped", False)
+    if operation in (arm.deallocate, arm.generalize):  # the message says what was refused
+        assert f"Azure denied the request to {operation.__name__} {vm.ref}" in message
 
 
 def test_rejected_token_is_access_denied(fake_arm_env: FakeArm, log: Log) -> None:
@@ -386,6 +406,32 @@ def test_image_version_is_read_or_none(fake_arm_env: FakeArm, legacy_source_id: 
     assert version.source_vm_id == vm.id
     assert version.provisioning_state == "Succeeded"
     assert arm.get_image_version(settings, fake_arm_env.subscription_id, "rg-gallery", "gal", "img", "9.9.9") is None
+    assert fake_arm_env.non_get_requests() == []
+
+
+@pytest.mark.parametrize("security_type", ["TrustedLaunch", None])
+def test_image_definition_is_read_with_its_security_type_or_none(
+    fake_arm_env: FakeArm, security_type: str | None
+) -> None:
+    settings = fake_arm_env.settings()
+    fake_arm_env.add_gallery_image(security_type=security_type, hyper_v_generation="V2")
+    found = arm.get_image_definition(settings, fake_arm_env.subscription_id, "rg-gallery", "gal", "img")
+    assert found is not None and found.id.endswith("/galleries/gal/images/img")
+    assert (found.os_type, found.os_state, found.hyper_v_generation) == ("Linux", "Generalized", "V2")
+    assert found.security_type == (security_type or "Standard"), "no SecurityType feature means Standard"
+    assert arm.get_image_definition(settings, fake_arm_env.subscription_id, "rg-gallery", "gal", "none") is None
+
+
+def test_a_version_to_promote_from_is_read_with_its_source_or_none(fake_arm_env: FakeArm) -> None:
+    settings = fake_arm_env.settings()
+    vm = fake_arm_env.add_vm()
+    image = fake_arm_env.add_gallery_image()
+    fake_arm_env.add_image_version(image, "1.2.3", source_vm_id=vm.id)
+    found = arm.get_version_source(settings, fake_arm_env.subscription_id, "rg-gallery", "gal", "img", "1.2.3")
+    assert found is not None and found.id.endswith("/images/img/versions/1.2.3")
+    assert (found.source_id, found.provisioning_state, found.location) == (vm.id, "Succeeded", "westeurope")
+    assert found.replication, "read with its replication status"
+    assert arm.get_version_source(settings, fake_arm_env.subscription_id, "rg-gallery", "gal", "img", "9.9.9") is None
     assert fake_arm_env.non_get_requests() == []
 
 
@@ -469,6 +515,37 @@ def test_a_silent_arm_is_bounded_by_the_operation_bound(fake_arm_env: FakeArm, l
     assert time.monotonic() - started < 3, "retries of an unanswered request stay within the operation bound"
     assert "did not answer in time" in message and "armOperationTimeoutMinutes" in message
     assert "operation_timeout" not in message
+
+
+def test_a_silent_arm_while_deallocating_is_reported_as_silence_not_as_a_slow_deallocation(
+    fake_arm_env: FakeArm, log: Log
+) -> None:
+    vm = fake_arm_env.add_vm()
+    fake_arm_env.hang(method="GET", path=OPERATION_PATH, seconds=30)
+    message = expect_error(
+        fake_arm_env,
+        ArmUnreachable,
+        arm.deallocate,
+        fake_arm_env.settings(request_timeout=0.5, operation_timeout=1.8),
+        vm.ref,
+        log,
+    )
+    assert "did not answer in time" in message
+
+
+def test_a_poll_of_the_deallocation_refused_by_arm_is_arms_refusal_not_a_failed_operation(
+    fake_arm_env: FakeArm, log: Log
+) -> None:
+    vm = fake_arm_env.add_vm()
+    fake_arm_env.fail_with_body(
+        400,
+        {"error": {"code": "InvalidRequest", "message": "The operation ID is not valid."}},
+        method="GET",
+        path=OPERATION_PATH,
+    )
+    message = expect_error(fake_arm_env, ArmError, arm.deallocate, fake_arm_env.settings(), vm.ref, log)
+    assert "HTTP 400 InvalidRequest" in message and "The operation ID is not valid" in message
+    assert "the operation ended" not in message
 
 
 def test_a_reset_connection_is_reported_as_a_reset(fake_arm_env: FakeArm, log: Log) -> None:

@@ -103,10 +103,11 @@ def test_every_request_of_the_arm_half_and_the_checks_carries_a_valid_api_versio
         ({"error": {"code": "OperationNotAllowed", "message": "The VM is being updated."}}, "The VM is being updated"),
         ({"code": "OperationNotAllowed", "message": "The VM is being updated."}, "The VM is being updated"),
         ({"Message": "The request is invalid."}, "The request is invalid"),
+        ({"Code": "OperationNotAllowed", "Message": "The VM is being updated."}, "The VM is being updated"),
         ("Bad request: the VM is locked", "Bad request: the VM is locked"),
         ("<html><head><title>400 Bad Request</title></head><body>nginx</body></html>", "400 Bad Request"),
     ],
-    ids=["odata", "top-level code", "Message", "plain text", "gateway html"],
+    ids=["odata", "top-level code", "Message", "Code and Message", "plain text", "gateway html"],
 )
 def test_azures_error_is_quoted_whatever_the_body_shape(
     fake_arm_env: FakeArm, log: Log, body: str | dict[str, Any], quoted: str
@@ -169,3 +170,19 @@ def test_a_vm_whose_disk_reports_no_os_type_is_reported(fake_arm_env: FakeArm, l
     vm = fake_arm_env.add_vm(os_type="")
     with pytest.raises(ArmError, match="ARM reports no osType for the OS disk of"):
         arm.get_facts(fake_arm_env.settings(), vm.ref, log)
+
+
+def test_a_vm_answered_without_a_storage_profile_is_reported_not_a_crash(fake_arm_env: FakeArm, log: Log) -> None:
+    vm = fake_arm_env.add_vm()
+    partial = {"id": vm.id, "name": vm.name, "location": "westeurope", "properties": {"vmId": "0000-1"}}
+    fake_arm_env.add_fault(200, method="GET", path=rf"/virtualMachines/{vm.name}$", body=partial)
+    with pytest.raises(ArmError, match="without a storage profile; cannot tell its OS"):
+        arm.get_facts(fake_arm_env.settings(), vm.ref, log)
+
+
+def test_a_subscription_answered_with_no_locations_is_reported(fake_arm_env: FakeArm) -> None:
+    # An empty list would make every configured region "unknown": say what ARM answered instead.
+    fake_arm_env.add_subscription(SUB, "11111111-2222-3333-4444-555555555555")
+    fake_arm_env.locations = []
+    with pytest.raises(ArmError, match=f"ARM returned no locations for subscription {SUB}"):
+        arm.list_locations(fake_arm_env.settings(), SUB)

@@ -132,7 +132,7 @@ def test_deprovisions_a_running_linux_vm_over_ssh_without_root(fake_arm: FakeArm
         props = guest_props(
             fake_arm, vm.id, host=guest.host, port=guest.port, host_key=guest.host_key, private_key=guest.private_key
         )
-        id_, outs = host.create(GUEST_URN, props)
+        _, outs = host.create(GUEST_URN, props)
         assert outs["action"] == "deprovisioned" and "waagent" in outs["method"]
         assert guest.deprovisioned and guest.commands == [SCRIPT_COMMAND]
         assert "credentials" not in outs

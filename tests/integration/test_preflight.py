@@ -612,6 +612,17 @@ def test_a_region_the_subscription_does_not_list_fails_even_if_azure_has_it_else
     assert "images[0].versions[0].targetRegions[1].name" in message and "'northeurope'" in message
 
 
+def test_locations_that_cannot_be_read_are_reported_even_when_the_vm_could_be(
+    fake_arm: FakeArm, host: DynamicHost
+) -> None:
+    # Only the locations read is refused: the regions were not checked, and that is said, not dropped.
+    fake_arm.deny(403, method="GET", path=r"/locations$")
+    vm = fake_arm.add_vm()
+    result = check(fake_arm, host, guest_props(fake_arm, vm.id, capture(fake_arm)))
+    _, message = only_failure(result)
+    assert "targetRegions" in message and "403" in message
+
+
 def test_display_names_and_allow_unknown_regions_pass(fake_arm: FakeArm, host: DynamicHost) -> None:
     vm = fake_arm.add_vm()
     shown = capture(fake_arm, target_regions=["West Europe", "North Europe"])

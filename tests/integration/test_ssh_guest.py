@@ -78,12 +78,36 @@ def _closed_soon(guest: ScriptedLinuxGuest) -> bool:
 
 
 def test_an_image_without_sudo_is_explained_and_nothing_ran() -> None:
-    with ScriptedLinuxGuest(sudo_installed=False) as guest:
-        with pytest.raises(DeprovisionFailed) as caught:
-            deprovision(guest.target(), Recorder().log)
+    with ScriptedLinuxGuest(sudo_installed=False) as guest, pytest.raises(DeprovisionFailed) as caught:
+        deprovision(guest.target(), Recorder().log)
     assert caught.value.exit_code == 127
     assert f"sudo is not installed on 127.0.0.1:{guest.port}" in str(caught.value)
     assert "Nothing was changed" in str(caught.value) and not guest.deprovisioned
+
+
+def test_the_host_key_is_verified_on_the_default_port_22_too() -> None:
+    # OpenSSH and paramiko name a host on port 22 without the [host]:port brackets.
+    try:
+        guest = ScriptedLinuxGuest(port=22).start()
+    except OSError as exc:  # not root, or an sshd already listens there
+        pytest.skip(f"cannot listen on 127.0.0.1:22 ({exc})")
+    try:
+        result = deprovision(guest.target(host_key=guest.host_public_key, connect_timeout=3.0), Recorder().log)
+    finally:
+        guest.stop()
+    assert guest.deprovisioned and result.output_tail.endswith(COMPLETE_MARKER)
+
+
+def test_a_session_cut_while_waagent_runs_is_reported_at_once_with_advice() -> None:
+    with ScriptedLinuxGuest(session_dies_in_waagent=True) as guest:
+        started = time.monotonic()
+        with pytest.raises(DeprovisionFailed) as caught:
+            deprovision(guest.target(), Recorder().log)
+        elapsed = time.monotonic() - started
+    assert caught.value.exit_code is None
+    assert "ended before deprovision.sh finished" in str(caught.value)
+    assert "-deprovision+user" in caught.value.output_tail
+    assert elapsed < 3.0, "a closed session has no exit status to wait for"
 
 
 def test_root_runs_the_script_without_sudo() -> None:

@@ -420,6 +420,12 @@ PRECHECK_FAILURES = [
         "F:: protection On, volume FullyEncrypted",
         id="bitlocker-data-drive",
     ),
+    pytest.param(
+        "bitlocker",
+        _set(bitlocker_error="Access is denied. (0x80070005)"),
+        "could not read the BitLocker state of the fixed drives: Access is denied",
+        id="bitlocker-query-fails",
+    ),
     pytest.param("cdrom", _set(cdrom_start=4), "cdrom Start is 4", id="cdrom-disabled"),
     pytest.param("cdrom", _set(cdrom_start=None), "cdrom driver service is missing", id="cdrom-missing"),
     pytest.param("removable-storage", _set(removable_deny_all=True), "Deny all access (Deny_All)", id="deny-all"),
@@ -549,7 +555,8 @@ def test_an_edition_without_appx_passes_and_says_why(guest: GuestModel, winrm_ta
     guest.appx_supported = False
     outcome = run(winrm_target)
     succeeded(outcome)
-    assert any("pre-check appx: ok (no AppX support on this edition)" in line for line in outcome.log.lines)
+    said = [line for line in outcome.log.lines if "pre-check appx:" in line]
+    assert len(said) == 1 and "ok (no AppX support on this edition)" in said[0]
 
 
 def test_bitlocker_protection_on_is_refused_whatever_the_volume_says_and_the_fix_names_each_drive(
@@ -710,6 +717,9 @@ def test_connection_lost_for_good_during_sysprep_is_bounded(guest: GuestModel, w
         pytest.param({}, {"scheme": "http", "transport": "ntlm"}, "need https", id="ca-over-http"),
         pytest.param({}, {"cert_sha256": "not-hex"}, "cert_sha256", id="pin-format"),
         pytest.param({}, {"insecure_skip_cert_validation": True}, "contradicts", id="insecure-and-ca"),
+        pytest.param({}, {"connect_timeout": 0.0}, "connect_timeout: must be positive", id="no-connect-time"),
+        pytest.param({"sysprep_timeout": 0.0}, {}, "sysprep_timeout: must be positive", id="no-sysprep-time"),
+        pytest.param({"poll_interval": -1.0}, {}, "poll_interval: must be positive", id="negative-poll"),
     ],
 )
 def test_invalid_settings_are_refused_before_contacting_the_guest(

@@ -29,7 +29,9 @@ def test_a_missing_gallery_key_is_the_only_problem(key: str) -> None:
     assert the_problem(config_with({key: DELETE})) == f"{key}: is required"
 
 
-@pytest.mark.parametrize(("path", "value"), [("sourceVms.linux-build.ssh", "10.0.0.4"), ("sourceVms.win-build.winrm", ["x"])])
+@pytest.mark.parametrize(
+    ("path", "value"), [("sourceVms.linux-build.ssh", "10.0.0.4"), ("sourceVms.win-build.winrm", ["x"])]
+)
 def test_a_connection_block_that_is_not_an_object_is_reported_at_its_path(path: str, value: Any) -> None:
     # (the versions that use the source are then also told it has no usable block)
     assert_reported(problems_of(config_with({path: value})), path, f"must be an object, got {type(value).__name__}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import struct
+
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -163,7 +166,14 @@ def test_an_ecdsa_key_on_a_curve_ssh_does_not_use_is_refused_up_front(curve: ec.
     assert f"curve {curve.name} are not supported" in str(caught.value)
 
 
-def test_an_invalid_host_key_is_quoted_as_given() -> None:
+def _blob(*fields: bytes) -> str:
+    return base64.b64encode(b"".join(struct.pack(">I", len(f)) + f for f in fields)).decode()
+
+
+def test_a_host_key_off_its_curve_is_refused_quoting_the_key_shortened() -> None:
+    # Well-formed (the right fields and lengths), but no point of nistp256: only loading it as a key can tell.
+    text = "ecdsa-sha2-nistp256 " + _blob(b"ecdsa-sha2-nistp256", b"nistp256", b"\x04" + b"\x01" * 64)
     with pytest.raises(ValueError) as caught:
-        parse_host_key("ssh-ed25519 AAAA")
-    assert "'ssh-ed25519 AAAA' is not a valid ssh-ed25519 public key" in str(caught.value)
+        parse_host_key(text)
+    shown = text[:59] + "…"
+    assert str(caught.value) == f"the SSH host key {shown!r} is not a valid ecdsa-sha2-nistp256 public key"

@@ -53,6 +53,13 @@ def test_a_re_run_over_the_version_captured_from_this_vm_passes(source: str) -> 
     assert preflight.check_existing_version(VM, None, target()) is None
 
 
+def test_a_recorded_source_with_a_trailing_slash_is_the_same_vm_whatever_the_case_of_its_name() -> None:
+    for name, recorded_name in (("build-box", "BUILD-BOX"), ("BUILD-BOX", "build-box")):
+        vm = VmRef(VM.subscription_id, VM.resource_group, name)
+        recorded = VmRef(VM.subscription_id, VM.resource_group, recorded_name).id + "/"
+        assert preflight.check_existing_version(vm, existing(recorded), target()) is None, (name, recorded_name)
+
+
 def test_a_vm_read_without_instance_view_is_not_taken_for_generalized() -> None:
     found = preflight.compare_vm(VM, facts(status=None), target(os_state="Generalized"))
     assert [m.path for m in found] == ["sourceVms.web"]
