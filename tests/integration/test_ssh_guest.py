@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import paramiko
 import pytest
 
-from hooks.errors import ConfigError, GuestConnectionError, HostKeyMismatch
+from hooks.errors import ConfigError, GuestCommandFailed, GuestConnectionError, HostKeyMismatch
 from hooks.linux import COMPLETE_MARKER, METHOD, SCRIPT, DeprovisionFailed, deprovision
 from tests.fakes.ssh_guest import ROOT_SCRIPT_COMMAND, SCRIPT_COMMAND, ScriptedLinuxGuest
 from tests.integration.test_linux_guest import Recorder, assert_no_secrets, new_private_key, secret_pieces
@@ -255,3 +255,20 @@ def test_an_unexpected_error_while_connecting_surfaces_as_itself_at_once(
         deprovision(guest.target(), Recorder().log)
     assert time.monotonic() - started < 2.0
     assert guest.commands == []
+
+
+def test_an_error_from_deeper_down_is_redacted_before_it_leaves_the_step(
+    guest: ScriptedLinuxGuest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The last line of defence: whatever a failure below says, the step's secrets leave it redacted.
+    import hooks.linux
+
+    def leaky(*_args: object) -> None:
+        raise GuestCommandFailed(f"the script failed while handling {guest.private_key}")
+
+    monkeypatch.setattr(hooks.linux, "_run_script", leaky)
+    recorder = Recorder()
+    with pytest.raises(GuestCommandFailed) as caught:
+        deprovision(guest.target(), recorder.log)
+    assert "the script failed while handling" in str(caught.value)
+    assert_no_secrets(secret_pieces(guest.private_key), recorder, caught.value)
