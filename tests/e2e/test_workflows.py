@@ -30,7 +30,7 @@ import yaml
 
 from tests.e2e.harness import PASSPHRASE, ROOT, Result, Workspace
 from tests.e2e.world import World, make_world, new_workspace
-from tests.fakes.arm import DEFAULT_SUBSCRIPTION
+from tests.fakes.arm import DEFAULT_SUBSCRIPTION, DEFAULT_TENANT
 from tests.fakes.entra import FakeEntra, FakeGitHubOidc
 
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -355,7 +355,7 @@ def test_preview_job_goes_green_under_the_real_cli(
         "github.event.pull_request.number": "11",
         "github.event.pull_request.base.sha": base,
         "vars.AZURE_CLIENT_ID": "11111111-1111-1111-1111-111111111111",
-        "vars.AZURE_TENANT_ID": "22222222-2222-2222-2222-222222222222",
+        "vars.AZURE_TENANT_ID": DEFAULT_TENANT,  # the tenant of the subscription (the fake ARM checks it)
         "vars.AZURE_SUBSCRIPTION_ID": DEFAULT_SUBSCRIPTION,
         "secrets.PULUMI_ACCESS_TOKEN": "",  # a self-managed backend here: the file backend of the workspace
         "secrets.PULUMI_BACKEND_URL": f"file://{ws.backend}",
