@@ -852,3 +852,37 @@ def test_every_problem_is_reported_at_once() -> None:
     message = str(ConfigError(found))
     assert message.startswith("invalid stack configuration:\n  - galleryName: ")
     assert message.count("\n  - ") == len(found)
+
+
+def test_a_blank_secret_is_reported_like_a_missing_one() -> None:
+    # An encrypted value that is only whitespace (e.g. `pulumi config set --secret` with an empty paste).
+    found = problems_of(config_with({f"{WINRM}.password": config.Secret("  \n")}))
+    assert f"{WINRM}.password: is empty" in found, found
+
+
+def test_secrets_compare_by_value_without_showing_it() -> None:
+    assert config.Secret(PASSWORD) == config.Secret(PASSWORD)
+    assert config.Secret(PASSWORD) != config.Secret(PASSPHRASE)
+    assert config.Secret(PASSWORD) != PASSWORD, "a secret is never equal to its plaintext"
+
+
+def test_login_settings_reach_the_hosts_as_secrets_when_either_side_says_secret() -> None:
+    # clientSecret is a secret even when it was set without --secret (the hosts' inputs are then still encrypted
+    # in the state); a setting the stack holds encrypted stays encrypted whatever its kind.
+    import contextvars
+
+    from pulumi.runtime import config as runtime_config
+
+    def read() -> dict[str, bool]:
+        runtime_config.set_all_config(
+            {
+                "azure-native:clientSecret": "plain-but-secret",
+                "azure-native:clientId": "app",
+                "azure-native:tenantId": "t",
+            },
+            ["azure-native:tenantId"],
+        )
+        return {i.key: i.secret for i in config.login_from_pulumi()}
+
+    found = contextvars.copy_context().run(read)
+    assert found == {"azure-native:clientId": False, "azure-native:tenantId": True, "azure-native:clientSecret": True}

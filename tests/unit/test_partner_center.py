@@ -60,6 +60,8 @@ def test_features_plan_and_disallowed_are_read() -> None:
         ),
         ({"features": {"acceleratedNetworking": True}}, "images[0].features.acceleratedNetworking: unknown key"),
         ({"purchasePlan": {"name": "p", "publisher": "c"}}, "images[0].purchasePlan.product: is required"),
+        ({"purchasePlan": {"name": "p", "product": "x"}}, "images[0].purchasePlan.publisher: is required"),
+        ({"purchasePlan": {"publisher": "c", "product": "x"}}, "images[0].purchasePlan.name: is required"),
         ({"disallowedDiskTypes": ["Premium"]}, "images[0].disallowedDiskTypes[0]: 'Premium' is not one of"),
         ({"privacyStatementUri": "contoso privacy"}, "images[0].privacyStatementUri: 'contoso privacy' is not an"),
     ],

@@ -348,3 +348,50 @@ def test_a_promoted_version_is_test_booted_on_a_host_of_the_pool() -> None:
     assert one(resources, VERSION_T, "win2022-0.0.1").urn in boot.depends_on
     hosts = {r.urn for r in resources if r.type == "pulumi:providers:pulumi-python"}
     assert boot.options["provider"] and boot.options["provider"].rsplit("::", 1)[0] in hosts
+
+
+# Azure's documented list of administrator names a VM refuses (osProfile.adminUsername), written out here on its
+# own so that a name dropped from config.py is noticed.
+AZURE_REFUSED_ADMIN_NAMES = [
+    "administrator",
+    "admin",
+    "user",
+    "user1",
+    "user2",
+    "user3",
+    "user4",
+    "user5",
+    "test",
+    "test1",
+    "test2",
+    "test3",
+    "1",
+    "123",
+    "a",
+    "actuser",
+    "adm",
+    "admin1",
+    "admin2",
+    "aspnet",
+    "backup",
+    "console",
+    "david",
+    "guest",
+    "john",
+    "owner",
+    "root",
+    "server",
+    "sql",
+    "support",
+    "support_388945a0",
+    "sys",
+]
+
+
+@pytest.mark.parametrize("name", AZURE_REFUSED_ADMIN_NAMES)
+def test_every_administrator_name_azure_refuses_is_refused_before_a_boot(name: str) -> None:
+    fields = {"validate": True, "validation": {"resourceGroup": "rg", "subnetId": SUBNET, "adminUsername": name}}
+    found = problems(with_definition(**fields))
+    # (names that are not valid Linux user names at all, like "123", are refused for that first)
+    expected = f"images[0].validation.adminUsername: {name!r} is "
+    assert any(p.startswith(expected) for p in found), found
