@@ -2113,27 +2113,9 @@ exit 2
         self, subscription_id: str, location: str, query: dict[str, str], on_finish: Callable[[bool], None]
     ) -> dict[str, str]:
         """An LRO on a gallery resource, polled at `capsOperations` like the recorded gallery traffic."""
-        script = self._lro_script.pop("next", None)
-        op = FakeOperation(
-            id=str(uuid.uuid4()),
-            vm=None,
-            action="gallery",
-            final_state="",
-            previous_state="",
-            in_progress_polls=-1 if script == -1 else self.lro_polls,
-            fail=script if isinstance(script, tuple) else None,
-            on_finish=on_finish,
+        return self._new_operation(
+            subscription_id, location, query, on_finish, "gallery", "Microsoft.Compute", "capsOperations"
         )
-        self.operations[op.id] = op
-        base = (
-            f"{self.endpoint}/subscriptions/{subscription_id}/providers/Microsoft.Compute"
-            f"/locations/{location.replace(' ', '').lower()}/capsOperations/{op.id}"
-        )
-        api = query.get("api-version", "")
-        return {
-            "Azure-AsyncOperation": f"{base}?api-version={api}",
-            "Location": f"{base}?monitor=true&api-version={api}",
-        }
 
     def _on_delete_vm(self, m: re.Match[str], query: dict[str, str]) -> tuple[int, None, dict[str, str]]:
         vm = self._vm(m)
@@ -2599,11 +2581,24 @@ exit 2
         provider: str = "Microsoft.Compute",
     ) -> dict[str, str]:
         """An LRO polled at `<provider>/locations/<loc>/operations/<id>` (VM and disk operations, Network's)."""
+        return self._new_operation(subscription_id, location, query, on_finish, "resource", provider, "operations")
+
+    def _new_operation(
+        self,
+        subscription_id: str,
+        location: str,
+        query: dict[str, str],
+        on_finish: Callable[[bool], None] | None,
+        action: str,
+        provider: str,
+        collection: str,
+    ) -> dict[str, str]:
+        """Start an LRO (failing or hanging when `fail_next_lro` or `hang_next_lro` said so); its polling headers."""
         script = self._lro_script.pop("next", None)
         op = FakeOperation(
             id=str(uuid.uuid4()),
             vm=None,
-            action="resource",
+            action=action,
             final_state="",
             previous_state="",
             in_progress_polls=-1 if script == -1 else self.lro_polls,
@@ -2613,7 +2608,7 @@ exit 2
         self.operations[op.id] = op
         base = (
             f"{self.endpoint}/subscriptions/{subscription_id}/providers/{provider}"
-            f"/locations/{location.replace(' ', '').lower()}/operations/{op.id}"
+            f"/locations/{location.replace(' ', '').lower()}/{collection}/{op.id}"
         )
         api = query.get("api-version", "")
         return {
