@@ -17,8 +17,7 @@ import json
 import re
 import threading
 import time
-import typing
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -362,68 +361,45 @@ def tenant_of_refusal(response: Any) -> str | None:
     return found[1] if found else None
 
 
-# --- azure-mgmt-compute models, settled before threads read answers into them -----------------------------
+# --- azure-mgmt-compute models: one thread at a time works out a class ------------------------------------
 
-READ_MODELS = ("VirtualMachine", "VirtualMachineInstanceView", "Disk", "GalleryImage", "GalleryImageVersion")
-"""The azure-mgmt-compute models this module reads ARM's answers into (the roots of what `settle_compute_models`
-prepares)."""
-
-_MODELS_PACKAGE = compute_models.__name__
-_MODELS_LOCK = threading.Lock()
-_models_settled = False
+_GUARDED = "_image_gallery_guarded"
 
 
-def _referenced_models(annotation: object) -> Iterator[type[Any]]:
-    """The model classes a field annotation names (`Optional["_models.StorageProfile"]`, lists, dicts, unions)."""
-    if isinstance(annotation, typing.ForwardRef):
-        annotation = annotation.__forward_arg__
-    if isinstance(annotation, str):
-        found = getattr(compute_models, annotation.rsplit(".", 1)[-1], None)
-        if isinstance(found, type):
-            yield found
-        return
-    if isinstance(annotation, type):
-        yield annotation
-    for argument in typing.get_args(annotation):
-        yield from _referenced_models(argument)
+def guard_compute_models() -> bool:
+    """Make azure-mgmt-compute work out its model classes one thread at a time. True when the guard is in place.
+
+    Its typespec-generated models (azure-mgmt-compute 39, the locked version) work out a class's fields the first
+    time the class is instantiated, without a lock: one thread iterates the class's `__dict__` while another,
+    done first, stores its result there. The loser's `RuntimeError` is swallowed by the SDK's deserializer, which
+    then hands back the raw JSON dict: a VM whose `storage_profile` is a dict (seen with 8 chains in the
+    benchmark: `'dict' object has no attribute 'os_disk'`). Known upstream as Azure/azure-sdk-for-python#47426,
+    fixed in the generator (microsoft/typespec#11236) but not yet in a released azure-mgmt-compute.
+
+    The guard wraps the models' common `__new__` in a lock; building an instance is otherwise unchanged, and the
+    lock is held only for the moment `__new__` takes (answers are read into models after the HTTP call, never
+    during it). Working every class out in advance instead would cost 0.3 s of CPU per process (168 classes
+    reachable from a VM answer), about half a second on the first chain's path."""
+    base = next(
+        (k for k in compute_models.VirtualMachine.__mro__ if k.__name__ == "Model" and "__new__" in vars(k)), None
+    )
+    if base is None:
+        return False  # not the typespec models (msrest-based SDKs build no such table)
+    if getattr(base, _GUARDED, False):
+        return True
+    setup = base.__new__
+    lock = threading.RLock()
+
+    def guarded_new(cls: type[Any], *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return setup(cls, *args, **kwargs)
+
+    base.__new__ = staticmethod(guarded_new)  # type: ignore[method-assign, assignment]
+    setattr(base, _GUARDED, True)
+    return True
 
 
-def compute_model_classes(roots: tuple[str, ...] = READ_MODELS) -> set[type[Any]]:
-    """Every model class an answer read into `roots` can contain: each field's model, recursively. (The compute
-    models have no discriminators: a field's annotation is the class its answer is read into.)"""
-    todo: list[type[Any]] = [getattr(compute_models, name) for name in roots]
-    found: set[type[Any]] = set()
-    while todo:
-        cls = todo.pop()
-        # The typespec models are mappings; anything else (str, datetime, enums) holds no fields to settle.
-        if cls in found or not issubclass(cls, MutableMapping) or not cls.__module__.startswith(_MODELS_PACKAGE):
-            continue
-        found.add(cls)
-        for klass in cls.__mro__:
-            for annotation in vars(klass).get("__annotations__", {}).values():
-                todo.extend(_referenced_models(annotation))
-    return found
-
-
-def settle_compute_models() -> None:
-    """Let azure-mgmt-compute work out its models' fields once, in one thread, before any answer is read.
-
-    Its typespec-generated models (azure-mgmt-compute 39, the locked version) do that the first time a class is
-    instantiated, without a lock: one thread iterates the class's `__dict__` while another, done first, stores
-    its result there.
-    The loser's `RuntimeError` is swallowed by the SDK's deserializer, which then hands back the raw JSON dict:
-    a VM whose `storage_profile` is a dict (seen in the 8-VM benchmark: `'dict' object has no attribute
-    'os_disk'`). Known upstream as Azure/azure-sdk-for-python#47426, fixed in the generator (microsoft/typespec
-    #11236) but not yet in a released azure-mgmt-compute. Instantiating every class an answer can hold, here
-    under a lock, leaves nothing to race over.
-    Costs about 0.25 s of CPU once per process; the first answers would have spent part of it anyway."""
-    global _models_settled
-    with _MODELS_LOCK:
-        if _models_settled:
-            return
-        for cls in compute_model_classes():
-            typing.cast(Any, cls).__new__(cls)  # the model's __new__ does the work; nothing is built (no __init__)
-        _models_settled = True
+guard_compute_models()
 
 
 class _LoginRefused(ClientAuthenticationError):
@@ -477,7 +453,6 @@ class ArmSession:
         }
 
     def compute(self, subscription_id: str) -> ComputeManagementClient:
-        settle_compute_models()
         with self._lock:
             client = self._compute.get(subscription_id)
             if client is None:
