@@ -51,7 +51,7 @@ from tests.bench import wide_stack
 from tests.unit import stack_configs as sc
 values, secrets = sc.as_engine_config(wide_stack(int(sys.argv[1])))
 main = None if sys.argv[2] == "product" else plan.ROOT / "tests" / "flat_program.py"
-result = plan.run_program("image-gallery", "bench", values, secrets, main)
+result = plan.run_program("image-gallery", "bench", values, secrets, main, restore_gc=False)
 assert result.resources
 print(time.process_time() - started)
 """
