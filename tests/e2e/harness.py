@@ -232,22 +232,31 @@ class Workspace:
         )
         return proc, stack
 
-    def kill_strays(self) -> list[int]:
+    def kill_strays(self) -> list[str]:
         """SIGKILL every process still running from this workspace (the engine starts each plugin in a process
-        group of its own, so killing the CLI's group leaves them): what a cancelled CI job does to its tree."""
-        killed: list[int] = []
-        marker = str(self.root).encode()
+        group of its own, so killing the CLI's group leaves them): what a cancelled CI job does to its tree.
+
+        A process is this workspace's when its command line, working directory or environment (PULUMI_HOME, which
+        every plugin inherits) names the workspace: a plugin run from the repository's .venv, like the test
+        azure-native plugin, names it only in the last two. Returns the command lines of the processes killed."""
+        killed: list[str] = []
+        marker = f"{self.root}/".encode()  # with the slash: not another workspace whose name starts the same
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
             try:
                 cmdline = (entry / "cmdline").read_bytes()
+                ours = (
+                    marker in cmdline
+                    or f"{os.readlink(entry / 'cwd')}/".encode().startswith(marker)
+                    or marker in (entry / "environ").read_bytes()
+                )
             except OSError:
                 continue
-            if marker in cmdline:
+            if ours:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(int(entry.name), signal.SIGKILL)
-                    killed.append(int(entry.name))
+                    killed.append(cmdline.replace(b"\0", b" ").decode(errors="replace").strip())
         return killed
 
     def login(self) -> None:

@@ -73,7 +73,11 @@ def test_up_killed_during_sysprep_then_run_again(tmp_path: Path, engine: Path, w
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         # The plugins run in process groups of their own: kill them too, as a cancelled CI job would.
-        assert ws.kill_strays(), "the engine's plugins should still have been running"
+        killed = ws.kill_strays()
+        # Both plugins outlive the CLI: the dynamic host (run from the workspace) and the azure-native test plugin
+        # (run from the repository's .venv: found by its environment, not its command line).
+        assert any("pulumi.dynamic" in c for c in killed), killed
+        assert any("azure_native_provider" in c for c in killed), killed
     exported = ws.export()
     pending = exported["deployment"].get("pending_operations") or []
     assert [(p["type"], p["resource"]["urn"].split("::")[-1]) for p in pending] == [("creating", "win2022-1.0.0-guest")]
