@@ -1,7 +1,8 @@
 """One exception type per kind of failure a user must act on.
 
 Every message says what happened, to which resource, and what to do next. The dynamic providers turn these
-into a clean one-paragraph error for Pulumi (no traceback); anything else is a bug and keeps its traceback.
+into a clean one-paragraph error for Pulumi, without a traceback; anything else is a bug, reported with its
+traceback (hooks/step_failures.py).
 """
 
 from __future__ import annotations

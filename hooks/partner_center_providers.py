@@ -23,7 +23,8 @@ from hooks.engine_log import sink_for
 from hooks.errors import ArmError
 from hooks.log import Log
 from hooks.login import ConfiguredLogin
-from hooks.providers import StepFailed, _known, _user_facing, arm_settings, declared_inputs
+from hooks.providers import _known, _user_facing, arm_settings, declared_inputs
+from hooks.step_failures import ReportsFailures, StepFailed
 
 REGISTRATION_OUTPUTS = ("subscription_id", "namespace", "registration_state", "resource_name")
 PRINCIPAL_OUTPUTS = ("object_id", "app_id", "display_name", "resource_name")
@@ -33,7 +34,7 @@ def _log(props: Mapping[str, Any], default: str) -> Log:
     return Log(str(props.get("resource_name") or default), sink=sink_for(None))
 
 
-class ProviderRegistrationProvider(ConfiguredLogin, ResourceProvider):
+class ProviderRegistrationProvider(ReportsFailures, ConfiguredLogin, ResourceProvider):
     """Registers a resource provider namespace on a subscription; never unregisters it."""
 
     replace_keys = ("subscription_id", "namespace")
@@ -73,7 +74,7 @@ class ProviderRegistrationProvider(ConfiguredLogin, ResourceProvider):
         )
 
 
-class PartnerCenterServicePrincipalProvider(ConfiguredLogin, ResourceProvider):
+class PartnerCenterServicePrincipalProvider(ReportsFailures, ConfiguredLogin, ResourceProvider):
     """Looks a first-party service principal up by application ID (read-only, in preview and up)."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:

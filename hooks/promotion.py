@@ -34,6 +34,7 @@ from hooks.engine_log import sink_for
 from hooks.errors import ArmError, ArmUnreachable, ImageGalleryError, PromotionMismatch
 from hooks.log import Log
 from hooks.login import AUXILIARY_TENANTS, ConfiguredLogin, LoginSettingsError, stack_key
+from hooks.step_failures import ReportsFailures, StepFailed
 from hooks.targets import ArmSettings, GalleryRef, ImageVersionRef
 
 if TYPE_CHECKING:
@@ -555,7 +556,7 @@ def _settings(props: Mapping[str, Any]) -> ArmSettings:
     return arm_settings(props)
 
 
-class VersionPromotionProvider(ConfiguredLogin, ResourceProvider):
+class VersionPromotionProvider(ReportsFailures, ConfiguredLogin, ResourceProvider):
     """Runs the promotion checks: in `check` (preview and up) and again in `create`, before the version exists."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -579,8 +580,6 @@ class VersionPromotionProvider(ConfiguredLogin, ResourceProvider):
         return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from hooks.providers import StepFailed
-
         log = _log(props)
         try:
             t = PromotionTarget.from_props(props)

@@ -34,6 +34,7 @@ from hooks.engine_log import sink_for
 from hooks.errors import ImageGalleryError
 from hooks.log import Log
 from hooks.login import ConfiguredLogin
+from hooks.step_failures import ReportsFailures, StepFailed
 from hooks.targets import ArmSettings, SshTarget, SysprepOptions, VmRef, WinRmTarget
 
 if TYPE_CHECKING:
@@ -84,12 +85,8 @@ def _recorded_flag(olds: Mapping[str, Any], key: str) -> bool | None:
     return None
 
 
-class StepFailed(Exception):
-    """Raised to the dynamic provider host: the message is the whole explanation, written for the user."""
-
-
 def _user_facing(log: Log, fn: Callable[[], Any]) -> Any:
-    """Run `fn`; turn expected failures into one clear message (the host adds only a short traceback). The
+    """Run `fn`; turn expected failures into one clear message (hooks/step_failures.py: no traceback). The
     message goes through the step's Log redaction: the last line of defence for the step's secrets."""
     try:
         return fn()
@@ -218,7 +215,7 @@ def _capture_check(
     return [CheckFailure(p.input, str(p)) for p in problems]
 
 
-class _ChainStepProvider(ConfiguredLogin, ResourceProvider):
+class _ChainStepProvider(ReportsFailures, ConfiguredLogin, ResourceProvider):
     """What both halves share: input checks, replace-only diff, a read/update that keep the record of what was
     done, and a delete that leaves the VM alone. Subclasses set the names and implement `create`. The Azure login
     settings arrive through `configure()` (hooks/login.py), never as inputs of the resource."""

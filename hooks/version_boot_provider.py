@@ -21,6 +21,7 @@ from hooks.engine_log import sink_for
 from hooks.log import Log
 from hooks.login import ConfiguredLogin
 from hooks.providers import _known, _log_urn, _user_facing, arm_settings, declared_inputs, same_input
+from hooks.step_failures import ReportsFailures
 
 TEST_BOOT_OUTPUTS = (
     "version_id",
@@ -59,7 +60,7 @@ def request_from(props: Mapping[str, Any]) -> Any:
     )
 
 
-class VersionTestBootProvider(ConfiguredLogin, ResourceProvider):
+class VersionTestBootProvider(ReportsFailures, ConfiguredLogin, ResourceProvider):
     """Boots a throwaway VM from an image version and deletes it (hooks/version_boot.py)."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:

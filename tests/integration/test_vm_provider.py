@@ -71,6 +71,33 @@ def test_resumes_after_failure_between_deallocate_and_generalize(fake_arm: FakeA
     assert fake_arm.count("POST", r"/deallocate$") == 1, "deallocation must not be repeated"
 
 
+def test_an_expected_failure_reaches_the_engine_as_its_message_alone(fake_arm: FakeArm, host: DynamicHost) -> None:  # noqa: F811
+    """The host formats a failed call with `traceback.format_exc()`: the engine shows what it gets. An expected
+    failure arrives as its message, under no traceback (hooks/step_failures.py)."""
+    vm = fake_arm.add_vm(power_state="running")
+    fake_arm.fail_next_lro("AllocationFailed", "Deallocation failed because of a platform problem 4711.")
+    with pytest.raises(HostError) as err:
+        host.create(URN, props(fake_arm, vm.id))
+    assert err.value.details.startswith("hooks.step_failures.StepFailed: [img-1.0.0-vm] "), err.value.details
+    assert "Traceback" not in err.value.details and 'File "' not in err.value.details
+
+
+def test_a_bug_is_named_to_the_engine_and_logged_with_its_traceback(fake_arm: FakeArm, host: DynamicHost) -> None:  # noqa: F811
+    vm = fake_arm.add_vm(power_state="running")
+    broken = props(fake_arm, vm.id)
+    del broken["arm"]  # what no program sends: the provider's own code fails (KeyError)
+    with pytest.raises(HostError) as err:
+        host.create(URN, broken)
+    assert err.value.details.strip() == (
+        "hooks.step_failures.StepFailed: VmGeneralizationProvider.create failed unexpectedly (KeyError: 'arm'); "
+        "its traceback is logged above."
+    )
+    logged = host.close()
+    assert "VmGeneralizationProvider.create failed unexpectedly, a bug in image-gallery" in logged
+    assert "Traceback (most recent call last):" in logged and "hooks/providers.py" in logged, logged
+    assert fake_arm.non_get_requests() == [] and vm.power_state == "running"
+
+
 def test_waits_for_a_stopping_vm(fake_arm: FakeArm, host: DynamicHost) -> None:  # noqa: F811
     vm = fake_arm.add_vm(power_state="stopping", settles_to="stopped", settle_after_reads=3)
     _, outs = host.create(URN, props(fake_arm, vm.id))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
+import pulumi
 import pytest
 
 from hooks.errors import GuestCommandFailed
 from hooks.log import Log
 from hooks.providers import StepFailed, _user_facing
+from hooks.step_failures import ReportsFailures
 
 
 def test_expected_failure_becomes_one_redacted_message() -> None:
@@ -55,3 +59,38 @@ def test_generalize_or_deallocate_changes_are_updates_of_the_arm_half() -> None:
     diff = VmGeneralizationProvider().diff("id", olds, {**olds, "deallocate": False})
     assert diff.changes and not diff.replaces
     assert not VmGeneralizationProvider().diff("id", olds, dict(olds)).changes
+
+
+class _Provider(ReportsFailures):
+    def create(self, props: dict[str, object]) -> None:
+        raise RuntimeError(f"could not use {props['credentials']}")  # a bug that quotes a secret
+
+    def delete(self, _id: str, props: dict[str, object]) -> None:
+        raise StepFailed("[x] explained")
+
+
+def test_a_bug_in_a_provider_call_is_logged_with_its_traceback_and_named_without_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    logged: list[str] = []
+    monkeypatch.setattr(pulumi.log, "error", logged.append)
+    monkeypatch.setattr(sys, "tracebacklimit", 0, raising=False)  # as in the host: explicit limits still show
+    with pytest.raises(StepFailed) as err:
+        _Provider().create({"credentials": {"password": "Hunter2-secret"}})
+    assert str(err.value) == (
+        "_Provider.create failed unexpectedly (RuntimeError: could not use {'password': '[secret]'}); "
+        "its traceback is logged above."
+    )
+    assert err.value.__suppress_context__
+    [report] = logged
+    assert "Traceback (most recent call last)" in report and "test_providers.py" in report
+    assert "Hunter2-secret" not in report
+
+
+def test_an_explained_failure_passes_as_it_is_and_nothing_global_changes_outside_the_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(sys, "tracebacklimit", raising=False)
+    with pytest.raises(StepFailed, match=r"^\[x\] explained$"):
+        _Provider().delete("id", {})
+    assert not hasattr(sys, "tracebacklimit"), "only the provider host drops traceback frames"
