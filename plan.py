@@ -288,7 +288,7 @@ def run_program(
 
     class RecordingMonitor(pmocks.MockMonitor):
         def RegisterResource(self, request: Any) -> Any:
-            if request.type == "pulumi:pulumi:Stack" or request.transforms:
+            if request.type == "pulumi:pulumi:Stack":
                 return super().RegisterResource(request)  # type: ignore[no-untyped-call]
             raw = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
             urn = self.make_urn(request.parent, request.type, request.name)
