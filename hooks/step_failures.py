@@ -21,6 +21,8 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from hooks.log import Log
+
 ENTRY_POINTS = ("check", "diff", "create", "read", "update", "delete")
 """The provider calls the host makes (pulumi.dynamic.ResourceProvider)."""
 
@@ -41,8 +43,8 @@ def in_provider_host() -> bool:
 
 
 def _secret_strings(values: Iterable[Any]) -> list[str]:
-    """Secret values among a call's arguments (the props' credentials), longest first, to redact from a bug's
-    report."""
+    """Secret values among a call's arguments (the props' credentials), longest first (a secret containing another
+    is redacted whole), for a bug's report."""
     found: set[str] = set()
 
     def walk(value: Any, secret: bool) -> None:
@@ -60,12 +62,6 @@ def _secret_strings(values: Iterable[Any]) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
-def _redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "[secret]")
-    return text
-
-
 def reporting(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
     """`call` (a provider's entry point `name`), with its failures reported as the module docstring says."""
 
@@ -80,11 +76,11 @@ def reporting(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:
             import pulumi  # the program process never gets here; keep this module free of imports it avoids
 
-            secrets = _secret_strings(args)
             what = f"{type(self).__name__}.{name}"
-            detail = _redact("".join(traceback.format_exception(exc, limit=-_FRAMES)), secrets)
+            redact = Log(what, secrets=_secret_strings(args)).redact
+            detail = redact("".join(traceback.format_exception(exc, limit=-_FRAMES)))
             pulumi.log.error(f"{what} failed unexpectedly, a bug in image-gallery; please report it with:\n{detail}")
-            summary = _redact(f"{type(exc).__name__}: {exc}", secrets)
+            summary = redact(f"{type(exc).__name__}: {exc}")
             raise StepFailed(f"{what} failed unexpectedly ({summary}); its traceback is logged above.") from None
 
     reported.__dict__["reports_failures"] = True
