@@ -2700,23 +2700,40 @@ exit 2
                     {},
                 )
         else:
-            twin = next(
-                (
-                    ra
-                    for (s, _), ra in self.role_assignments.items()
-                    if s == scope.lower()
-                    and ra.principal_id.lower() == principal.lower()
-                    and ra.role_definition_id.rsplit("/", 1)[-1].lower() == role.rsplit("/", 1)[-1].lower()
-                ),
-                None,
-            )
+            twin = self._same_assignment(scope, principal, role)
             if twin is not None:
-                return 409, _error("RoleAssignmentExists", "The role assignment already exists."), {}
+                # A role assignment is unique by (scope, principal, role): a second one under another name is
+                # refused with 409 RoleAssignmentExists (Microsoft Learn, "Create Azure RBAC resources by using
+                # Bicep", azure-resource-manager/bicep/scenarios-rbac: the name should derive from those three, as
+                # Azure allows one assignment of a role to a principal at a scope). The message names the existing
+                # assignment by its name without dashes, as ARM's does.
+                return (
+                    409,
+                    _error(
+                        "RoleAssignmentExists",
+                        "The role assignment already exists. The ID of the existing role assignment is "
+                        f"{twin.name.replace('-', '')}.",
+                    ),
+                    {},
+                )
         ra = existing or FakeRoleAssignment(scope, m["name"], role, principal)
         ra.principal_type = props.get("principalType")
         ra.description = props.get("description")
         self.role_assignments[key] = ra
         return (200 if existing else 201), self._role_assignment_body(ra), {}
+
+    def _same_assignment(self, scope: str, principal: str, role: str) -> FakeRoleAssignment | None:
+        """The assignment of `role` to `principal` at exactly `scope` (whatever its name), if there is one."""
+        return next(
+            (
+                ra
+                for (s, _), ra in self.role_assignments.items()
+                if s == scope.lower()
+                and ra.principal_id.lower() == principal.lower()
+                and ra.role_definition_id.rsplit("/", 1)[-1].lower() == role.rsplit("/", 1)[-1].lower()
+            ),
+            None,
+        )
 
     def _on_delete_role_assignment(
         self, m: re.Match[str], query: dict[str, str]

@@ -7,6 +7,26 @@ role assignment's principal and role) force a replacement, other changes are a P
 Azure-AsyncOperation polling to the end, bounded by the resource's customTimeouts; outputs are ARM's answer with
 `properties` flattened to the top level, plus `azureApiVersion`; ARM errors read `Status=409 Code="…" Message="…"`.
 
+As strict as azure-native (pulumi/pulumi-azure-native: `provider/pkg/provider/provider.go`, the crud client
+`provider/pkg/provider/crud/crud.go` and the ARM client `provider/pkg/azure/client_azcore.go`), each behaviour
+marked in the code where it is copied and named by a `Leniency` a test can turn off to show the difference:
+- Create refuses a resource that exists (`cannot create already existing resource '<id>'`): a killed run's
+  resource must be imported, never silently adopted by a PUT over it;
+- Read of a resource that is gone answers an empty ID, so refresh drops it from the state;
+- Update is a PUT of the whole body (the new inputs), never a merge with what Azure has;
+- Delete waits for the operation to end, and a 404 (at once, or polling a 202's operation) counts as deleted;
+- a replacement deletes the old resource first (Diff's deleteBeforeReplace), as the names are the IDs.
+
+Not copied, and why:
+- ARM retries (azcore's 20 s, 60 s, 120 s backoff) and azure-native's poll intervals (10 s for updates, 30 s for
+  deletes): the tests would wait minutes; faults are injected into the project's own ARM client instead. Polling
+  here follows Retry-After, else IMAGE_GALLERY_FAKE_PROVIDER_POLL_SECONDS.
+- `readAfterWrite` reading through a GET that may fail with only a warning: the GET after a write is copied, a
+  failure of it is an error here (the fake ARM never fails it unless a test injects that).
+- Singleton and default-body resources (CanCreate's other branches), sub-resource maintenance, PATCH for
+  merge-patch APIs, custom resources: none of the four types is one.
+- Authentication: `az account get-access-token` only (azure-native also reads ARM_CLIENT_*, OIDC, MSI).
+
 Started by the engine as `pulumi-resource-azure-native [flags] <engine address>`: it prints its port as the first
 stdout line (and nothing else there), logs to stderr, and serves until killed.
 
@@ -14,6 +34,8 @@ Environment: `IMAGE_GALLERY_FAKE_ARM_ENDPOINT` (test-only: the ARM endpoint), `R
 `ARM_SUBSCRIPTION_ID` (when the provider config has no subscriptionId); the token comes from
 `az account get-access-token`, like the real provider's default Azure CLI authentication.
 `IMAGE_GALLERY_FAKE_PROVIDER_POLL_SECONDS` (default 0.1) sets the LRO poll interval when ARM sends no Retry-After.
+`IMAGE_GALLERY_FAKE_PROVIDER_LENIENT` (comma-separated `Leniency` values; only the tests that prove the strict
+behaviours set it) turns strict behaviours off.
 
 Use `install_plugin(pulumi_home, python)` to lay it out where `pulumi plugin install` would, or
 `write_launcher(directory, python)` for an executable to put on PATH.
@@ -34,6 +56,7 @@ import time
 import uuid
 from concurrent import futures
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit
@@ -52,9 +75,37 @@ SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
 
-DEFAULT_TIMEOUT = 3600.0
-"""Seconds to wait for an operation when the resource sets no customTimeouts."""
+DEFAULT_TIMEOUT = 7200.0
+"""Seconds to wait for an operation when the resource sets no customTimeouts: azure-native's two hours
+(`azureContext` in provider/pkg/provider/provider.go)."""
 REQUEST_TIMEOUT = 60.0
+
+
+class Leniency(Enum):
+    """A strict behaviour of azure-native this stand-in copies; listed in IMAGE_GALLERY_FAKE_PROVIDER_LENIENT, the
+    stand-in behaves leniently instead. Only the tests that prove each strict behaviour set it (a test that passes
+    against the lenient stand-in too would prove nothing)."""
+
+    CREATE_OVER_EXISTING = "create-over-existing"
+    """Create PUTs over a resource that already exists instead of refusing it."""
+    READ_KEEPS_GONE = "read-keeps-gone"
+    """Read of a deleted resource answers the old state instead of an empty ID."""
+    UPDATE_MERGES = "update-merges"
+    """Update sends the old inputs merged with the new ones (what a PATCH does) instead of the whole new body."""
+    DELETE_NO_WAIT = "delete-no-wait"
+    """Delete returns once ARM accepted it, without waiting for the operation."""
+    DELETE_NOT_FOUND_FAILS = "delete-not-found-fails"
+    """Delete fails on a 404 instead of counting it as deleted."""
+    REPLACE_CREATES_FIRST = "replace-creates-first"
+    """Diff leaves deleteBeforeReplace off: the engine creates the replacement before deleting the old one."""
+
+
+LENIENT_ENV = "IMAGE_GALLERY_FAKE_PROVIDER_LENIENT"
+
+
+def leniencies(text: str) -> frozenset[Leniency]:
+    """The `Leniency` values of a comma-separated list (IMAGE_GALLERY_FAKE_PROVIDER_LENIENT)."""
+    return frozenset(Leniency(item.strip()) for item in text.split(",") if item.strip())
 
 
 def log(message: str) -> None:
@@ -310,12 +361,14 @@ class Arm:
             raise ArmError(response.status, str(error.get("code")), str(error.get("message")), error.get("target"))
         raise ArmError(response.status, "UnexpectedResponse", str(response.body))
 
-    def wait(self, response: Response, what: str, deadline: float) -> None:
-        """Follow a long-running operation (Azure-AsyncOperation, else Location) to its end."""
+    def wait(self, response: Response, what: str, deadline: float, deleting: bool = False) -> None:
+        """Follow a long-running operation (Azure-AsyncOperation, else Location) to its end. `deleting`: a 404
+        ResourceNotFound while polling a 202's operation means the resource is gone, i.e. done."""
         operation = response.headers.get("azure-asyncoperation")
         monitor = response.headers.get("location")
         if response.status not in (201, 202) or not (operation or monitor):
             return
+        accepted = response.status == 202
         url = str(operation or monitor)
         last = "InProgress"
         while True:
@@ -325,6 +378,10 @@ class Arm:
             if self.cancelled.wait(delay):
                 raise Cancelled(f"cancelled while waiting for {what}")
             response = self.request("GET", url)
+            if deleting and accepted and response.status == 404 and "ResourceNotFound" in json.dumps(response.body):
+                # azure-native's Delete: "Consider this specific error to be a success of deletion"
+                # (pulumi/pulumi-azure-native, provider/pkg/azure/client_azcore.go, azCoreClient.Delete).
+                return
             self.raise_for(response)
             if operation:
                 doc = response.body if isinstance(response.body, dict) else {}
@@ -350,8 +407,10 @@ def _abort(context: grpc.ServicerContext, message: str, code: grpc.StatusCode = 
 class AzureNativeProvider(provider_pb2_grpc.ResourceProviderServicer):
     """The ResourceProvider service."""
 
-    def __init__(self, engine_address: str | None) -> None:
+    def __init__(self, engine_address: str | None, lenient: frozenset[Leniency] = frozenset()) -> None:
         self.engine_address = engine_address
+        self.lenient = lenient
+        """Strict behaviours turned off (only in the tests that prove them)."""
         self.config: dict[str, Any] = {}
         self.cancelled = threading.Event()
         self.arm = Arm(
@@ -510,6 +569,10 @@ class AzureNativeProvider(provider_pb2_grpc.ResourceProviderServicer):
             diffs=changed,
             detailedDiff=detailed,
             hasDetailedDiff=True,
+            # A replacement deletes the old resource first: `deleteBeforeReplace := len(replaces) > 0`
+            # (pulumi/pulumi-azure-native, provider/pkg/provider/provider.go, Diff). A create first would meet the
+            # old resource at the same ID (the names are the IDs) and be refused as already existing.
+            deleteBeforeReplace=bool(replaces) and Leniency.REPLACE_CREATES_FIRST not in self.lenient,
         )
 
     def _path(self, kind: ResourceType, inputs: dict[str, Any]) -> str:
@@ -542,14 +605,42 @@ class AzureNativeProvider(provider_pb2_grpc.ResourceProviderServicer):
     def _deadline(self, timeout: float) -> float:
         return time.monotonic() + (timeout if timeout > 0 else DEFAULT_TIMEOUT)
 
+    def _can_create(self, kind: ResourceType, path: str) -> None:
+        """Refuse to create a resource that exists: azure-native GETs it first, and a 200 with a non-empty body is
+        "cannot create already existing resource" (pulumi/pulumi-azure-native: `defaultCreate` calls
+        `crudClient.CanCreate` before the PUT in provider/pkg/provider/provider.go; the check and its messages are
+        `azCoreClient.CanCreate` in provider/pkg/azure/client_azcore.go). A 404 lets the create go on; any other
+        answer is "cannot check existence"."""
+        if Leniency.CREATE_OVER_EXISTING in self.lenient:
+            return
+        response = self.arm.request("GET", path, None, kind.api_version)
+        if response.status == 404:
+            return
+        if response.status == 200:
+            if isinstance(response.body, dict) and response.body:
+                raise ProviderError(f"cannot create already existing resource '{path}'")
+            return
+        body = response.body if isinstance(response.body, str) else json.dumps(response.body)
+        raise ProviderError(f"cannot check existence of resource '{path}': status code {response.status}, {body}")
+
     def _put(
-        self, kind: ResourceType, raw_inputs: dict[str, Any], timeout: float, verb: str, urn: str
+        self,
+        kind: ResourceType,
+        raw_inputs: dict[str, Any],
+        timeout: float,
+        verb: str,
+        urn: str,
+        body: dict[str, Any] | None = None,
     ) -> tuple[str, dict[str, Any]]:
+        """PUT the resource (`body`, else the whole body of its inputs), follow the operation, GET it back."""
         inputs = plain(raw_inputs)
         path = self._path(kind, inputs)
         what = f"{verb} {kind.token.rsplit(':', 1)[-1]} {path}"
         deadline = self._deadline(timeout)
-        response = self.arm.request("PUT", path, self._body(kind, inputs), kind.api_version)
+        if verb == "creating":
+            self._can_create(kind, path)
+        sent = body if body is not None else self._body(kind, inputs)
+        response = self.arm.request("PUT", path, sent, kind.api_version)
         self.arm.raise_for(response)
         try:
             self.arm.wait(response, what, deadline)
@@ -562,9 +653,9 @@ class AzureNativeProvider(provider_pb2_grpc.ResourceProviderServicer):
             raise
         current = self.arm.request("GET", path, None, kind.api_version)
         self.arm.raise_for(current)
-        body = current.body if isinstance(current.body, dict) else {}
+        answer = current.body if isinstance(current.body, dict) else {}
         log(f"{what}: done ({urn})")
-        return str(body.get("id") or path), self._outputs(kind, raw_inputs, body)
+        return str(answer.get("id") or path), self._outputs(kind, raw_inputs, answer)
 
     def _preview(self, kind: ResourceType, raw_inputs: dict[str, Any], olds: dict[str, Any]) -> dict[str, Any]:
         outputs = {**olds, **raw_inputs}
@@ -586,6 +677,8 @@ class AzureNativeProvider(provider_pb2_grpc.ResourceProviderServicer):
             status.details.add().Pack(detail)
             context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
             _abort(context, partial.reason)
+        except ProviderError as error:
+            _abort(context, str(error))  # azure-native returns these as they are, with nothing around them
         except (ArmError, TimeoutError, Cancelled, OSError) as error:
             _abort(context, f"{what}: {error}")
 
@@ -606,10 +699,18 @@ class AzureNativeProvider(provider_pb2_grpc.ResourceProviderServicer):
         raw = to_python(request.news)
         if request.preview:
             return provider_pb2.UpdateResponse(properties=to_struct(self._preview(kind, raw, to_python(request.olds))))
+        # A PUT of the whole body built from the new inputs alone: what the program no longer sets is gone from
+        # Azure afterwards (pulumi/pulumi-azure-native: `defaultUpdate` in provider/pkg/provider/provider.go
+        # builds the body with `PrepareAzureRESTBody(id, inputs)` and sends it with `CreateOrUpdate`, a PUT for these
+        # types: provider/pkg/provider/crud/crud.go).
+        body = None
+        if Leniency.UPDATE_MERGES in self.lenient:
+            olds = to_python(request.old_inputs if request.HasField("old_inputs") else request.olds)
+            body = self._body(kind, plain({**olds, **raw}))
         _, outputs = self._run(
             context,
             f"updating {request.urn}",
-            lambda: self._put(kind, raw, request.timeout, "updating", request.urn),
+            lambda: self._put(kind, raw, request.timeout, "updating", request.urn, body),
         )
         return provider_pb2.UpdateResponse(properties=to_struct(outputs))
 
@@ -619,7 +720,11 @@ class AzureNativeProvider(provider_pb2_grpc.ResourceProviderServicer):
 
         def read() -> provider_pb2.ReadResponse:
             response = self.arm.request("GET", request.id, None, kind.api_version)
+            if response.status == 404 and Leniency.READ_KEEPS_GONE in self.lenient:
+                return provider_pb2.ReadResponse(id=request.id, properties=request.properties, inputs=request.inputs)
             if response.status == 404:
+                # "404 means that the resource was deleted": an empty ID, and refresh drops it from the state
+                # (pulumi/pulumi-azure-native, provider/pkg/provider/provider.go, Read).
                 log(f"{request.urn}: {request.id} is gone")
                 return provider_pb2.ReadResponse(id="")
             self.arm.raise_for(response)
@@ -638,12 +743,19 @@ class AzureNativeProvider(provider_pb2_grpc.ResourceProviderServicer):
         kind = self._type(request.type, context)
 
         def delete() -> None:
+            # Deleted means gone: a 404 is done, an accepted delete is followed to its end (and a 404 while
+            # following it is done too), bounded like azure-native by the resource's delete timeout, else two
+            # hours (pulumi/pulumi-azure-native: provider/pkg/provider/provider.go, Delete; the statuses and the
+            # 404 rule are `azCoreClient.Delete` in provider/pkg/azure/client_azcore.go).
             what = f"deleting {request.id}"
             response = self.arm.request("DELETE", request.id, None, kind.api_version)
-            if response.status == 404:
+            if response.status == 404 and Leniency.DELETE_NOT_FOUND_FAILS not in self.lenient:
                 return
             self.arm.raise_for(response)
-            self.arm.wait(response, what, self._deadline(request.timeout))
+            if Leniency.DELETE_NO_WAIT in self.lenient:
+                return
+            gone_is_done = Leniency.DELETE_NOT_FOUND_FAILS not in self.lenient
+            self.arm.wait(response, what, self._deadline(request.timeout), deleting=gone_is_done)
 
         self._run(context, f"deleting {request.urn}", delete)
         return empty_pb2.Empty()
@@ -654,6 +766,10 @@ class AzureNativeProvider(provider_pb2_grpc.ResourceProviderServicer):
             f"unknown function {request.tok} (not implemented by the test plugin)",
             grpc.StatusCode.UNIMPLEMENTED,
         )
+
+
+class ProviderError(Exception):
+    """An error of the provider itself (not ARM's answer), reported with its message alone, as azure-native does."""
 
 
 class PartialFailure(Exception):
@@ -680,7 +796,10 @@ def main(argv: list[str]) -> None:
         futures.ThreadPoolExecutor(max_workers=16),
         options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)],
     )
-    provider_pb2_grpc.add_ResourceProviderServicer_to_server(AzureNativeProvider(engine_address), server)
+    lenient = leniencies(os.environ.get(LENIENT_ENV, ""))
+    if lenient:
+        log(f"lenient (only for the tests that prove the strict behaviours): {sorted(x.value for x in lenient)}")
+    provider_pb2_grpc.add_ResourceProviderServicer_to_server(AzureNativeProvider(engine_address, lenient), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     sys.stdout.write(f"{port}\n")

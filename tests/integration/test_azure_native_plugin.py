@@ -3,6 +3,7 @@ port on the first stdout line) and driven over gRPC against the fake ARM; plus t
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -11,7 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,11 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 from tests.fakes.arm import FakeArm
 from tests.fakes.azure_native_provider import (
     AZURE_NATIVE_VERSION,
+    LENIENT_ENV,
     SECRET_SIG,
     SIG,
     UNKNOWN,
+    Leniency,
     install_plugin,
     write_launcher,
 )
@@ -153,18 +156,20 @@ def shared_arm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeArm]:
         fake.stop()
 
 
-@pytest.fixture(scope="module")
-def running_plugin(shared_arm: FakeArm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plugin]:
+@contextlib.contextmanager
+def started_plugin(arm: FakeArm, workdir: Path, lenient: frozenset[Leniency] = frozenset()) -> Iterator[Plugin]:
     """The plugin, started as the engine starts it, handshaken and configured as the engine does."""
-    workdir = tmp_path_factory.mktemp("plugin")
     launcher = write_launcher(workdir / "bin", sys.executable)
     env = {
         **os.environ,
-        **shared_arm.env,
-        "IMAGE_GALLERY_FAKE_ARM_ENDPOINT": shared_arm.endpoint,
+        **arm.env,
+        "IMAGE_GALLERY_FAKE_ARM_ENDPOINT": arm.endpoint,
         "IMAGE_GALLERY_FAKE_PROVIDER_POLL_SECONDS": "0.02",
     }
     env.pop("ARM_SUBSCRIPTION_ID", None)
+    env.pop(LENIENT_ENV, None)
+    if lenient:
+        env[LENIENT_ENV] = ",".join(sorted(x.value for x in lenient))
     process, port = start_plugin(launcher, env, workdir / "plugin.stderr")
     client = Plugin(process, port)
     try:
@@ -185,6 +190,12 @@ def running_plugin(shared_arm: FakeArm, tmp_path_factory: pytest.TempPathFactory
         process.terminate()
         rest, _ = process.communicate(timeout=5)
         assert rest == b"", f"the plugin wrote to stdout after the port: {rest!r}"
+
+
+@pytest.fixture(scope="module")
+def running_plugin(shared_arm: FakeArm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plugin]:
+    with started_plugin(shared_arm, tmp_path_factory.mktemp("plugin")) as client:
+        yield client
 
 
 @pytest.fixture
@@ -541,6 +552,201 @@ def test_preview_calls_nothing_in_arm(plugin: Plugin, fake_arm: FakeArm) -> None
     outs = python(answer.properties)
     assert answer.id == "" and outs["galleryName"] == UNKNOWN and outs["provisioningState"] == UNKNOWN
     assert fake_arm.non_get_requests() == []
+
+
+# --- as strict as azure-native: each rule, and the lenient stand-in it would let through ---------------------
+
+
+@pytest.fixture(scope="module")
+def lenient_plugin(
+    shared_arm: FakeArm, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[Leniency], Plugin]]:
+    """A stand-in with one strict behaviour turned off (started on first use, kept for the module): what each
+    rule's test must tell apart from the strict one."""
+    with contextlib.ExitStack() as stack:
+        started: dict[Leniency, Plugin] = {}
+
+        def get(leniency: Leniency) -> Plugin:
+            if leniency not in started:
+                workdir = tmp_path_factory.mktemp(f"lenient-{leniency.value}")
+                started[leniency] = stack.enter_context(started_plugin(shared_arm, workdir, frozenset({leniency})))
+            return started[leniency]
+
+        yield get
+
+
+STRICTNESS = pytest.mark.parametrize("strict", [True, False], ids=["strict", "lenient"])
+
+
+def pick(strict: bool, plugin: Plugin, lenient_plugin: Callable[[Leniency], Plugin], leniency: Leniency) -> Plugin:
+    return plugin if strict else lenient_plugin(leniency)
+
+
+@STRICTNESS
+def test_create_refuses_a_resource_that_already_exists(
+    strict: bool, plugin: Plugin, lenient_plugin: Callable[[Leniency], Plugin], fake_arm: FakeArm
+) -> None:
+    """A killed run's version exists in Azure (created from another VM, still Creating): azure-native refuses to
+    create it again, with its own message and without a PUT; a lenient stand-in would PUT over it."""
+    client = pick(strict, plugin, lenient_plugin, Leniency.CREATE_OVER_EXISTING)
+    vm = fake_arm.add_vm(power_state="deallocated", generalized=True)
+    other = fake_arm.add_vm("other-vm", power_state="deallocated", generalized=True)
+    image = fake_arm.add_gallery_image("gal", "img", RG, SUB, location="westeurope")
+    fake_arm.add_image_version(image, "1.0.0", source_vm_id=other.id, provisioning_state="Creating")
+    version_id = f"{GALLERY_ID}/images/img/versions/1.0.0"
+    if strict:
+        error = rpc_error(client.create, VERSION, version_inputs(vm.id))
+        assert error.details() == f"cannot create already existing resource '{version_id}'"
+        assert fake_arm.count("PUT", "/versions/") == 0
+        assert fake_arm.image_versions[(SUB.lower(), RG, "gal", "img", "1.0.0")].source_vm_id == other.id
+        # The same for a gallery, a definition and a role assignment.
+        for token, inputs, rid in (
+            (GALLERY, gallery_inputs(), GALLERY_ID),
+            (IMAGE, image_inputs(), f"{GALLERY_ID}/images/img"),
+        ):
+            assert rpc_error(client.create, token, inputs).details() == (
+                f"cannot create already existing resource '{rid}'"
+            )
+        client.create(ROLE, role_inputs())
+        role_id = f"{GALLERY_ID}/providers/Microsoft.Authorization/roleAssignments/{ASSIGNMENT}"
+        assert rpc_error(client.create, ROLE, role_inputs()).details() == (
+            f"cannot create already existing resource '{role_id}'"
+        )
+        assert fake_arm.count("PUT") == 1  # only the role assignment's first create
+    else:
+        error = rpc_error(client.create, VERSION, version_inputs(vm.id))
+        # Let through to ARM, which only refuses the change of source here; the PUT was sent.
+        assert "already existing" not in (error.details() or "")
+        assert fake_arm.count("PUT", "/versions/") == 1
+
+
+@STRICTNESS
+def test_read_of_a_deleted_resource_drops_it(
+    strict: bool, plugin: Plugin, lenient_plugin: Callable[[Leniency], Plugin], fake_arm: FakeArm
+) -> None:
+    client = pick(strict, plugin, lenient_plugin, Leniency.READ_KEEPS_GONE)
+    rid, outs = client.create(GALLERY, gallery_inputs())
+    fake_arm.galleries.clear()  # deleted behind Pulumi's back
+    answer = client.read(GALLERY, rid, gallery_inputs(), outs)
+    if strict:
+        assert answer.id == ""  # refresh drops it from the state
+    else:
+        assert answer.id == rid  # refresh would keep a resource Azure no longer has
+
+
+@STRICTNESS
+def test_update_sends_the_whole_body(
+    strict: bool, plugin: Plugin, lenient_plugin: Callable[[Leniency], Plugin], fake_arm: FakeArm
+) -> None:
+    """The program stops setting the description and a tag: after the update Azure has neither."""
+    client = pick(strict, plugin, lenient_plugin, Leniency.UPDATE_MERGES)
+    first = gallery_inputs(description="old", tags={"env": "test", "team": "a"})
+    rid, outs = client.create(GALLERY, first)
+    news = client.check(GALLERY, gallery_inputs(tags={"env": "test"}))
+    client.stub.Update(
+        provider_pb2.UpdateRequest(
+            id=rid,
+            urn=Plugin.urn(GALLERY, "res"),
+            name="res",
+            type=GALLERY,
+            olds=struct(outs),
+            old_inputs=struct(first),
+            news=struct(news),
+        )
+    )
+    gallery = fake_arm.galleries[(SUB.lower(), RG, "gal")]
+    sent = fake_arm.bodies("PUT", "/galleries/gal$")[-1]
+    if strict:
+        assert sent == {"location": "westeurope", "tags": {"env": "test"}, "properties": {}}
+        assert gallery.description is None and gallery.tags == {"env": "test"}
+    else:
+        assert gallery.description == "old" and gallery.tags == {"env": "test"}
+
+
+@STRICTNESS
+def test_delete_returns_once_the_resource_is_gone(
+    strict: bool, plugin: Plugin, lenient_plugin: Callable[[Leniency], Plugin], fake_arm: FakeArm
+) -> None:
+    """A version's delete is a long-running operation: azure-native waits for it, so the definition's delete
+    right after it (what `pulumi destroy` does next) finds the definition empty."""
+    client = pick(strict, plugin, lenient_plugin, Leniency.DELETE_NO_WAIT)
+    vm = fake_arm.add_vm(power_state="deallocated", generalized=True)
+    client.create(GALLERY, gallery_inputs())
+    client.create(IMAGE, image_inputs())
+    rid, outs = client.create(VERSION, version_inputs(vm.id))
+    fake_arm.lro_polls = 3
+    client.delete(VERSION, rid, outs)
+    if strict:
+        assert not fake_arm.image_versions
+        client.delete(IMAGE, f"{GALLERY_ID}/images/img", {})
+    else:
+        assert next(iter(fake_arm.image_versions.values())).provisioning_state == "Deleting"
+        error = rpc_error(client.delete, IMAGE, f"{GALLERY_ID}/images/img", {})
+        assert 'Code="CannotDeleteResource"' in (error.details() or "")
+
+
+@STRICTNESS
+def test_delete_counts_not_found_as_deleted(
+    strict: bool, plugin: Plugin, lenient_plugin: Callable[[Leniency], Plugin], fake_arm: FakeArm
+) -> None:
+    """Gone already (ARM answers the DELETE 404), or gone while its operation was followed (the operation URL answers
+    404 ResourceNotFound): both are a successful delete for azure-native."""
+    client = pick(strict, plugin, lenient_plugin, Leniency.DELETE_NOT_FOUND_FAILS)
+    vm = fake_arm.add_vm(power_state="deallocated", generalized=True)
+    client.create(GALLERY, gallery_inputs())
+    client.create(IMAGE, image_inputs())
+    rid, outs = client.create(VERSION, version_inputs(vm.id))
+    not_found = {"error": {"code": "ResourceNotFound", "message": f"The Resource '{rid}' was not found."}}
+    fake_arm.add_fault(404, method="DELETE", path="/versions/1.0.0", body=not_found)
+    if strict:
+        client.delete(VERSION, rid, outs)
+    else:
+        assert 'Status=404 Code="ResourceNotFound"' in (rpc_error(client.delete, VERSION, rid, outs).details() or "")
+
+    polls = fake_arm.count("GET", "/capsOperations/")
+    fake_arm.add_fault(404, method="GET", path="/capsOperations/", body=not_found)
+    if strict:
+        client.delete(VERSION, rid, outs)  # the 202 was followed, and its 404 ended the wait as done
+        assert fake_arm.count("GET", "/capsOperations/") == polls + 1
+    else:
+        assert 'Status=404 Code="ResourceNotFound"' in (rpc_error(client.delete, VERSION, rid, outs).details() or "")
+
+
+@STRICTNESS
+def test_a_replacement_deletes_the_old_resource_first(
+    strict: bool, plugin: Plugin, lenient_plugin: Callable[[Leniency], Plugin], fake_arm: FakeArm
+) -> None:
+    """A replaced gallery keeps its name (the name is the ID): created first, the replacement would meet the old one
+    and be refused as already existing. azure-native has the engine delete it first."""
+    client = pick(strict, plugin, lenient_plugin, Leniency.REPLACE_CREATES_FIRST)
+    rid, outs = client.create(GALLERY, gallery_inputs())
+    diff = client.diff(GALLERY, rid, gallery_inputs(), outs, gallery_inputs(location="northeurope"))
+    assert list(diff.replaces) == ["location"]
+    assert diff.deleteBeforeReplace is strict
+    no_change = client.diff(GALLERY, rid, gallery_inputs(), outs, gallery_inputs(description="d"))
+    assert not no_change.deleteBeforeReplace
+
+
+def test_a_second_assignment_of_a_role_under_another_name_is_refused(
+    plugin: Plugin, fake_arm: FakeArm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ARM allows one assignment of a role to a principal at a scope: a second one under a new name (a killed run's
+    assignment, and a create with a fresh GUID) is 409 RoleAssignmentExists, naming the existing one."""
+    plugin.create(GALLERY, gallery_inputs())
+    plugin.create(ROLE, role_inputs())
+    twin = role_inputs(roleAssignmentName="6f0a2c55-0000-4000-8000-000000000002")
+    details = rpc_error(plugin.create, ROLE, twin).details() or ""
+    assert 'Status=409 Code="RoleAssignmentExists"' in details
+    assert f"The ID of the existing role assignment is {ASSIGNMENT.replace('-', '')}." in details
+    assert len(fake_arm.role_assignments) == 1
+    # Another role, or another principal, at the same scope is a different assignment.
+    plugin.create(ROLE, role_inputs(roleAssignmentName="6f0a2c55-0000-4000-8000-000000000003", roleDefinitionId=READER))
+    assert len(fake_arm.role_assignments) == 2
+
+    # A lenient ARM (no uniqueness rule) would have let the twin in.
+    monkeypatch.setattr(fake_arm, "_same_assignment", lambda scope, principal, role: None)
+    plugin.create(ROLE, twin)
+    assert len(fake_arm.role_assignments) == 3
 
 
 # --- the fake ARM on its own ---------------------------------------------------------------------------------
