@@ -5,7 +5,7 @@
 #   make test                             the whole suite (installs test prerequisites with apt-get when root)
 #   make e2e                              only the end-to-end tests under the real Pulumi CLI
 #   make engine                           build (or reuse) the pinned Pulumi CLI; prints its bin directory
-#   make lint | make bench | make clean | make mutation [MODULES=hooks/preflight.py LIMIT=60]
+#   make lint | make bench | make clean | make mutation [MODULES=hooks/preflight.py LIMIT=60 SEED=n]
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -49,11 +49,11 @@ $(VENV_STAMP): pyproject.toml uv.lock | $(if $(shell command -v uv 2>/dev/null),
 venv: $(VENV_STAMP)
 
 plan: $(VENV_STAMP)
-	@$(UV) run --frozen --no-sync python plan.py $(STACK) --format $(FORMAT)
+	@$(UV) run --frozen --no-sync python -m commands.plan $(STACK) --format $(FORMAT)
 
 # Reads the stack file and GETs each version's replication status (never writes to Azure); WATCH=1 follows it.
 replication: $(VENV_STAMP)
-	@$(UV) run --frozen --no-sync python replication.py $(STACK) --format $(FORMAT) $(if $(WATCH),--watch)
+	@$(UV) run --frozen --no-sync python -m commands.replication $(STACK) --format $(FORMAT) $(if $(WATCH),--watch)
 
 lint: $(VENV_STAMP)
 	$(UV) run --frozen --no-sync ruff check .
@@ -71,10 +71,10 @@ prereqs:
 sandbox: prereqs $(VENV_STAMP)
 	@if [ "$$(id -u)" = 0 ]; then $(UV) run --frozen --no-sync python -m tests.fakes.sandbox build; fi
 
-# The pinned Pulumi CLI (tests/engine/go.mod), built once into /var/cache/image-gallery/engine (or
+# The pinned Pulumi CLI (tools/engine/go.mod), built once into /var/cache/image-gallery/engine (or
 # ~/.cache/image-gallery/engine without root), keyed by version: a warm cache does not rebuild.
 engine:
-	@bash tests/engine/build.sh
+	@bash tools/engine/build.sh
 
 test: $(VENV_STAMP) sandbox engine lint
 	$(UV) run --frozen --no-sync pytest
@@ -86,7 +86,7 @@ e2e: $(VENV_STAMP) sandbox engine
 # root, a scripted SSH stand-in) and the fake WinRM guest. Uses a `pulumi` on PATH when its version fits.
 demo: $(VENV_STAMP)
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory sandbox; fi
-	@$(UV) run --frozen --no-sync python -m tests.demo
+	@$(UV) run --frozen --no-sync python -m tools.demo
 
 unit: $(VENV_STAMP)
 	$(UV) run --frozen --no-sync pytest tests/unit
@@ -95,15 +95,16 @@ integration: $(VENV_STAMP) sandbox
 	$(UV) run --frozen --no-sync pytest tests/integration
 
 bench: $(VENV_STAMP)
-	$(UV) run --frozen --no-sync python -m tests.bench --format $(FORMAT) $(BENCH_ARGS)
+	$(UV) run --frozen --no-sync python -m tools.bench --format $(FORMAT) $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv $(CACHE) .pytest_cache .mypy_cache .ruff_cache
 
 # Mutation testing (not part of `make test`): seeded mutants of the modules that decide, each run against the tests
-# that cover its module (tests/mutation.py). MODULES=hooks/preflight.py LIMIT=60 SEED=14 to narrow it.
+# that cover its module (tools/mutation.py). MODULES=hooks/preflight.py LIMIT=60 to narrow it. The sample's seed
+# is the day of the year unless SEED=n is given; the run prints it, so SEED=n draws the same sample again.
 MODULES ?=
 LIMIT ?= 40
-SEED ?= 14
+SEED ?=
 mutation: $(VENV_STAMP)
-	$(UV) run --frozen --no-sync python -m tests.mutation --limit $(LIMIT) --seed $(SEED) $(if $(MODULES),--modules $(MODULES))
+	$(UV) run --frozen --no-sync python -m tools.mutation --limit $(LIMIT) $(if $(SEED),--seed $(SEED)) $(if $(MODULES),--modules $(MODULES))

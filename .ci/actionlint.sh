@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lint the GitHub workflows with actionlint, built (once) from its Go module at a pinned version.
 #
-# The binary is cached outside the clone, like the Pulumi CLI of tests/engine/build.sh: a warm cache does not
+# The binary is cached outside the clone, like the Pulumi CLI of tools/engine/build.sh: a warm cache does not
 # rebuild, a changed pin does. The module's hash is pinned too, so a re-tagged release fails the build instead
 # of being used. actionlint runs shellcheck over every `run:` script when `shellcheck` is on PATH
 # (tests/fakes/install-prereqs.sh installs it); without it those scripts are not checked, and this script says so.
@@ -27,7 +27,7 @@ if [ ! -x "$bin" ]; then
     fi
     echo "actionlint: building $version into $bin (once)" >&2
     mkdir -p "$root"
-    # Outside any module (tests/engine has one), so that only the proxy's copy and sum.golang.org decide.
+    # Outside any module (tools/engine has one), so that only the proxy's copy and sum.golang.org decide.
     sum="$(cd "$root" && go mod download -json "github.com/rhysd/actionlint@$version" | sed -n 's/^\t"Sum": "\(.*\)",$/\1/p')"
     if [ "$sum" != "$module_sum" ]; then
         echo "actionlint: github.com/rhysd/actionlint@$version has hash '$sum', expected $module_sum" >&2

@@ -2,7 +2,7 @@
 """Which stacks a change touches, for `pulumi preview` in pull requests (.github/workflows/preview.yml).
 
 - `Pulumi.<stack>.yaml` changed: that stack (a deleted stack file: nothing to preview, said on stderr);
-- documentation (`*.md`) or tests (`tests/`) only: no stack;
+- documentation (`*.md`), tests (`tests/`) or the developer tools (`tools/`) only: no stack;
 - anything else (the program, `Pulumi.yaml`, `uv.lock`, the workflows, this script, ...): every stack.
 
 The stacks are the `Pulumi.<stack>.yaml` files next to `Pulumi.yaml`. Standard library only: it runs before the
@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 STACK_FILE = re.compile(r"^Pulumi\.(?P<stack>[^/]+)\.yaml$")
-NOT_DEPLOYED = ("tests/",)
+NOT_DEPLOYED = ("tests/", "tools/")
 """Paths whose changes never change what a stack deploys (besides `*.md`)."""
 
 

@@ -23,41 +23,8 @@ from hooks.errors import PreCheckFailed
 from hooks.log import Log
 from hooks.targets import ArmSettings, GuestResult, SshTarget, SysprepOptions, VmRef, WinRmTarget
 
-# What the offline plan prints, and what the README documents: keep in step with the functions below.
-LINUX_GUEST_STEPS = (
-    "read the VM's power and OS state through ARM (GET only); stop here if Azure reports it generalized",
-    "capture-time checks against the image definition (same as in preview)",
-    "connect over SSH, host key verified, retrying with backoff while the VM boots (bounded)",
-    "run hooks/scripts/deprovision.sh with sudo: cloud-init clean, waagent -force -deprovision+user, "
-    "history clean-up, sync",
-)
-WINDOWS_GUEST_STEPS = (
-    "read the VM's power and OS state through ARM (GET only); stop here if Azure reports it generalized",
-    "capture-time checks against the image definition (same as in preview)",
-    "connect over WinRM, TLS certificate verified, retrying with backoff while the VM boots (bounded)",
-    "read ImageState: sysprep already finished → do not run it again; still running → watch it; "
-    "IMAGE_STATE_UNDEPLOYABLE → stop (the image must be reinstalled)",
-    "wait for the Azure guest agent services to be Running (bounded)",
-    "pre-checks: unsupported server roles (a failing role query too), BitLocker on every fixed drive, per-user AppX "
-    "packages, pending reboot, CD/DVD-ROM driver enabled (cdrom Start=1), no removable-storage deny policy",
-    "clean up: answer files from every place Windows Setup looks (HKLM\\System\\Setup!UnattendFile, "
-    "Panther\\Unattend, Panther, System32\\Sysprep, %SYSTEMDRIVE%), the Panther directory, an earlier "
-    "Sysprep_succeeded.tag; each removal listed",
-    "start Sysprep.exe /oobe /generalize /quiet /quit as the admin user, exactly once",
-    "watch until sysprep has finished (IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE and Sysprep.exe gone or "
-    "Sysprep_succeeded.tag written), reconnecting after drops and refused logons (bounded); fail fast with the "
-    "Panther log tail if sysprep exits in any other state",
-)
-VM_STEPS_GENERALIZED = (
-    "wait until the VM has stopped if it is shutting down (bounded)",
-    "deallocate (POST .../deallocate, polled to Succeeded, bounded)",
-    "mark generalized (POST .../generalize)",
-    "verify the instance view shows PowerState/deallocated and OSState/generalized",
-)
-VM_STEPS_SPECIALIZED = (
-    "wait until the VM has stopped if it is shutting down (bounded)",
-    "deallocate (POST .../deallocate, polled to Succeeded, bounded) unless sourceVms.<key>.deallocate is false",
-)
+# The steps below, in words (what `make plan` prints and the README documents): hooks/steps.py, which the
+# offline plan imports without the Azure SDK. Keep them in step with the functions below.
 
 RUNNABLE_POWER_STATES = ("running", "starting")
 

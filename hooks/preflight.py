@@ -24,45 +24,16 @@ from hooks.arm import ImageVersionFacts, VmFacts, VmStatus
 from hooks.errors import ArmError, ArmUnreachable, CaptureMismatch, VmNotFound
 from hooks.log import Log
 from hooks.pipeline import RUNNABLE_POWER_STATES
+from hooks.steps import MARKETPLACE_DATA_DISK_SOURCE, MARKETPLACE_VHD_SOURCE
 from hooks.targets import ArmSettings, GalleryRef, VmRef
 
 T = TypeVar("T")
 
 # Marketplace certification rules (README "Publishing to Partner Center").
-MARKETPLACE_VHD_SOURCE = (
-    "https://learn.microsoft.com/partner-center/marketplace-offers/azure-vm-certification-faq#vhd-specifications"
-)
-MARKETPLACE_DATA_DISK_SOURCE = (
-    "https://learn.microsoft.com/partner-center/marketplace-offers/azure-vm-plan-technical-configuration"
-)
 MARKETPLACE_OS_DISK_GB = {"Linux": (1, 1023), "Windows": (30, 250)}
 MARKETPLACE_MAX_DATA_DISKS = 16
 MARKETPLACE_MAX_DATA_DISK_GB = 1023
 MARKETPLACE_PATH = "marketplace"
-
-# What the offline plan prints for each version, in the order run_checks reports problems.
-CHECK_DESCRIPTIONS: tuple[str, ...] = (
-    "the source VM exists and the identity can read it (GET the VM with its instance view, and its OS disk)",
-    "osType equals the VM's OS type",
-    "hyperVGeneration equals the VM's Hyper-V generation",
-    "securityType fits the VM: TrustedLaunch for a Trusted Launch VM, ConfidentialVM for a confidential VM, "
-    "Standard for a standard VM; *Supported security types never take a VM source",
-    "architecture equals the VM's (x64 or Arm64, from its OS disk)",
-    "the VM's region is one of the version's targetRegions",
-    "the VM's state allows the chain: running or already generalized (osState Generalized), "
-    "not generalized (osState Specialized)",
-    "the version does not already exist in Azure with another source (GET the version, once the gallery ID is known)",
-    "with publisherTenantId: the gallery's subscription is in that tenant (GET the subscription)",
-    "features: the VM fits what the definition claims (an NVMe-only definition needs an NVMe VM, an NVMe VM needs "
-    "NVMe among diskControllerTypes; acceleratedNetwork and hibernate need an OS disk that supports them)",
-    "marketplace (unless marketplace: false): the OS disk is 1-1023 GB (Linux) or 30-250 GB (Windows) "
-    f"({MARKETPLACE_VHD_SOURCE})",
-    f"marketplace: at most 16 data disks, each at most 1023 GB ({MARKETPLACE_DATA_DISK_SOURCE}); a warning: every "
-    "image of a plan needs the same number of data disks",
-    "data disks: Azure captures every data disk of the VM with its LUN (listed in the preview's log); with "
-    "dataDiskLuns, the VM's LUNs must be exactly those; a target region's diskEncryptionSetId needs dataDiskLuns "
-    "when the VM has data disks (each LUN gets that region's disk encryption set)",
-)
 
 ON_ARM_UNREACHABLE = ("fail", "warn")
 
@@ -503,7 +474,7 @@ VM_RULES: tuple[Callable[[VmRef, VmFacts, CaptureTarget], Mismatch | None], ...]
     check_architecture,
     check_region,
 )
-"""The rules over the VM's facts, in CHECK_DESCRIPTIONS order (the state rule follows them)."""
+"""The rules over the VM's facts, in hooks.steps.CAPTURE_CHECKS order (the state rule follows them)."""
 
 FEATURE_RULES: tuple[Callable[[VmRef, VmFacts, CaptureTarget], Mismatch | None], ...] = (
     check_disk_controller,

@@ -1,7 +1,7 @@
 """The test boot of a new image version: boot a throwaway VM from it, wait until Azure reports it provisioned and
 its guest agent Ready, then delete everything that was created. Plain functions over ARM, usable without Pulumi.
 
-The steps, in order (TEST_BOOT_STEPS, which `make plan` prints):
+The steps, in order (hooks.steps.TEST_BOOT_STEPS, which `make plan` prints):
 
 1. remove leftovers of an earlier, interrupted boot of the same version: every VM, NIC and disk in the resource
    group carrying this version's tag (disks created with the VM also by their name, which derives from the
@@ -35,6 +35,7 @@ from azure.core.rest import HttpRequest
 from hooks import arm
 from hooks.errors import ArmError, TestBootFailed, WaitTimeout
 from hooks.log import Log
+from hooks.steps import TEST_BOOT_TAG as TAG
 from hooks.targets import ArmSettings
 from hooks.waiting import Deadline
 
@@ -46,22 +47,9 @@ GALLERY_API_VERSION = "2023-07-03"
 """Microsoft.Compute galleries/images/versions."""
 NETWORK_API_VERSION = "2024-05-01"
 """Microsoft.Network networkInterfaces and virtualNetworks."""
-TAG = "image-gallery-test-boot"
-"""Tag on everything a test boot creates; its value names the version (TestBootRequest.tag_value)."""
 PURPOSE_TAG = "image-gallery-purpose"
 DISK_TYPES = ("StandardSSD_LRS", "Premium_LRS", "Standard_LRS")
 """Disk types for the throwaway VM, in order of preference; the first the definition does not disallow is used."""
-
-TEST_BOOT_STEPS = (
-    f"remove leftovers of an earlier, interrupted test boot of this version (VMs, NICs and disks tagged {TAG})",
-    "read the version (its data disk LUNs) and the subnet's virtual network (it must be in the first target region)",
-    "create a NIC on validation.subnetId, without a public IP (tagged)",
-    "create the throwaway VM from the version in the first target region (tagged; OS and data disks deleted with "
-    "it; a Generalized image gets an administrator password generated for this run only, never stored or logged)",
-    "wait (bounded by validation.timeoutMinutes) until provisioning succeeded and the guest agent reports Ready; "
-    "a failed provisioning fails this step with Azure's error",
-    "delete the VM, its disks and the NIC, whether the boot succeeded or not",
-)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Run the project under the real Pulumi CLI, offline: a copy of the project, a file backend, passphrase secrets.
 
 `Workspace` is what a user's checkout is: the project files, `.venv`, a `Pulumi.<stack>.yaml`, `pulumi login
-file://…`, and `pulumi` commands. The CLI is the pinned build from tests/engine/build.sh (cached outside the
-clone); the program is served by tests/engine/program.py through the CLI's `--client` flag (the Python language
+file://…`, and `pulumi` commands. The CLI is the pinned build from tools/engine/build.sh (cached outside the
+clone); the program is served by tools/engine/program.py through the CLI's `--client` flag (the Python language
 host module is not served by the Go module proxy: see that file). Provider plugins: the dynamic provider host
 (`pulumi-resource-pulumi-python`, bundled next to the CLI) and the azure-native test plugin installed into a
 throwaway PULUMI_HOME, with automatic plugin acquisition off, so nothing is downloaded.
@@ -27,8 +27,8 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-ENGINE_BUILD = ROOT / "tests" / "engine" / "build.sh"
-PROGRAM_SERVER = ROOT / "tests" / "engine" / "program.py"
+ENGINE_BUILD = ROOT / "tools" / "engine" / "build.sh"
+PROGRAM_SERVER = ROOT / "tools" / "engine" / "program.py"
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "config.py", "components", "hooks", "pyproject.toml", "uv.lock")
 PASSPHRASE = "e2e-passphrase-not-a-secret"
 PROJECT = "image-gallery"
@@ -50,7 +50,7 @@ def engine_bin() -> Path:
     except subprocess.TimeoutExpired as exc:
         raise EngineUnavailable(f"building the Pulumi CLI took longer than {BUILD_TIMEOUT:.0f}s") from exc
     if result.returncode != 0:
-        raise EngineUnavailable(f"tests/engine/build.sh failed ({result.returncode}): {result.stderr[-3000:]}")
+        raise EngineUnavailable(f"tools/engine/build.sh failed ({result.returncode}): {result.stderr[-3000:]}")
     if result.stderr.strip():
         print(result.stderr.strip(), file=sys.stderr)
     return Path(result.stdout.strip().splitlines()[-1])

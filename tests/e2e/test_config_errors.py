@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import plan
+from commands import plan
 from tests.e2e.harness import Workspace
 
 pytestmark = pytest.mark.e2e

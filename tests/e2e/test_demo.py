@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 def test_demo_runs_pulumi_up_to_the_end(engine: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "ARM_", "AZURE_"))}
     result = subprocess.run(
-        [sys.executable, "-m", "tests.demo", "--linux-guest", "scripted"],
+        [sys.executable, "-m", "tools.demo", "--linux-guest", "scripted"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -1,4 +1,4 @@
-"""`python replication.py` against the local HTTPS fake of ARM: a stack file in a temporary project
+"""`python -m commands.replication` against the local HTTPS fake of ARM: a stack file in a temporary project
 directory, the real azure-mgmt-compute client and DefaultAzureCredential logging in through the fake `az`."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-import replication
+from commands import replication
+from commands.replication import main
 from hooks import arm
 from hooks.log import Log
-from replication import main
 
 if TYPE_CHECKING:
     from tests.fakes.arm import FakeArm, FakeGalleryImage

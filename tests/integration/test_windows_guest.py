@@ -870,7 +870,7 @@ def test_ntlm_logons_refused_during_sysprep_are_reconnected(
 
 
 def test_plan_lists_the_clean_up_the_new_checks_and_what_finished_means() -> None:
-    from hooks.pipeline import WINDOWS_GUEST_STEPS
+    from hooks.steps import WINDOWS_GUEST_STEPS
 
     steps = "\n".join(WINDOWS_GUEST_STEPS)
     for phrase in (

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import plan
+from commands import plan
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = (ROOT / "Pulumi.dev.yaml").read_text()

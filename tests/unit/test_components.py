@@ -11,7 +11,7 @@ from typing import Any
 import pulumi
 import pytest
 
-import plan
+from commands import plan, stack_file
 from components.image_gallery import ROLE_ASSIGNMENT_NAMESPACE, role_assignment_name
 from tests.unit import stack_configs as sc
 
@@ -194,7 +194,7 @@ def test_guest_step_inputs_and_secret_credentials(resources: list[plan.PlannedRe
         "operation_timeout": 1200,
         "poll_interval": 5,
     }
-    assert i["credentials"] == plan.SECRET, "credentials must reach the engine as a secret"
+    assert i["credentials"] == stack_file.SECRET, "credentials must reach the engine as a secret"
     assert "credentials" in guest.options["additionalSecretOutputs"]
     win = one(resources, GUEST_T, "win2022-0.0.1-guest").inputs
     assert win["winrm"]["scheme"] == "https"

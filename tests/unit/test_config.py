@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import config
-import plan
+from commands import stack_file
 from hooks.errors import ConfigError
 
 TODAY = date(2026, 11, 22)
@@ -360,8 +360,8 @@ def test_accepted(changes: dict[str, Any]) -> None:
 
 
 def test_dev_stack_loads() -> None:
-    """The real Pulumi.dev.yaml, read the way plan.py reads it (secure: leaves masked, never decrypted)."""
-    project, values, secret_keys = plan.read_stack_config("dev")
+    """The real Pulumi.dev.yaml, read the way `make plan` reads it (secure: leaves masked, never decrypted)."""
+    project, values, secret_keys = stack_file.read_stack_config("dev")
     prefix = f"{project}:"
     raw = config.parse_engine_values(values, project)
     secret_top = [k.removeprefix(prefix) for k in secret_keys if k.startswith(prefix)]
@@ -379,7 +379,7 @@ def test_dev_stack_loads() -> None:
     ubuntu = stack.source_vms["ubuntu-build"].ssh
     win = stack.source_vms["win2022-build"].winrm
     assert ubuntu is not None and win is not None
-    assert ubuntu.private_key == config.Secret(plan.SECRET) and win.password == config.Secret(plan.SECRET)
+    assert ubuntu.private_key == config.Secret(stack_file.SECRET) and win.password == config.Secret(stack_file.SECRET)
     assert "v1:" not in repr(stack)  # no ciphertext either
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-import plan
+from commands import plan
 from components.generalization_hosts import HOST_WORKERS, assignment, host_count
 from tests.unit import stack_configs as sc
 

@@ -1,7 +1,7 @@
 """An invalid stack config ends the program with every problem listed and a non-zero exit, never a traceback.
 
-Runs `python plan.py bad` (the offline plan loads the config exactly as the program does) in a copy of the project,
-because plan.py finds the stack files next to itself.
+Runs `python -m commands.plan bad` (the offline plan loads the config exactly as the program does) in a copy of the
+project, because the plan finds the stack files in the project it belongs to.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nplaintext-private-key-body\n
 
 
 def copy_project(into: Path) -> None:
-    for name in ("plan.py", "config.py", "__main__.py", "Pulumi.yaml"):
-        shutil.copy2(ROOT / name, into / name)
-    for name in ("components", "hooks"):
-        shutil.copytree(ROOT / name, into / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("__main__.py", "Pulumi.yaml", "commands", "components", "config.py", "hooks"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, into / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / name, into / name)
 
 
 def test_invalid_config_lists_every_problem_and_exits_2_without_traceback(tmp_path: Path) -> None:
@@ -59,7 +60,12 @@ def test_invalid_config_lists_every_problem_and_exits_2_without_traceback(tmp_pa
     (tmp_path / "Pulumi.bad.yaml").write_text(yaml.safe_dump(bad, sort_keys=False))
 
     run = subprocess.run(
-        [sys.executable, "plan.py", "bad"], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "commands.plan", "bad"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
     assert run.returncode == 2, run.stderr

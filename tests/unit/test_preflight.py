@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hooks import preflight
+from hooks import preflight, steps
 from hooks.arm import ImageVersionFacts, VmFacts, VmStatus
 from hooks.errors import ArmAccessDenied, ArmUnreachable
 from hooks.preflight import CaptureTarget, GalleryRef, ReadCache, security_type_problem
@@ -61,7 +61,7 @@ def test_a_matching_vm_has_no_mismatch() -> None:
 def test_descriptions_cover_every_rule() -> None:
     # the VM read, five rules over the facts, the state, the version, the tenant; the features (one line for the
     # three feature rules), the Marketplace's OS disk and data disk rules, the data disks against dataDiskLuns
-    assert len(preflight.CHECK_DESCRIPTIONS) == 1 + len(preflight.VM_RULES) + 3 + 3 + 1
+    assert len(steps.CAPTURE_CHECKS) == 1 + len(preflight.VM_RULES) + 3 + 3 + 1
     assert len(preflight.FEATURE_RULES) == 6
 
 

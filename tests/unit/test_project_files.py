@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 import config
-import plan
+from commands import stack_file
 from tests.unit import stack_configs as sc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +51,6 @@ def test_declared_defaults_are_the_loaders_defaults() -> None:
             raw.pop(key, None)
     today = datetime.date(2026, 11, 22)
     without = config.load(raw, ["sourceVms"], today)
-    defaults = {k: plan._engine_value(d["default"]) for k, d in project()["config"].items() if "default" in d}
+    defaults = {k: stack_file._engine_value(d["default"]) for k, d in project()["config"].items() if "default" in d}
     with_defaults = config.load({**raw, **defaults}, ["sourceVms"], today)
     assert with_defaults == without

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import config
-import plan
+from commands import plan
 from hooks.errors import ConfigError
 from tests.unit import stack_configs as sc
 

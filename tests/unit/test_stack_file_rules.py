@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import config
-import plan
+from commands import stack_file
 from hooks.errors import ConfigError
 from tests.unit import stack_configs as sc
 
@@ -74,7 +74,7 @@ def test_a_secret_written_in_plaintext_is_refused_even_when_its_key_is_encrypted
 
 
 def test_the_project_file_follows_the_cli_schema() -> None:
-    assert plan.check_project_file(yaml.safe_load((ROOT / "Pulumi.yaml").read_text())) == []
+    assert stack_file.check_project_file(yaml.safe_load((ROOT / "Pulumi.yaml").read_text())) == []
 
 
 def test_a_key_in_a_misspelt_namespace_is_found_in_the_stack_file(tmp_path: Path) -> None:
@@ -82,6 +82,6 @@ def test_a_key_in_a_misspelt_namespace_is_found_in_the_stack_file(tmp_path: Path
     dev = (ROOT / "Pulumi.dev.yaml").read_text()
     text = dev.replace("image-gallery:publisherRole: Owner", "image-galery:publisherRole: ComputeGalleryImageReader")
     (tmp_path / "Pulumi.warned.yaml").write_text(text)
-    read = plan.read_stack("warned", tmp_path)
+    read = stack_file.read_stack("warned", tmp_path)
     strays = config.stray_keys(read.values, read.project)
     assert strays == {"publisherRole": "image-galery:publisherRole"}

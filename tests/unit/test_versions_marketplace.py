@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import config
-import plan
+from commands import plan
 from components.captured_image_version import pinned_defaults
 from hooks.errors import ConfigError
 from hooks.version_boot import TestBootRequest, vm_body

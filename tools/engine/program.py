@@ -12,7 +12,7 @@ What differs from the real language host: the program runs in this process (star
 interpreter) instead of a `python __main__.py` child. A program that ends with SystemExit (our config errors)
 is reported the way the real host reports it: the message, no traceback.
 
-Usage: `python -m tests.engine.program PROJECT_DIR` prints `PORT` on its first stdout line and serves until it
+Usage: `python -m tools.engine.program PROJECT_DIR` prints `PORT` on its first stdout line and serves until it
 is terminated (the harness stops it after the CLI command ends).
 """
 
@@ -59,7 +59,7 @@ def program_of(project: Path) -> object:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m tests.engine.program PROJECT_DIR", file=sys.stderr)
+        print("usage: python -m tools.engine.program PROJECT_DIR", file=sys.stderr)
         return 2
     project = Path(argv[0]).resolve()
     os.chdir(project)

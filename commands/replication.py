@@ -7,8 +7,8 @@ inside Pulumi would hold one of the dynamic provider host's four worker threads 
 declared version with `$expand=ReplicationStatus` and prints every target region's state and percent. It only
 reads: it never writes anything to Azure.
 
-    python replication.py STACK [--subscription ID] [--watch] [--interval SECONDS] [--timeout MINUTES]
-                                      [--format text|json]
+    python -m commands.replication STACK [--subscription ID] [--watch] [--interval SECONDS] [--timeout MINUTES]
+                                   [--format text|json]
 
 Exit codes: 0 every version completed; 1 a version or region failed; 2 config, usage or ARM error; 3 not
 finished within the bound (--timeout with --watch; without --watch, not finished now).
@@ -31,14 +31,13 @@ from typing import Any
 import yaml
 
 import config
+from commands.stack_file import ROOT, StackFileError, read_stack_config
 from config import StackSpec
 from hooks.arm import RegionReplication, ReplicationStatus, SharedLogin, get_replication_status
 from hooks.errors import ArmError, ConfigError, WaitTimeout
 from hooks.targets import ArmSettings
 from hooks.waiting import Deadline, poll
-from plan import PlanError, read_stack_config
 
-ROOT = Path(__file__).resolve().parent
 SUBSCRIPTION_KEY = "azure-native:subscriptionId"
 SUBSCRIPTION_ENV = ("AZURE_SUBSCRIPTION_ID", "ARM_SUBSCRIPTION_ID")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -168,7 +167,7 @@ def load_stack(stack: str, root: Path) -> tuple[StackSpec, dict[str, str]]:
     """The validated stack (secrets masked, never decrypted) and its raw engine values."""
     try:
         project, values, secret_keys = read_stack_config(stack, root)
-    except PlanError as exc:
+    except StackFileError as exc:
         raise UsageError(str(exc)) from exc
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
         raise UsageError(f"cannot read Pulumi.yaml / Pulumi.{stack}.yaml in {root}: {exc}") from exc
@@ -323,7 +322,7 @@ def _positive(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python replication.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m commands.replication", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument("--subscription", help="the gallery's subscription (default: azure-native:subscriptionId)")

@@ -1,6 +1,6 @@
 """A small seeded mutation tester: do the tests fail when the code that decides is wrong?
 
-    python -m tests.mutation [--modules hooks/preflight.py ...] [--limit 60] [--seed 14] [--list]
+    python -m tools.mutation [--modules hooks/preflight.py ...] [--limit 60] [--seed 14] [--list]
 
 For each target module: parse it with `ast`, list every mutation point (comparison and boolean operators swapped,
 `not` removed, constants changed, return values replaced, statements deleted, arithmetic swapped), draw a seeded
@@ -16,7 +16,10 @@ tree (`tempfile`), so the working tree is never touched, even on Ctrl-C or kill 
 Tests that already fail on the unmutated tree (work in progress elsewhere) are deselected for that module and
 reported, so they do not count as kills.
 
-Equivalent and wording-only mutants are listed, with one reason each, in tests/mutation_exclusions.txt.
+The seed defaults to the day of the year, so each day draws another sample (tests tuned to one sample show on
+the next); every run prints its seed, and `--seed` draws the same sample again.
+
+Equivalent and wording-only mutants are listed, with one reason each, in tools/mutation_exclusions.txt.
 """
 
 from __future__ import annotations
@@ -34,10 +37,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXCLUSIONS = ROOT / "tests" / "mutation_exclusions.txt"
+EXCLUSIONS = ROOT / "tools" / "mutation_exclusions.txt"
 
 # module -> the test files that cover it (only these run against its mutants)
 TESTS: dict[str, tuple[str, ...]] = {
@@ -409,11 +413,18 @@ def run_module(
     }
 
 
+def default_seed(today: date | None = None) -> int:
+    """The day of the year (1-366): another sample each day, the same one all day."""
+    return (today or date.today()).timetuple().tm_yday
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modules", nargs="*", default=list(TESTS), help="target modules (default: all)")
     parser.add_argument("--limit", type=int, default=40, help="mutants per module (seeded sample; default 40)")
-    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of the sample (default: the day of the year, printed)"
+    )
     parser.add_argument("--list", action="store_true", help="only list the sampled mutants")
     parser.add_argument("--fail-under", type=float, default=0.0, help="exit 1 when a module scores below this")
     args = parser.parse_args(argv)
@@ -422,6 +433,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"no test mapping for {', '.join(unknown)}; known: {', '.join(TESTS)}")
     exclusions = load_exclusions()
+    if args.seed is None:
+        args.seed = default_seed()
+        print(
+            f"mutation: seed {args.seed} (the day of the year; --seed {args.seed} draws this sample again)",
+            file=sys.stderr,
+        )
 
     if args.list:
         for module in modules:
@@ -463,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     total_s = sum(int(r["survived"]) for r in results)  # type: ignore[call-overload]
     total = total_k + total_s
     print(
-        f"\nmutation: {total_k}/{total} killed ({(total_k / total if total else 1.0):.2f}), lowest module {worst:.2f}"
+        f"\nmutation: {total_k}/{total} killed ({(total_k / total if total else 1.0):.2f}), lowest module {worst:.2f} "
+        f"(seed {args.seed})"
     )
     return 1 if results and worst < args.fail_under else 0
 

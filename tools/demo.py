@@ -31,7 +31,7 @@ from tests.fakes.sandbox import SandboxUnavailable, ensure_rootfs, running_sandb
 from tests.fakes.ssh_guest import ScriptedLinuxGuest
 from tests.fakes.wsman import FakeWsman, GuestModel, SysprepBehaviour
 
-PINNED = re.search(r"github.com/pulumi/pulumi/pkg/v3 v(\S+)", (ROOT / "tests/engine/go.mod").read_text())
+PINNED = re.search(r"github.com/pulumi/pulumi/pkg/v3 v(\S+)", (ROOT / "tools/engine/go.mod").read_text())
 PINNED_VERSION = tuple(int(p) for p in PINNED.group(1).split(".")) if PINNED else (0, 0, 0)
 
 
@@ -82,7 +82,7 @@ def linux_guest(tmp: Path, scripted: bool) -> Iterator[object]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--linux-guest",
         choices=("auto", "sandbox", "scripted"),

@@ -46,11 +46,11 @@ def report(name: str, median: float, best: float, unit: str = "s") -> None:
 PLAN_SCRIPT = """
 import json, sys, time
 started = time.process_time()
-import plan
-from tests.bench import wide_stack
+from commands import plan
+from tools.bench import wide_stack
 from tests.unit import stack_configs as sc
 values, secrets = sc.as_engine_config(wide_stack(int(sys.argv[1])))
-main = None if sys.argv[2] == "product" else plan.ROOT / "tests" / "flat_program.py"
+main = None if sys.argv[2] == "product" else plan.ROOT / "tools" / "flat_program.py"
 result = plan.run_program("image-gallery", "bench", values, secrets, main, restore_gc=False)
 assert result.resources
 print(time.process_time() - started)
@@ -200,7 +200,7 @@ def main() -> int:
     from pulumi.dynamic.dynamic import serialize_provider
 
     import config
-    import plan
+    from commands import stack_file
     from hooks.providers import GuestGeneralizationProvider, VmGeneralizationProvider
     from tests.fakes.arm import FakeArm
     from tests.fakes.dynamic_host import DynamicHost
@@ -210,11 +210,11 @@ def main() -> int:
     HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFaKFZi9htO73Htd10oPJLzAGq+3TezxrfbeWW6DGXDr"
 
     def plan_cold() -> None:
-        subprocess.run([sys.executable, "plan.py", "dev"], cwd=ROOT, check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "commands.plan", "dev"], cwd=ROOT, check=True, capture_output=True)
 
     report("offline plan, dev stack (cold process)", *timed(plan_cold, 3))
 
-    project, values, _secret_keys = plan.read_stack_config("dev")
+    project, values, _secret_keys = stack_file.read_stack_config("dev")
     raw = config.parse_engine_values(values, project)
     median, best = timed(lambda: config.load(raw, ["sourceVms"]), 50)
     report("config validation, dev stack", median * 1000, best * 1000, "ms")

@@ -4,7 +4,7 @@ No network, no credentials, no Pulumi CLI. `secure:` values are replaced by "[se
 Prints the resource tree (type, name, parent), each resource's dependencies and key inputs, and for each version
 the ordered imperative steps and the checks `pulumi preview` runs. `--format json` prints one JSON object.
 
-    python plan.py dev [--format text|json]
+    python -m commands.plan dev [--format text|json]      (make plan STACK=dev [FORMAT=json])
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from commands.stack_file import ROOT, SECRET, StackFileError, read_stack
 
-ROOT = Path(__file__).resolve().parent
-SECRET = "[secret]"
+# The step texts from hooks.steps, not from the modules that run the steps: those import the Azure SDK, paramiko
+# or pywinrm, which the plan never needs.
+from hooks import steps
+
 DYNAMIC_GUEST = "pulumi-python:dynamic/generalization:GuestGeneralization"
 DYNAMIC_VM = "pulumi-python:dynamic/generalization:VmGeneralization"
 DYNAMIC_PROMOTION = "pulumi-python:dynamic/promotion:VersionPromotion"
@@ -34,179 +36,6 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """How the SDK sends a value not known yet (here: what another stack exports, read only by the engine)."""
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 SIG_KEY = "4dabf18193072939515e22adb298388d"
-
-
-# The CLI's schema of a declared config key (sdk/go/common/workspace/project.json): `type` is one of these,
-# `items` is required for arrays, and no other attribute than these is allowed.
-SIMPLE_TYPES = ("string", "integer", "boolean", "array")
-ALLOWED_ATTRIBUTES = ("type", "items", "description", "secret", "default")
-_DEFAULT_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "integer": int, "boolean": bool, "array": list}
-
-
-class PlanError(Exception):
-    """The plan cannot be made; the message says why and what to do."""
-
-
-@dataclass
-class StackFile:
-    """A stack file read as the engine reads it, plus what only the file shows."""
-
-    project: str
-    values: dict[str, str]
-    """Full keys -> values as the engine passes them (JSON text for structured values)."""
-    secret_keys: list[str]
-    """Full keys holding at least one `secure:` value (the engine encrypts the whole key)."""
-    plain_paths: frozenset[str]
-    """This project's key paths written in plaintext (config.plain_leaf_paths)."""
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys at any depth (the CLI's YAML parser refuses them too; PyYAML would
-    silently keep the last one, e.g. drop a whole source VM)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, list | dict):
-                continue  # unhashable: reported by the base class
-            if key in seen:
-                first = seen[key].start_mark.line + 1
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} is defined twice (first at line {first})", key_node.start_mark
-                )
-            seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)
-
-
-def _read_yaml(path: Path) -> Any:
-    """The document of a YAML file; a malformed one raises PlanError naming the file, line and column."""
-    try:
-        return yaml.load(path.read_text(), Loader=_StrictLoader)  # nosec B506 - _StrictLoader is a SafeLoader
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        hint = " (YAML indentation must use spaces, not tabs)" if "\\t" in what or "tab" in what else ""
-        raise PlanError(f"{path.name}{where}: invalid YAML: {what}{hint}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise PlanError(f"{path.name}: cannot be read: {exc}") from None
-
-
-def check_project_file(doc: Any) -> list[str]:
-    """Problems of Pulumi.yaml against the CLI's schema (the CLI refuses such a project file too)."""
-    if not isinstance(doc, dict):
-        return [f"the top level must be a mapping, got {type(doc).__name__}"]
-    problems = [] if isinstance(doc.get("name"), str) and doc["name"] else ["name: is required"]
-    declared = doc.get("config") or {}
-    if not isinstance(declared, dict):
-        return [*problems, f"config: must be a mapping, got {type(declared).__name__}"]
-    for key, declaration in declared.items():
-        if not isinstance(declaration, dict):
-            continue  # a plain value: the key's default, as the CLI allows
-        unknown = sorted(set(declaration) - set(ALLOWED_ATTRIBUTES))
-        if unknown:
-            problems.append(
-                f"config.{key}: unknown attribute {', '.join(unknown)} (allowed: {', '.join(ALLOWED_ATTRIBUTES)})"
-            )
-        kind = declaration.get("type")
-        if kind not in SIMPLE_TYPES:
-            problems.append(f"config.{key}.type: {kind!r} is not one of {', '.join(SIMPLE_TYPES)}")
-        elif kind == "array" and "items" not in declaration:
-            problems.append(f"config.{key}: an array needs `items`")
-        elif "default" in declaration:
-            default = declaration["default"]
-            if not isinstance(default, _DEFAULT_TYPES[kind]) or (kind == "integer" and isinstance(default, bool)):
-                problems.append(f"config.{key}.default: {default!r} is not of type {kind}")
-    return problems
-
-
-def read_stack(stack: str, root: Path = ROOT) -> StackFile:
-    """Read Pulumi.yaml and Pulumi.<stack>.yaml as the engine does; PlanError for what the CLI would refuse."""
-    project_file = root / "Pulumi.yaml"
-    stack_file = root / f"Pulumi.{stack}.yaml"
-    if not stack_file.exists():
-        stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
-        raise PlanError(f"no {stack_file.name}: known stacks are {', '.join(stacks) or 'none'}")
-    project_doc = _read_yaml(project_file)
-    project_problems = check_project_file(project_doc)
-    if project_problems:
-        raise PlanError(f"{project_file.name} does not follow the Pulumi CLI's schema:\n" + _bullets(project_problems))
-    project = project_doc["name"]
-    doc = _read_yaml(stack_file)
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, dict):
-        raise PlanError(f"{stack_file.name}: the top level must be a mapping (config: ...), got {_kind(doc)}")
-    stack_config = doc.get("config")
-    if stack_config is None:
-        stack_config = {}
-    if not isinstance(stack_config, dict):
-        raise PlanError(
-            f"{stack_file.name}: config must be a mapping of keys (image-gallery:galleryName: ...), "
-            f"got {_kind(stack_config)}"
-        )
-    values: dict[str, str] = {}
-    secret_keys: list[str] = []
-    for key, value in stack_config.items():
-        full = str(key) if ":" in str(key) else f"{project}:{key}"
-        plain, had_secret = _mask_secure(value)
-        # Like the CLI: a key with nothing after the colon is "" (the CLI warns that this will change).
-        values[full] = "" if plain is None else _engine_value(plain)
-        if had_secret:
-            secret_keys.append(full)
-    # Like the CLI: declared project keys not set by the stack take their Pulumi.yaml default.
-    for key, declaration in (project_doc.get("config") or {}).items():
-        full = key if ":" in key else f"{project}:{key}"
-        if full not in values and isinstance(declaration, dict) and "default" in declaration:
-            values[full] = _engine_value(declaration["default"])
-    import config as stack_config_module
-
-    plain_paths = stack_config_module.plain_leaf_paths(stack_config, project)
-    return StackFile(project, values, secret_keys, plain_paths)
-
-
-def read_stack_config(stack: str, root: Path = ROOT) -> tuple[str, dict[str, str], list[str]]:
-    """Project name, config map (full keys → JSON strings, as the engine passes them) and the secret keys."""
-    read = read_stack(stack, root)
-    return read.project, read.values, read.secret_keys
-
-
-def _bullets(problems: list[str]) -> str:
-    return "\n".join(f"  - {p}" for p in problems)
-
-
-def _kind(value: Any) -> str:
-    return "a list" if isinstance(value, list) else "a string" if isinstance(value, str) else type(value).__name__
-
-
-def _engine_value(value: Any) -> str:
-    """How the engine hands a config value to the program: strings as they are, numbers and booleans as their
-    text, structured values as JSON."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return json.dumps(value, default=str)
-
-
-def _mask_secure(value: Any) -> tuple[Any, bool]:
-    """Replace every `{secure: ...}` leaf with "[secret]": the plan never decrypts anything."""
-    if isinstance(value, dict):
-        if set(value) == {"secure"}:
-            return SECRET, True
-        found = False
-        out = {}
-        for k, v in value.items():
-            out[k], f = _mask_secure(v)
-            found = found or f
-        return out, found
-    if isinstance(value, list):
-        items = [_mask_secure(v) for v in value]
-        return [i[0] for i in items], any(i[1] for i in items)
-    return value, False
 
 
 @dataclass
@@ -377,21 +206,15 @@ PARTNER_CENTER_REGISTRATION = "pulumi-python:dynamic/partnercenter:ProviderRegis
 PARTNER_CENTER_PRINCIPAL = "pulumi-python:dynamic/partnercenter:PartnerCenterServicePrincipal"
 
 
-def _capture_checks(checks: tuple[str, ...] | list[str], capture: Any) -> list[str]:
+def _capture_checks(capture: Any) -> list[str]:
     """The capture-time checks of one version; the Marketplace's rules only when the gallery is for it."""
     marketplace = not isinstance(capture, dict) or capture.get("marketplace", True) is not False
-    return [c for c in checks if marketplace or not c.startswith("marketplace")]
+    return [c for c in steps.CAPTURE_CHECKS if marketplace or not c.startswith("marketplace")]
 
 
 def describe(resources: list[PlannedResource]) -> list[dict[str, Any]]:
     """The JSON shape: type, name, parent, dependsOn (names), inputs, plus steps/checks for the chain."""
     by_urn = {r.urn: r.name for r in resources}
-    from hooks import pipeline
-
-    try:
-        from hooks.preflight import CHECK_DESCRIPTIONS as checks
-    except ImportError:  # capture-time checks not built yet
-        checks = ()
     from hooks.promotion import CHECK_DESCRIPTIONS as promotion_checks
 
     out = []
@@ -414,9 +237,8 @@ def describe(resources: list[PlannedResource]) -> list[dict[str, Any]]:
             entry["providerBlobBytes"] = r.provider_blob_bytes
         if r.type == DYNAMIC_GUEST:
             os_type = inputs.get("os_type")
-            entry["steps"] = list(pipeline.LINUX_GUEST_STEPS if os_type == "Linux" else pipeline.WINDOWS_GUEST_STEPS)
-            if checks:
-                entry["previewChecks"] = _capture_checks(checks, inputs.get("capture"))
+            entry["steps"] = list(steps.LINUX_GUEST_STEPS if os_type == "Linux" else steps.WINDOWS_GUEST_STEPS)
+            entry["previewChecks"] = _capture_checks(inputs.get("capture"))
         if r.type == PARTNER_CENTER_PRINCIPAL:
             entry["previewChecks"] = [
                 f"Microsoft Graph (GET {inputs.get('graph_endpoint')}/v1.0/servicePrincipals(appId='"
@@ -443,9 +265,7 @@ def describe(resources: list[PlannedResource]) -> list[dict[str, Any]]:
                 entry["sourceVersionId"] = inputs.get("source_id")
             entry["previewChecks"] = list(promotion_checks)
         if r.type == DYNAMIC_TEST_BOOT:
-            from hooks.version_boot import TEST_BOOT_STEPS
-
-            entry["steps"] = list(TEST_BOOT_STEPS)
+            entry["steps"] = list(steps.TEST_BOOT_STEPS)
             entry["notes"] = [
                 "nothing is touched in `pulumi preview`; a failed boot fails this resource, not the version"
             ]
@@ -453,9 +273,9 @@ def describe(resources: list[PlannedResource]) -> list[dict[str, Any]]:
             entry["notes"] = _version_notes(r)
         if r.type == DYNAMIC_VM:
             generalize = inputs.get("generalize")
-            entry["steps"] = list(pipeline.VM_STEPS_GENERALIZED if generalize else pipeline.VM_STEPS_SPECIALIZED)
-            if inputs.get("capture") and checks:  # Specialized: the ARM half runs the capture-time checks
-                entry["previewChecks"] = _capture_checks(checks, inputs.get("capture"))
+            entry["steps"] = list(steps.VM_STEPS_GENERALIZED if generalize else steps.VM_STEPS_SPECIALIZED)
+            if inputs.get("capture"):  # Specialized: the ARM half runs the capture-time checks
+                entry["previewChecks"] = _capture_checks(inputs.get("capture"))
         out.append(entry)
     _add_capture_notes(out)
     return out
@@ -600,7 +420,9 @@ def _key_inputs(e: dict[str, Any]) -> dict[str, str]:
 
 def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
     """`root` holds Pulumi.yaml and the stack files (tests point it at a copy); the program is always ROOT's."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m commands.plan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
@@ -617,7 +439,7 @@ def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
         own_secrets = [k.partition(":")[2] for k in secret_keys if k.startswith(f"{project}:")]
         strays = stack_config.stray_keys(values, project)
         spec = stack_config.load(raw, own_secrets, None, read.plain_paths, strays, stack=args.stack)
-    except (PlanError, ConfigError) as exc:
+    except (StackFileError, ConfigError) as exc:
         print(f"plan of stack '{args.stack}' failed: {exc}", file=sys.stderr)
         return 2
     for warning in spec.warnings:
