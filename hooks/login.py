@@ -13,9 +13,9 @@ The method, in azure-native's order: `useDefaultAzureCredential`, a client certi
 (`useOidc`: a token, a token file read for every Azure token, or a fresh ID token from the request URL for every
 Azure token), a managed identity (`useMsi`), else DefaultAzureCredential.
 
-Nothing here is ever pickled into a provider: the stack part is kept in this module (`configure`), once per
-host process, and credentials are built by `hooks.arm` per session. Secret values never appear in `repr`,
-`describe()` or any message.
+Nothing here is ever pickled into a provider: the stack part is kept on the configured provider object in the host
+(`ConfiguredLogin`) and travels to ARM calls in `ArmSettings.login`; credentials are built by `hooks.arm` per
+session. Secret values never appear in `repr`, `describe()` or any message.
 """
 
 from __future__ import annotations
@@ -431,23 +431,54 @@ class IdTokenRequest:
         return value
 
 
-# --- the process's stack settings ----------------------------------------------------------------------------
+# --- a provider's stack settings -----------------------------------------------------------------------------
+
+
+def stack_settings(get: Callable[[str], Any]) -> dict[str, str]:
+    """The azure-native login settings among a provider's configuration, read with `get(full_key)` (a provider's
+    `configure()`: `req.config.get`): azure-native key (without namespace) → value."""
+    return {k.name: v for k in LOGIN_KEYS if isinstance(v := get(stack_key(k.name)), str) and v != ""}
+
+
+class ConfiguredLogin:
+    """Mixin for dynamic providers: keeps the azure-native login settings `configure()` receives on the provider.
+
+    The provider host unpickles each provider once per process, configures it, and keeps that object for every
+    call; it never pickles it again, so the settings (secrets among them) never reach the state. A provider
+    passes `login_settings()` to the ARM calls in `ArmSettings.login` (`arm_settings(props, self.login_settings())`)
+    and to `arm.SharedLogin(...)`."""
+
+    _login_stack: Mapping[str, str] | None = None
+    """Set by `configure()` in the host; None before (a provider never configured logs in from the environment)."""
+
+    def configure(self, req: Any) -> None:
+        self._login_stack = stack_settings(req.config.get)
+        configure(req.config.get)  # transitional: for providers that do not pass login_settings() yet
+
+    def login_settings(self, environ: Mapping[str, str] | None = None) -> LoginSettings:
+        """The login settings now: this provider's stack settings, then the environment."""
+        return LoginSettings.resolve(self._login_stack or {}, os.environ if environ is None else environ)
+
+
+# --- transitional: the process's stack settings ---------------------------------------------------------------
+# Read by hooks.arm only when a call brings no `ArmSettings.login` (a provider not passing login_settings() yet).
+# Delete with the last such caller: a module global written by configure() is action at a distance.
 
 _STACK: dict[str, str] = {}
 _STACK_LOCK = threading.Lock()
 
 
 def configure(get: Callable[[str], Any]) -> None:
-    """Keep this process's azure-native login settings, read with `get(full_key)` (a provider's `configure()`:
-    `req.config.get`). Every provider of a host process is configured with the same values."""
-    found = {k.name: v for k in LOGIN_KEYS if isinstance(v := get(stack_key(k.name)), str) and v != ""}
+    """Keep this process's azure-native login settings, read with `get(full_key)` (transitional, see above)."""
+    found = stack_settings(get)
     with _STACK_LOCK:
         _STACK.clear()
         _STACK.update(found)
 
 
 def current(environ: Mapping[str, str] | None = None) -> LoginSettings:
-    """The login settings now: the configured stack settings, then the environment."""
+    """The login settings of a caller that passes none: the configured stack settings (transitional), then the
+    environment."""
     with _STACK_LOCK:
         stack = dict(_STACK)
     return LoginSettings.resolve(stack, os.environ if environ is None else environ)
@@ -457,11 +488,3 @@ def reset() -> None:
     """Forget the configured stack settings (tests)."""
     with _STACK_LOCK:
         _STACK.clear()
-
-
-class ConfiguredLogin:
-    """Mixin for dynamic providers: `configure()` hands the azure-native login settings to this module (never to
-    the provider object, which is pickled into the state)."""
-
-    def configure(self, req: Any) -> None:
-        configure(req.config.get)

@@ -12,31 +12,17 @@ from dataclasses import dataclass, replace
 from urllib.parse import quote
 
 import requests
-from azure.core.rest import HttpRequest
 
 from hooks import arm
 from hooks.errors import ArmAccessDenied, ArmError, ArmUnreachable, WaitTimeout
 from hooks.log import Log
 from hooks.targets import ArmSettings
 
-PROVIDERS_API_VERSION = "2021-04-01"
 PERMISSION_PROVIDER_REGISTER = "Microsoft.Resources/subscriptions/providers/register/action"  # any */register/action
 GRAPH_REQUEST_TIMEOUT = 10.0
 
-
-def registration_state(settings: ArmSettings, subscription_id: str, namespace: str) -> str:
-    """The provider's registrationState on the subscription (Registered, NotRegistered, Registering, ...)."""
-    target = f"resource provider {namespace} on subscription {subscription_id}"
-    call = arm._Call(settings, "read", target, "Microsoft.Resources/subscriptions/providers/read")
-    request = HttpRequest(
-        "GET", f"/subscriptions/{subscription_id}/providers/{namespace}", params={"api-version": PROVIDERS_API_VERSION}
-    )
-    with arm._resources(settings, subscription_id) as client, arm._arm_errors(call):
-        response = client.send_request(request, **arm._Budget(settings, f"read {target}").options())
-        response.raise_for_status()
-        body = response.json()
-    state = body.get("registrationState") if isinstance(body, dict) else None
-    return str(state or "NotRegistered")
+registration_state = arm.provider_registration_state
+"""The provider's registrationState on the subscription (Registered, NotRegistered, Registering, ...)."""
 
 
 def register(settings: ArmSettings, subscription_id: str, namespace: str, log: Log) -> str:
@@ -47,15 +33,9 @@ def register(settings: ArmSettings, subscription_id: str, namespace: str, log: L
         log.info(f"{namespace} is already registered on subscription {subscription_id}")
         return state
     target = f"resource provider {namespace} on subscription {subscription_id}"
-    call = arm._Call(settings, "register", target, PERMISSION_PROVIDER_REGISTER)
-    request = HttpRequest(
-        "POST",
-        f"/subscriptions/{subscription_id}/providers/{namespace}/register",
-        params={"api-version": PROVIDERS_API_VERSION},
-    )
-    with arm._resources(settings, subscription_id) as client, arm._arm_errors(call):
-        response = client.send_request(request, **arm._Budget(settings, f"register {target}").options())
-        response.raise_for_status()
+    call = arm.Call(settings, "register", target, PERMISSION_PROVIDER_REGISTER)
+    path = f"/subscriptions/{subscription_id}/providers/{namespace}/register"
+    arm.request(call, subscription_id, "POST", path, params={"api-version": arm.PROVIDERS_API_VERSION})
     log.info(f"registering {namespace} on subscription {subscription_id} (was {state})")
     deadline = time.monotonic() + settings.operation_timeout
     while True:
@@ -107,7 +87,7 @@ def find_service_principal(
     if response.status_code in (401, 403):
         raise ArmAccessDenied(
             f"could not read {target}: Microsoft Graph answered {response.status_code} "
-            f"({arm._scrub(response.text[:300])}). The identity running pulumi needs to read service principals "
+            f"({arm.scrub_tokens(response.text[:300])}). The identity running pulumi needs to read service principals "
             "(members of the tenant can by default; a service principal needs the Application.Read.All Graph "
             "permission)."
         )
@@ -121,8 +101,7 @@ def find_service_principal(
 
 def _graph_token(graph: ArmSettings, target: str) -> str:
     """A token for Graph's audience from the process-wide login (one credential chain for ARM and Graph)."""
-    with arm._arm_errors(arm._Call(graph, "read", target, "")):
-        return arm.session(graph).login.get_token(graph.scope).token
+    return arm.access_token(graph, target)
 
 
 def missing_message(display_name: str, app_id: str, graph_endpoint: str) -> str:

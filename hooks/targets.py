@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hooks.login import LoginSettings
 
 PUBLIC_CLOUD_ARM = "https://management.azure.com"
 
@@ -48,6 +52,9 @@ class ArmSettings:
     `operation_timeout`. The capture-time checks set a small number so that `pulumi preview` stays fast."""
     bound_source: str = "armOperationTimeoutMinutes"
     """Where `operation_timeout` comes from, for messages: the config key that raises it."""
+    login: LoginSettings | None = field(default=None, repr=False, compare=False)
+    """The Azure login the calls use (hooks/login.py; a provider's from its `configure()`); None: the process's
+    (`login.current()`)."""
 
     @property
     def scope(self) -> str:

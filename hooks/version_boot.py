@@ -23,14 +23,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
-
-from azure.core.exceptions import HttpResponseError
-from azure.core.rest import HttpRequest
 
 from hooks import arm
 from hooks.errors import ArmError, TestBootFailed, WaitTimeout
@@ -132,27 +128,17 @@ class _Arm:
         self.subscription_id = subscription_id
         self.log = log
 
-    @contextmanager
-    def _client(self, doing: str, target: str, permission: str) -> Iterator[Any]:
-        call = arm._Call(self.settings, doing, target, permission)
-        with arm._resources(self.settings, self.subscription_id) as client, arm._arm_errors(call):
-            yield client
-
     def send(
         self, method: str, url: str, doing: str, target: str, permission: str, body: Any = None
     ) -> tuple[int, Any, Mapping[str, str]]:
         """One request; returns (status, JSON body or None, headers). 4xx/5xx other than 404 raise ArmError."""
-        kwargs: dict[str, Any] = {"json": body} if body is not None else {}
-        request = HttpRequest(method, url, **kwargs)
-        with self._client(doing, target, permission) as client:
-            response = client.send_request(request, **arm._Budget(self.settings, f"{doing} {target}").options())
-            if response.status_code >= 400 and response.status_code != 404:
-                raise HttpResponseError(response=response)
-            try:
-                data = response.json() if response.content else None
-            except ValueError:
-                data = None
-            return response.status_code, data, response.headers
+        call = arm.Call(self.settings, doing, target, permission)
+        response = arm.request(call, self.subscription_id, method, url, json=body, accept=(404,))
+        try:
+            data = response.json() if response.content else None
+        except ValueError:
+            data = None
+        return response.status_code, data, response.headers
 
     def get(self, path: str, api_version: str, target: str, permission: str, query: str = "") -> Any | None:
         status, body, _ = self.send("GET", f"{path}?api-version={api_version}{query}", "read", target, permission)
@@ -182,9 +168,10 @@ class _Arm:
                     return
                 if state.lower() in ("failed", "canceled"):
                     error = (body or {}).get("error") or {}
+                    message = arm.quote_azure(str(error.get("message") or "no details"))
                     raise ArmError(
                         f"Azure could not {doing} {target}: the operation ended {state} with "
-                        f"{error.get('code') or 'no code'}: {arm._quote(str(error.get('message') or 'no details'))}"
+                        f"{error.get('code') or 'no code'}: {message}"
                     )
             if deadline.expired:
                 raise WaitTimeout(f"{deadline.timeout()}: the operation to {doing} {target} is still running")
@@ -416,7 +403,7 @@ def wait_ready(client: _Arm, r: TestBootRequest, log: Log, deadline: Deadline) -
                 errors = "; ".join(_errors(view)) or "Azure gave no error details"
                 raise TestBootFailed(
                     f"the image version {r.version_id} did not boot: the throwaway VM's provisioning failed: "
-                    f"{arm._quote(errors)}"
+                    f"{arm.quote_azure(errors)}"
                 )
             if provisioning.lower() == "succeeded" and agent_status.lower() == "ready":
                 return provisioning, agent_status

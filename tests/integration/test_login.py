@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -47,15 +49,21 @@ def world(
     arm.close_sessions()
 
 
-def stack(**settings: str) -> None:
-    """What a provider's configure() receives: the azure-native:* keys of the stack config."""
-    login.configure({login.stack_key(k): v for k, v in settings.items()}.get)
+def stack(**settings: str) -> login.LoginSettings:
+    """The login a provider passes to ARM calls once its configure() received these azure-native:* keys of the
+    stack config (resolved against the environment of now)."""
+    provider = login.ConfiguredLogin()
+    provider.configure(SimpleNamespace(config={login.stack_key(k): v for k, v in settings.items()}))
+    return provider.login_settings()
 
 
-def read_vm(fake: FakeArm) -> None:
-    arm.close_sessions()  # a new host process: a new session, made with the login settings of now
+def read_vm(fake: FakeArm, settings: login.LoginSettings | None = None) -> None:
+    """Read a VM with the given login (default: no stack setting, the environment only), as a new host process
+    would: a new session, made with that login."""
+    arm.close_sessions()
     vm = fake.vms.get((fake.subscription_id.lower(), "rg-src", "src-vm")) or fake.add_vm()
-    arm.get_status(fake.settings(), vm.ref, Log("login-test"))
+    chosen = settings if settings is not None else stack()
+    arm.get_status(replace(fake.settings(), login=chosen), vm.ref, Log("login-test"))
 
 
 def test_each_source_is_picked_in_azure_natives_order(
@@ -77,15 +85,14 @@ def test_each_source_is_picked_in_azure_natives_order(
         monkeypatch.setenv(name, value)
 
     # 1. the azure-native:* stack settings, each one before its ARM_* variable (the tenant still comes from ARM_*)
-    stack(clientId="stack-app", clientSecret="stack-secret")
-    read_vm(fake)
+    configured = stack(clientId="stack-app", clientSecret="stack-secret")
+    read_vm(fake, configured)
     assert [r.client_id for r in entra.token_requests] == ["stack-app"]
-    described = login.current().describe()
+    described = configured.describe()
     assert "client ID 'stack-app' (stack setting azure-native:clientId)" in described
     assert "(ARM_TENANT_ID)" in described and "stack-secret" not in described
 
     # 2. without stack settings: the ARM_* variables
-    login.reset()
     read_vm(fake)
     assert entra.token_requests[-1].client_id == "arm-app"
 
@@ -107,11 +114,12 @@ def test_a_wrong_client_id_names_where_it_came_from(
     monkeypatch.setenv("ARM_TENANT_ID", TENANT)
     monkeypatch.setenv("ARM_CLIENT_SECRET", "the-secret-value")
     if source == "stack":
-        stack(clientId="wrong-app")
+        configured = stack(clientId="wrong-app")
     else:
         monkeypatch.setenv("ARM_CLIENT_ID", "wrong-app")
+        configured = stack()
     with pytest.raises(ArmUnreachable) as caught:
-        read_vm(fake)
+        read_vm(fake, configured)
     message = str(caught.value)
     origin = "stack setting azure-native:clientId" if source == "stack" else "ARM_CLIENT_ID"
     assert f"client ID 'wrong-app' ({origin})" in message, message
@@ -159,10 +167,10 @@ def test_oidc_from_a_stack_token_file_is_read_for_every_token(
     entra.register("wi-app", federated=github)
     token_file = tmp_path / "token"
     token_file.write_text(github.id_token())
-    stack(useOidc="true", clientId="wi-app", tenantId=TENANT, oidcTokenFilePath=str(token_file))
-    read_vm(fake)
+    configured = stack(useOidc="true", clientId="wi-app", tenantId=TENANT, oidcTokenFilePath=str(token_file))
+    read_vm(fake, configured)
     assert entra.issued("wi-app") == 1
-    assert "the ID token file" in login.current().describe()
+    assert "the ID token file" in configured.describe()
 
 
 def test_oidc_without_a_token_source_says_what_to_set(
@@ -170,9 +178,8 @@ def test_oidc_without_a_token_source_says_what_to_set(
 ) -> None:
     fake, _, _ = world
     monkeypatch.setenv("ARM_USE_OIDC", "true")
-    stack(clientId="ci-app", tenantId=TENANT)
     with pytest.raises(ArmUnreachable, match="id-token: write") as caught:
-        read_vm(fake)
+        read_vm(fake, stack(clientId="ci-app", tenantId=TENANT))
     assert "OIDC is selected (ARM_USE_OIDC)" in str(caught.value)
 
 
@@ -181,7 +188,7 @@ def test_a_secret_never_appears_in_a_refusal(
 ) -> None:
     fake, entra, github = world
     entra.register("ci-app", federated=github)
-    stack(
+    configured = stack(
         useOidc="true",
         clientId="ci-app",
         tenantId=TENANT,
@@ -189,11 +196,29 @@ def test_a_secret_never_appears_in_a_refusal(
         oidcRequestToken="not-the-request-token-" + "x" * 20,
     )
     with pytest.raises(ArmUnreachable) as caught:
-        read_vm(fake)
+        read_vm(fake, configured)
     message = str(caught.value)
     assert "HTTP 401" in message and "stack setting azure-native:oidcRequestUrl" in message
     assert "not-the-request-token" not in message and "api-version" not in message
-    assert "not-the-request-token" not in repr(login.current())
+    assert "not-the-request-token" not in repr(configured)
+
+
+def test_the_login_a_call_brings_is_the_one_used(
+    world: tuple[FakeArm, FakeEntra, FakeGitHubOidc], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two providers of one host, configured with different logins, each call with its own: nothing written by one
+    # provider's configure() is read by another's calls, and sessions are kept apart by login.
+    fake, entra, _ = world
+    entra.register("first-app", secret="first-secret")
+    entra.register("second-app", secret="second-secret")
+    monkeypatch.setenv("ARM_TENANT_ID", TENANT)
+    first = stack(clientId="first-app", clientSecret="first-secret")
+    second = stack(clientId="second-app", clientSecret="second-secret")  # configured last
+    vm = fake.add_vm()
+    arm.get_status(replace(fake.settings(), login=first), vm.ref, Log("login-test"))
+    arm.get_status(replace(fake.settings(), login=second), vm.ref, Log("login-test"))
+    arm.get_status(replace(fake.settings(), login=first), vm.ref, Log("login-test"))
+    assert [r.client_id for r in entra.token_requests] == ["first-app", "second-app"]
 
 
 @pytest.mark.parametrize("provider", ["default", "explicit"])
