@@ -44,9 +44,9 @@ class StackFile:
     """This project's key paths written in plaintext (config.plain_leaf_paths)."""
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys at any depth (the CLI's YAML parser refuses them too; PyYAML would
-    silently keep the last one, e.g. drop a whole source VM)."""
+class _NoDuplicateKeys(yaml.constructor.SafeConstructor):
+    """Refuses duplicate keys at any depth (the CLI's YAML parser refuses them too; PyYAML would silently keep the
+    last one, e.g. drop a whole source VM)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, yaml.Node] = {}
@@ -63,10 +63,23 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+class _StrictLoader(_NoDuplicateKeys, yaml.SafeLoader):
+    """PyYAML's own parser: the one whose messages (what, line, column) a malformed file is reported with."""
+
+
+class _FastStrictLoader(_NoDuplicateKeys, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's parser, when PyYAML has it: ten times faster (40 ms of a cold `make plan` of 60 versions)."""
+
+
 def _read_yaml(path: Path) -> Any:
     """The document of a YAML file; a malformed one raises StackFileError naming the file, line and column."""
     try:
-        return yaml.load(path.read_text(), Loader=_StrictLoader)  # nosec B506 - _StrictLoader is a SafeLoader
+        text = path.read_text()
+        try:
+            return yaml.load(text, Loader=_FastStrictLoader)  # nosec B506 - a SafeLoader
+        except yaml.YAMLError:
+            pass  # reported as PyYAML's own parser words it, below (libyaml words some problems differently)
+        return yaml.load(text, Loader=_StrictLoader)  # nosec B506 - a SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
