@@ -411,9 +411,12 @@ def _key_inputs(e: dict[str, Any]) -> dict[str, str]:
     if e.get("customTimeouts"):
         shown["customTimeouts"] = json.dumps(e["customTimeouts"])
     if "providerBlobBytes" in e:
-        module = {DYNAMIC_PROMOTION: "hooks.promotion", DYNAMIC_TEST_BOOT: "hooks.version_boot_provider"}.get(
-            e["type"], "hooks.providers"
-        )
+        module = {
+            DYNAMIC_PROMOTION: "hooks.providers.promotion",
+            DYNAMIC_TEST_BOOT: "hooks.providers.version_test_boot",
+            PARTNER_CENTER_REGISTRATION: "hooks.providers.partner_center",
+            PARTNER_CENTER_PRINCIPAL: "hooks.providers.partner_center",
+        }.get(e["type"], "hooks.providers.chain")
         shown["provider blob"] = f"{e['providerBlobBytes']} bytes (a reference to {module}, no secrets)"
     return shown
 

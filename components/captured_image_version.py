@@ -1,6 +1,6 @@
 """CapturedImageVersion: generalize one source VM, then capture it into a gallery image version.
 
-Layer 2: specs -> Pulumi resources. The two halves of the chain are dynamic resources (hooks/providers.py); the
+Layer 2: specs -> Pulumi resources. The two halves of the chain are dynamic resources (hooks/providers/chain.py); the
 version takes its source VM ID from the ARM half's output and depends on it explicitly, so it can never race
 the chain."""
 
@@ -14,9 +14,9 @@ from pulumi_azure_native import compute
 
 from components.version_test_boot import version_test_boot
 from config import AzureSpec, GallerySpec, ImageDefinitionSpec, ImageVersionSpec, SourceVmSpec, TargetRegionSpec
-from hooks.engine_log import child_urn
-from hooks.providers import GuestGeneralization, VmGeneralization
-from hooks.version_boot_provider import VersionTestBoot
+from hooks.providers.chain import GuestGeneralization, VmGeneralization
+from hooks.providers.engine_log import child_urn
+from hooks.providers.version_test_boot import VersionTestBoot
 
 SECONDS_PER_MINUTE = 60.0
 COMPONENT_TYPE = "image-gallery:index:CapturedImageVersion"
@@ -337,7 +337,8 @@ class CapturedImageVersion(pulumi.ComponentResource):
 
     @staticmethod
     def _child_urn(opts: pulumi.ResourceOptions | None, own_name: str, type_: str, name: str) -> str | None:
-        """The URN the engine will give a child step, so its progress lines show under it (hooks/engine_log.py).
+        """The URN the engine will give a child step, so its progress lines show under it
+        (hooks/providers/engine_log.py).
 
         A plain string, not derived from `self.urn`: that would make the child depend on its own parent. Known
         for a component at the top of the stack (as `__main__.py` creates it); None under another parent, where

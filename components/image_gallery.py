@@ -20,7 +20,7 @@ from config import (
     PartnerCenterAppSpec,
     PublisherSpec,
 )
-from hooks.partner_center_providers import PartnerCenterServicePrincipal, ProviderRegistration
+from hooks.providers.partner_center import PartnerCenterServicePrincipal, ProviderRegistration
 from hooks.targets import GalleryRef
 
 # Fixed namespace so the role assignment name is the same GUID on every run and every machine.

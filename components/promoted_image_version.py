@@ -16,9 +16,9 @@ from pulumi_azure_native import compute
 from components.captured_image_version import arm_props, gallery_image_version
 from components.version_test_boot import version_test_boot
 from config import AzureSpec, GallerySpec, ImageDefinitionSpec, ImageVersionSpec, SourceVersionSpec
-from hooks.engine_log import child_urn
-from hooks.promotion import VersionPromotion
-from hooks.version_boot_provider import VersionTestBoot
+from hooks.providers.engine_log import child_urn
+from hooks.providers.promotion import VersionPromotion
+from hooks.providers.version_test_boot import VersionTestBoot
 
 COMPONENT_TYPE = "image-gallery:index:PromotedImageVersion"
 VERSION_IDS_OUTPUT = "versionIds"

@@ -1,6 +1,6 @@
 """The opt-in test boot of a new image version (`validate: true` on its definition).
 
-Layer 2, declarative: one VersionTestBoot dynamic resource (hooks/version_boot_provider.py) per version of a
+Layer 2, declarative: one VersionTestBoot dynamic resource (hooks/providers/version_test_boot.py) per version of a
 definition that asks for it, after the version (its `version_id` input is the version's ID, so it cannot start
 earlier), served by the version's generalization host (components/generalization_hosts.py)."""
 
@@ -12,7 +12,7 @@ import pulumi
 from pulumi_azure_native import compute
 
 from config import GallerySpec, ImageDefinitionSpec, ImageVersionSpec
-from hooks.version_boot_provider import VersionTestBoot
+from hooks.providers.version_test_boot import VersionTestBoot
 
 SECONDS_PER_MINUTE = 60.0
 

@@ -5,7 +5,8 @@ A promoted version is a copy Azure makes of another gallery image version (`stor
 no guest, nothing generalized. Azure refuses the copy only when the version is created; the rules here say why
 before that, each with the config key to change. Like hooks/preflight.py: small pure rules over facts read
 through ARM (GET only, bounded), `run_checks` to read and compare, `require_match` for the create path. The
-`VersionPromotion` dynamic resource runs them (its `check` in preview and up, its `create` before the version).
+`VersionPromotion` dynamic resource (hooks/providers/promotion.py) runs them: its `check` in preview and up, its
+`create` before the version.
 """
 
 from __future__ import annotations
@@ -17,24 +18,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import pulumi
-from pulumi.dynamic import (
-    CheckFailure,
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
-    ResourceProvider,
-    UpdateResult,
-)
-from pulumi.output import Unknown
-from pulumi.runtime import rpc
-
-from hooks.engine_log import sink_for
-from hooks.errors import ArmError, ArmUnreachable, ImageGalleryError, PromotionMismatch
+from hooks.errors import ArmError, ArmUnreachable, PromotionMismatch
 from hooks.log import Log
-from hooks.login import AUXILIARY_TENANTS, ConfiguredLogin, LoginSettingsError, stack_key
-from hooks.step_failures import ReportsFailures, StepFailed
+from hooks.login import AUXILIARY_TENANTS, LoginSettingsError, stack_key
 from hooks.targets import ArmSettings, GalleryRef, ImageVersionRef
 
 if TYPE_CHECKING:
@@ -43,8 +29,8 @@ if TYPE_CHECKING:
     from hooks.arm import ImageDefinitionFacts, SharedLogin, VersionSourceFacts
     from hooks.preflight import Mismatch
 
-# Like hooks/providers.py: the program process only declares the resource; azure-* is imported inside the
-# provider methods, which run in the dynamic provider host.
+# azure-* is imported inside the functions: the program process imports this module (through the provider's) to
+# declare the resource, and only the dynamic provider host runs the checks.
 
 T = TypeVar("T")
 
@@ -64,9 +50,6 @@ CHECK_DESCRIPTIONS: tuple[str, ...] = (
 )
 """What the offline plan prints for a promoted version, in the order `run_checks` reports problems."""
 
-OUTPUTS = ("source_id", "checked_at")
-REPLACE_KEYS = ("source_id",)
-ON_ARM_UNREACHABLE_PATH = "onArmUnreachable"
 DEFINITION_FIELDS = (
     ("os_type", "osType"),
     ("os_state", "osState"),
@@ -101,7 +84,7 @@ class PromotionTarget:
 
     @classmethod
     def from_props(cls, props: Mapping[str, Any]) -> PromotionTarget:
-        """Parse the inputs; raises ValueError if malformed. A gallery ID that is not known yet becomes None."""
+        """Parse the inputs; raises ValueError if malformed. A gallery ID of None (not known yet) becomes None."""
         try:
             t, paths, source = props["target"], props.get("paths") or {}, props.get("source") or {}
             gallery_id = t.get("gallery_id")
@@ -110,7 +93,7 @@ class PromotionTarget:
                 definition={k: str(t["definition"][k]) for k, _ in DEFINITION_FIELDS},
                 version=str(t["version"]),
                 location=str(t["location"]),
-                gallery=GalleryRef.parse(str(gallery_id)) if gallery_id and _known(gallery_id) else None,
+                gallery=GalleryRef.parse(str(gallery_id)) if gallery_id else None,
                 source_label=str(source.get("label") or "the source version"),
                 on_arm_unreachable=str(props.get("on_arm_unreachable") or "fail"),
                 definition_path=str(paths.get("definition") or cls.definition_path),
@@ -343,12 +326,13 @@ def run_checks(
     now: datetime | None = None,
 ) -> list[Mismatch]:
     """Every promotion check of one version: reads through ARM (GET only) and returns the problems. A check that
-    could not run is a problem with `cause` set under onArmUnreachable `fail`, a warning under `warn`."""
+    could not run is a problem with `cause` set under onArmUnreachable `fail`, a warning under `warn`. The reads
+    share one login: `login`, else one made with `settings.login`."""
     from hooks import arm
 
     now = now or datetime.now(UTC)
     started = time.monotonic()
-    with contextlib.nullcontext(login) if login is not None else arm.SharedLogin() as shared:
+    with contextlib.nullcontext(login) if login is not None else arm.SharedLogin(settings.login) as shared:
         reads = _Reads(settings, shared, t)
         problems = reads.problems
         reader = _source_reader(reads, shared, source, t)
@@ -504,117 +488,18 @@ def require_match(
     ) from cause
 
 
-# --- the dynamic resource ------------------------------------------------------------------------------------
+# --- state compatibility -------------------------------------------------------------------------------------
+
+_MOVED = {"VersionPromotionProvider": "hooks.providers.promotion"}
+"""Names pickled into existing states under this module (the provider lived here) → where they live now. The state
+keeps each dynamic resource's provider by reference in its `__provider` input, and delete and refresh unpickle it;
+resolved on first use, so this module itself imports no Pulumi."""
 
 
-def _known(value: Any) -> bool:
-    """False for values Pulumi does not know yet (preview, or a stack reference not read yet)."""
-    if value is None:
-        return True
-    if isinstance(value, Unknown):
-        return False
-    if isinstance(value, str):
-        return value != rpc.UNKNOWN
-    if isinstance(value, Mapping):
-        return all(_known(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return all(_known(v) for v in value)
-    return True
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-
-def _log(props: Mapping[str, Any]) -> Log:
-    urn = props.get("log_urn")
-    known = urn if isinstance(urn, str) and _known(urn) else None
-    return Log(str(props.get("resource_name") or "promotion"), sink=sink_for(known))
-
-
-def _not_exported(props: Mapping[str, Any], t: PromotionTarget) -> str:
-    source = props.get("source") or {}
-    exported = source.get("exported")
-    listed = ", ".join(exported) if isinstance(exported, list) and exported else "nothing"
-    return (
-        f"{t.source_config_key}: stack {source.get('stack')} does not export {source.get('export_key')} in its "
-        f"versionIds output (it exports: {listed}). Fix: `pulumi up` stack {source.get('stack')} first, or correct "
-        f"{t.source_config_key}."
-    )
-
-
-def _source(props: Mapping[str, Any], t: PromotionTarget) -> ImageVersionRef:
-    """The source version's reference; ValueError with the config key when there is none or it is malformed."""
-    source_id = props.get("source_id")
-    if not source_id:
-        raise ValueError(_not_exported(props, t))
-    try:
-        return ImageVersionRef.parse(str(source_id))
-    except ValueError as exc:
-        raise ValueError(f"{t.source_config_key}: {exc}") from None
-
-
-def _settings(props: Mapping[str, Any]) -> ArmSettings:
-    from hooks.providers import arm_settings
-
-    return arm_settings(props)
-
-
-class VersionPromotionProvider(ReportsFailures, ConfiguredLogin, ResourceProvider):
-    """Runs the promotion checks: in `check` (preview and up) and again in `create`, before the version exists."""
-
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        source_id = news.get("source_id")
-        if not _known(source_id) or not _known({k: v for k, v in news.get("target", {}).items() if k != "gallery_id"}):
-            return CheckResult(news, [])  # the other stack is not read yet (offline plan, first preview)
-        try:
-            t = PromotionTarget.from_props(news)
-            source = _source(news, t)
-        except ValueError as exc:
-            return CheckResult(news, [CheckFailure("source_id", str(exc))])
-        if olds and all(olds.get(k) == news.get(k) for k in REPLACE_KEYS):
-            # Promoted already from this very source: `create` will not run again, and the source may since have
-            # reached its end of life or been deleted; nothing to check.
-            return CheckResult(news, [])
-        problems = run_checks(_settings(news), source, t, _log(news))
-        return CheckResult(news, [CheckFailure(p.input, str(p)) for p in problems])
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in REPLACE_KEYS if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
-
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        log = _log(props)
-        try:
-            t = PromotionTarget.from_props(props)
-            source = _source(props, t)
-            require_match(_settings(props), source, t, log)
-        except (ValueError, ImageGalleryError) as exc:
-            message = f"[{log.resource}] {exc}"
-            pulumi.log.error(message)
-            raise StepFailed(message) from None
-        checked_at = datetime.now(UTC).isoformat()
-        log.info(f"{t.source_label} may be promoted into {t.definition_name} {t.version}")
-        return CreateResult(id_=f"{source.id}/promotion", outs={"source_id": source.id, "checked_at": checked_at})
-
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs={k: olds.get(k) for k in OUTPUTS})
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        # A record of a check that passed: it stays valid when the source is later retired or deleted.
-        return ReadResult(id_=id_, outs={k: props.get(k) for k in OUTPUTS})
-
-    def delete(self, _id: str, props: dict[str, Any]) -> None:
-        _log(props).info(f"removed from the stack; the source version {props.get('source_id')} was left untouched")
-
-
-class VersionPromotion(pulumi.dynamic.Resource, module="promotion", name="VersionPromotion"):
-    """Checks that a source image version can be promoted into the target definition; its `source_id` output
-    feeds the version, so the version is never created before the checks passed."""
-
-    TYPE = "pulumi-python:dynamic/promotion:VersionPromotion"
-
-    source_id: pulumi.Output[str]
-    checked_at: pulumi.Output[str]
-
-    def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        inputs: dict[str, Any] = dict.fromkeys(OUTPUTS)
-        inputs.update(props)
-        inputs["resource_name"] = name
-        super().__init__(VersionPromotionProvider(), name, inputs, opts)
+    return getattr(importlib.import_module(module), name)

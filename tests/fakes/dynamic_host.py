@@ -1,6 +1,6 @@
 """Drive the real Pulumi dynamic provider host (`python -u -m pulumi.dynamic`) over gRPC, as the engine does.
 
-The host is started in the project root (so it imports `hooks.providers` by reference, exactly as under
+The host is started in the project root (so it imports the providers by reference, exactly as under
 `pulumi up`), prints its port on the first stdout line, and serves the ResourceProvider service with 4 workers.
 Properties are serialized with the SDK's own code; the provider blob is made by `serialize_provider`, like the
 SDK does when a dynamic resource is declared.

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hooks.providers import GuestGeneralizationProvider
+from hooks.providers.chain import GuestGeneralizationProvider
 from tests.fakes.arm import FakeArm, fake_arm  # noqa: F401 (fixture)
 from tests.fakes.dynamic_host import DynamicHost, HostError, host_factory, urn, with_provider  # noqa: F401
 from tests.fakes.sandbox import Sandbox, sandbox_fixture, sandbox_rootfs  # noqa: F401

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from config import PARTNER_CENTER_APPS, PARTNER_CENTER_NAMESPACE
-from hooks.partner_center_providers import PartnerCenterServicePrincipalProvider, ProviderRegistrationProvider
+from hooks.providers.partner_center import PartnerCenterServicePrincipalProvider, ProviderRegistrationProvider
 from tests.fakes.dynamic_host import DynamicHost, host_factory, with_provider  # noqa: F401
 from tests.integration.test_preflight import arm_props, capture, check, guest_props, only_failure
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from pulumi.runtime import rpc
 
-from hooks.promotion import VersionPromotionProvider
+from hooks.providers.promotion import VersionPromotionProvider
 from tests.fakes.dynamic_host import DynamicHost, HostError, host_factory, with_provider  # noqa: F401
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from hooks.providers.version_test_boot import VersionTestBootProvider
 from hooks.version_boot import TAG
-from hooks.version_boot_provider import VersionTestBootProvider
 from tests.fakes.dynamic_host import DynamicHost, HostError, host_factory, with_provider  # noqa: F401
 from tests.integration.test_preflight import arm_props
 

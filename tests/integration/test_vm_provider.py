@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hooks.providers import VmGeneralizationProvider
+from hooks.providers.chain import VmGeneralizationProvider
 from tests.fakes.arm import FakeArm, fake_arm  # noqa: F401 (fixture)
 from tests.fakes.dynamic_host import DynamicHost, HostError, host_factory, urn, with_provider  # noqa: F401
 
@@ -94,7 +94,7 @@ def test_a_bug_is_named_to_the_engine_and_logged_with_its_traceback(fake_arm: Fa
     )
     logged = host.close()
     assert "VmGeneralizationProvider.create failed unexpectedly, a bug in image-gallery" in logged
-    assert "Traceback (most recent call last):" in logged and "hooks/providers.py" in logged, logged
+    assert "Traceback (most recent call last):" in logged and "hooks/providers/chain.py" in logged, logged
     assert fake_arm.non_get_requests() == [] and vm.power_state == "running"
 
 

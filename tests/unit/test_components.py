@@ -211,7 +211,7 @@ def test_no_plaintext_secret_anywhere(resources: list[plan.PlannedResource]) -> 
 def test_provider_blob_is_a_small_reference_without_secrets() -> None:
     from pulumi.dynamic.dynamic import serialize_provider
 
-    from hooks.providers import GuestGeneralizationProvider, VmGeneralizationProvider
+    from hooks.providers.chain import GuestGeneralizationProvider, VmGeneralizationProvider
 
     for provider in (GuestGeneralizationProvider(), VmGeneralizationProvider()):
         blob = serialize_provider(provider)

@@ -12,8 +12,8 @@ import pytest
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
-from hooks import engine_log
 from hooks.log import Log
+from hooks.providers import engine_log, host
 
 PARENT = "urn:pulumi:dev::image-gallery::image-gallery:index:CapturedImageVersion::ubuntu-1.0.0"
 GUEST_TYPE = "pulumi-python:dynamic/generalization:GuestGeneralization"
@@ -37,7 +37,7 @@ def test_child_urn_nests_the_type_under_the_parent() -> None:
     ],
 )
 def test_engine_address_only_inside_the_dynamic_host(argv: list[str], expected: str | None) -> None:
-    assert engine_log.engine_address(argv) == expected
+    assert host.engine_address(argv) == expected
 
 
 class _Engine(engine_pb2_grpc.EngineServicer):

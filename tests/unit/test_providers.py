@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import operator
 import sys
+import traceback
+from collections.abc import Callable
 
 import pulumi
 import pytest
 
 from hooks.errors import GuestCommandFailed
 from hooks.log import Log
-from hooks.providers import StepFailed, _user_facing
-from hooks.step_failures import ReportsFailures
+from hooks.providers.base import ReportsFailures, user_facing
+from hooks.step_failures import StepFailed, StepFailureFrames
 
 
 def test_expected_failure_becomes_one_redacted_message() -> None:
@@ -22,7 +25,7 @@ def test_expected_failure_becomes_one_redacted_message() -> None:
         raise GuestCommandFailed(f"guest script failed: net user imageadmin {secret}")
 
     with pytest.raises(StepFailed) as err:
-        _user_facing(log, step)
+        user_facing(log, step)
     assert str(err.value) == "[win-1.0.0-guest] guest script failed: net user imageadmin [secret]"
     assert err.value.__cause__ is None and err.value.__suppress_context__, "no chained traceback"
 
@@ -32,7 +35,7 @@ def test_unexpected_errors_keep_their_traceback() -> None:
         raise KeyError("vm_id")
 
     with pytest.raises(KeyError):
-        _user_facing(Log("x", sink=lambda _: None), bug)
+        user_facing(Log("x", sink=lambda _: None), bug)
 
 
 VM = (
@@ -42,7 +45,7 @@ VM = (
 
 
 def test_vm_ids_compare_without_case() -> None:
-    from hooks.providers import GuestGeneralizationProvider, VmGeneralizationProvider
+    from hooks.providers.chain import GuestGeneralizationProvider, VmGeneralizationProvider
 
     olds = {"vm_id": VM, "os_type": "Linux", "generalize": True, "deallocate": True}
     news = {**olds, "vm_id": VM.upper().replace("/SUBSCRIPTIONS/", "/subscriptions/") + "/"}
@@ -51,7 +54,7 @@ def test_vm_ids_compare_without_case() -> None:
 
 
 def test_generalize_or_deallocate_changes_are_updates_of_the_arm_half() -> None:
-    from hooks.providers import VmGeneralizationProvider
+    from hooks.providers.chain import VmGeneralizationProvider
 
     olds = {"vm_id": VM, "generalize": False, "deallocate": True}
     diff = VmGeneralizationProvider().diff("id", olds, {**olds, "generalize": True})
@@ -94,3 +97,54 @@ def test_an_explained_failure_passes_as_it_is_and_nothing_global_changes_outside
     with pytest.raises(StepFailed, match=r"^\[x\] explained$"):
         _Provider().delete("id", {})
     assert not hasattr(sys, "tracebacklimit"), "only the provider host drops traceback frames"
+
+
+def _formatted(fail: Callable[[], None]) -> str:
+    """What the dynamic provider host sends the engine for a failed call: `traceback.format_exc()`."""
+    try:
+        fail()
+    except Exception:
+        return traceback.format_exc()
+    raise AssertionError("did not fail")
+
+
+def test_in_the_host_an_explained_failure_is_formatted_without_frames_and_nothing_else_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "tracebacklimit", 0, raising=False)  # so that the test's end removes what it put there
+    monkeypatch.delattr(sys, "tracebacklimit")
+    monkeypatch.setattr(sys, "argv", ["/venv/lib/python3.11/site-packages/pulumi/dynamic/__main__.py", "127.0.0.1:1"])
+
+    class Quiet(ReportsFailures):
+        def read(self, id_: str, props: dict[str, object]) -> str:
+            return id_
+
+    assert Quiet().read("id", {}) == "id"
+    assert not hasattr(sys, "tracebacklimit"), "a call that does not fail changes nothing"
+
+    def bug() -> None:
+        raise RuntimeError("a bug elsewhere in the host")
+
+    assert _formatted(lambda: _Provider().delete("id", {})) == "hooks.step_failures.StepFailed: [x] explained\n"
+    assert isinstance(sys.tracebacklimit, StepFailureFrames)
+    other = _formatted(bug)
+    assert other.startswith("Traceback (most recent call last):") and "test_providers.py" in other, other
+    try:
+        _Provider().delete("id", {})
+    except StepFailed as exc:
+        explicit = "".join(traceback.format_exception(exc, limit=5))
+        assert "Traceback (most recent call last):" in explicit, "an explicit limit still shows frames"
+
+
+def test_the_frame_limit_counts_no_frames_only_while_a_step_failure_is_handled() -> None:
+    limit = StepFailureFrames()
+    assert operator.index(limit) == sys.maxsize and limit >= 0 and not limit < 0
+    try:
+        raise StepFailed("[x] explained")
+    except StepFailed:
+        assert operator.index(limit) == 0
+        try:
+            raise KeyError("during the handling of it")
+        except KeyError:
+            assert operator.index(limit) == sys.maxsize
+    assert operator.index(limit) == sys.maxsize

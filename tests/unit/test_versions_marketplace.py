@@ -14,8 +14,8 @@ import config
 from commands import plan
 from components.captured_image_version import pinned_defaults
 from hooks.errors import ConfigError
+from hooks.providers.version_test_boot import VersionTestBoot
 from hooks.version_boot import TestBootRequest, vm_body
-from hooks.version_boot_provider import VersionTestBoot
 from tests.unit import stack_configs as sc
 from tests.unit.test_components import VERSION_T, one, run
 

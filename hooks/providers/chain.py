@@ -1,8 +1,5 @@
-"""Pulumi dynamic providers for the two halves of the generalization chain.
-
-The providers hold no state (the pickled blob is a reference to this module: ~100 bytes, no secret, no client);
-Azure clients and SSH/WinRM sessions are built inside each method. One provider instance serves every resource
-of its class from the host's 4 worker threads, so nothing here is shared mutable state.
+"""The dynamic resources of the generalization chain: the guest half (`GuestGeneralization`) and the ARM half
+(`VmGeneralization`), each run by its provider (hooks/pipeline.py does the work).
 
 Props are snake_case plain values (the components build them from the specs). Secrets travel in the single
 `credentials` input, which the components mark secret; it is never copied into outputs.
@@ -14,36 +11,30 @@ irreversible. The guest step carries it for Generalized definitions, the ARM hal
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pulumi
-from pulumi.dynamic import (
-    CheckFailure,
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
-    ResourceProvider,
-    UpdateResult,
-)
-from pulumi.output import Unknown
-from pulumi.runtime import rpc
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
-from hooks.engine_log import sink_for
-from hooks.errors import ImageGalleryError
 from hooks.log import Log
-from hooks.login import ConfiguredLogin
-from hooks.step_failures import ReportsFailures, StepFailed
+from hooks.login import LoginSettings
+from hooks.providers.base import (
+    DynamicProvider,
+    arm_settings,
+    declared_inputs,
+    known,
+    log_for,
+    log_urn,
+    same_input,
+    user_facing,
+)
+from hooks.providers.engine_log import sink_for
 from hooks.targets import ArmSettings, SshTarget, SysprepOptions, VmRef, WinRmTarget
 
 if TYPE_CHECKING:
     from hooks import preflight
     from hooks.arm import VmStatus
-
-# The program process (`__main__.py` → components → this module) only declares resources: it must not import
-# azure-mgmt-*, azure-identity, paramiko or pywinrm (over a second of CPU per `pulumi preview`). The step code is
-# imported inside the provider methods, which run only in the dynamic provider host.
 
 GUEST_OUTPUTS = ("vm_id", "os_type", "action", "method", "detail", "started_at", "finished_at", "resource_name")
 VM_OUTPUTS = (
@@ -64,14 +55,6 @@ VM_RERUN_KEYS = ("generalize", "deallocate")
 the same VM, more (or less) to do."""
 
 
-def same_input(key: str, old: Any, new: Any) -> bool:
-    """Whether an input is unchanged. ARM resource IDs compare without case (Azure treats them so), and without
-    a trailing slash."""
-    if key == "vm_id" and isinstance(old, str) and isinstance(new, str):
-        return old.strip().rstrip("/").lower() == new.strip().rstrip("/").lower()
-    return bool(old == new)
-
-
 def _recorded_flag(olds: Mapping[str, Any], key: str) -> bool | None:
     """The `generalize`/`deallocate` the ARM half last ran with. Outputs of older versions of this provider lack
     them: they are inferred from what the run did (generalized: it generalized; deallocated: it deallocated)."""
@@ -83,28 +66,6 @@ def _recorded_flag(olds: Mapping[str, Any], key: str) -> bool | None:
     if key == "deallocate" and isinstance(olds.get("power_state"), str):
         return bool(olds["power_state"] == "deallocated")
     return None
-
-
-def _user_facing(log: Log, fn: Callable[[], Any]) -> Any:
-    """Run `fn`; turn expected failures into one clear message (hooks/step_failures.py: no traceback). The
-    message goes through the step's Log redaction: the last line of defence for the step's secrets."""
-    try:
-        return fn()
-    except ImageGalleryError as exc:
-        message = f"[{log.resource}] {log.redact(str(exc))}"
-        pulumi.log.error(message)
-        raise StepFailed(message) from None
-
-
-def arm_settings(props: Mapping[str, Any]) -> ArmSettings:
-    a = props["arm"]
-    return ArmSettings(
-        endpoint=a["endpoint"],
-        audience=a.get("audience"),
-        poll_interval=float(a["poll_interval"]),
-        operation_timeout=float(a["operation_timeout"]),
-        request_timeout=float(a.get("request_timeout", 60.0)),
-    )
 
 
 def _ssh_target(props: Mapping[str, Any], creds: Mapping[str, Any]) -> SshTarget:
@@ -149,29 +110,8 @@ def _winrm_target(props: Mapping[str, Any], creds: Mapping[str, Any]) -> tuple[W
     return target, options
 
 
-def _log_urn(props: Mapping[str, Any]) -> str | None:
-    """The resource's URN for progress lines (the host does not pass it to the provider); None when unknown."""
-    urn = props.get("log_urn")
-    return urn if isinstance(urn, str) and _known(urn) else None
-
-
 def _secrets(creds: Mapping[str, Any] | None) -> list[str]:
     return [str(v) for v in (creds or {}).values() if v]
-
-
-def _known(value: Any) -> bool:
-    """False for values Pulumi does not know yet (preview of a new stack)."""
-    if value is None:
-        return True
-    if isinstance(value, Unknown):
-        return False
-    if isinstance(value, str):
-        return value != rpc.UNKNOWN
-    if isinstance(value, Mapping):
-        return all(_known(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return all(_known(v) for v in value)
-    return True
 
 
 def _capture_target(props: Mapping[str, Any]) -> preflight.CaptureTarget | None:
@@ -182,11 +122,11 @@ def _capture_target(props: Mapping[str, Any]) -> preflight.CaptureTarget | None:
     if not isinstance(capture, Mapping):
         return None
     gallery_id = capture.get("gallery_id")
-    return preflight.CaptureTarget.from_props({**capture, "gallery_id": gallery_id if _known(gallery_id) else None})
+    return preflight.CaptureTarget.from_props({**capture, "gallery_id": gallery_id if known(gallery_id) else None})
 
 
 def _capture_check(
-    olds: Mapping[str, Any], news: Mapping[str, Any], replace_keys: tuple[str, ...]
+    olds: Mapping[str, Any], news: Mapping[str, Any], replace_keys: tuple[str, ...], login: LoginSettings
 ) -> list[CheckFailure]:
     """The capture-time checks as CheckFailures, each reason starting with the config key to change.
 
@@ -196,12 +136,12 @@ def _capture_check(
     vm_id = news.get("vm_id")
     if news.get("read_in_check") is False:
         return []  # the update, not a preview: `create` runs these checks before it changes anything
-    if not isinstance(news.get("capture"), Mapping) or not isinstance(vm_id, str) or not _known(vm_id):
+    if not isinstance(news.get("capture"), Mapping) or not isinstance(vm_id, str) or not known(vm_id):
         return []
     if olds and all(same_input(k, olds.get(k), news.get(k)) for k in replace_keys):
         return []
     capture = {k: v for k, v in news["capture"].items() if k != "gallery_id"}
-    if not (_known(capture) and _known(news.get("arm"))):
+    if not (known(capture) and known(news.get("arm"))):
         return []
     try:
         target = _capture_target(news)
@@ -210,15 +150,14 @@ def _capture_check(
     assert target is not None
     from hooks import preflight
 
-    log = Log(str(news.get("resource_name") or "capture"), sink=sink_for(_log_urn(news)))
-    problems = preflight.run_checks(arm_settings(news), VmRef.parse(vm_id), target, log)
+    log = log_for(news, "capture")
+    problems = preflight.run_checks(arm_settings(news, login), VmRef.parse(vm_id), target, log)
     return [CheckFailure(p.input, str(p)) for p in problems]
 
 
-class _ChainStepProvider(ReportsFailures, ConfiguredLogin, ResourceProvider):
+class _ChainStepProvider(DynamicProvider):
     """What both halves share: input checks, replace-only diff, a read/update that keep the record of what was
-    done, and a delete that leaves the VM alone. Subclasses set the names and implement `create`. The Azure login
-    settings arrive through `configure()` (hooks/login.py), never as inputs of the resource."""
+    done, and a delete that leaves the VM alone. Subclasses set the names and implement `create`."""
 
     outputs: tuple[str, ...] = ()
     replace_keys: tuple[str, ...] = ()
@@ -231,14 +170,14 @@ class _ChainStepProvider(ReportsFailures, ConfiguredLogin, ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
         vm_id = news.get("vm_id")
-        if isinstance(vm_id, str) and _known(vm_id):
+        if isinstance(vm_id, str) and known(vm_id):
             try:
                 VmRef.parse(vm_id)
             except ValueError as exc:
                 failures.append(CheckFailure("vm_id", str(exc)))
         failures.extend(self._check_inputs(news))
         if not failures:
-            failures.extend(_capture_check(olds, news, self.replace_keys))
+            failures.extend(_capture_check(olds, news, self.replace_keys, self.login_settings()))
         return CheckResult(news, failures)
 
     def _reruns(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
@@ -269,7 +208,7 @@ class _ChainStepProvider(ReportsFailures, ConfiguredLogin, ResourceProvider):
         if not isinstance(name, str) or not name:
             vm_id = str(props.get("vm_id") or "")
             name = f"{vm_id.rstrip('/').rsplit('/', 1)[-1] or 'source VM'} ({self.default_name} step)"
-        Log(name, sink=sink_for(_log_urn(props))).info(
+        Log(name, sink=sink_for(log_urn(props))).info(
             f"removed from the stack; the VM {props.get('vm_id')} was left untouched"
         )
 
@@ -296,12 +235,12 @@ class GuestGeneralizationProvider(_ChainStepProvider):
 
         name = str(props.get("resource_name") or self.default_name)
         creds = props.get("credentials") or {}
-        log = Log(name, secrets=_secrets(creds), sink=sink_for(_log_urn(props)))
+        log = log_for(props, self.default_name, secrets=_secrets(creds))
         vm = VmRef.parse(props["vm_id"])
         os_type = props["os_type"]
         ssh = _ssh_target(props, creds) if os_type == "Linux" else None
         winrm, sysprep = _winrm_target(props, creds) if os_type == "Windows" else (None, SysprepOptions())
-        settings = arm_settings(props)
+        settings = arm_settings(props, self.login_settings())
         target = _capture_target(props)
         checks = None
         if target is not None:
@@ -310,7 +249,7 @@ class GuestGeneralizationProvider(_ChainStepProvider):
                 return _checked_status(settings, vm, target, log)
 
         request = pipeline.GuestRequest(vm, os_type, settings, ssh, winrm, sysprep, capture_checks=checks)
-        outcome: pipeline.GuestOutcome = _user_facing(log, lambda: pipeline.generalize_guest(request, log))
+        outcome: pipeline.GuestOutcome = user_facing(log, lambda: pipeline.generalize_guest(request, log))
         outs = {
             "vm_id": vm.id,
             "os_type": os_type,
@@ -340,10 +279,13 @@ class VmGeneralizationProvider(_ChainStepProvider):
         from hooks import pipeline
 
         name = str(props.get("resource_name") or self.default_name)
-        log = Log(name, sink=sink_for(_log_urn(props)))
+        log = log_for(props, self.default_name)
         vm = VmRef.parse(props["vm_id"])
         request = pipeline.VmRequest(
-            vm, arm_settings(props), generalize=bool(props["generalize"]), deallocate=bool(props["deallocate"])
+            vm,
+            arm_settings(props, self.login_settings()),
+            generalize=bool(props["generalize"]),
+            deallocate=bool(props["deallocate"]),
         )
         target = _capture_target(props)
 
@@ -357,7 +299,7 @@ class VmGeneralizationProvider(_ChainStepProvider):
         def run() -> pipeline.VmOutcome:
             return pipeline.generalize_vm(request, log, before=checks)
 
-        outcome: pipeline.VmOutcome = _user_facing(log, run)
+        outcome: pipeline.VmOutcome = user_facing(log, run)
         return {
             "vm_id": vm.id,
             "actions": list(outcome.actions),
@@ -388,14 +330,6 @@ def _checked_status(settings: ArmSettings, vm: VmRef, target: preflight.CaptureT
 
     status = preflight.require_match(settings, vm, target, log)
     return status if status is not None else arm.get_status(settings, vm, log)
-
-
-def declared_inputs(name: str, props: Mapping[str, Any], outputs: tuple[str, ...]) -> dict[str, Any]:
-    """Every output declared up front (as None) so Pulumi knows it exists, the resource's name for log lines."""
-    inputs: dict[str, Any] = dict.fromkeys(outputs)
-    inputs.update(props)
-    inputs["resource_name"] = name
-    return inputs
 
 
 class GuestGeneralization(pulumi.dynamic.Resource, module="generalization", name="GuestGeneralization"):

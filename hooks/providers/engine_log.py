@@ -6,13 +6,13 @@ shows late, untied to any resource. A step that runs for 40 minutes (sysprep) mu
 resource while it runs, in the CLI's output and in CI logs. This module sends each line through the engine's own
 `Log` RPC with the resource's URN, which is exactly how the CLI's display attributes messages to a resource.
 
-Outside the host (tests, `python -m hooks...`) there is no engine address and lines only go to stderr. A failing
-engine connection never fails a step: logging falls back to stderr for the rest of the process.
+Outside the host (tests, `python -m hooks...`) there is no engine address (hooks/providers/host.py) and lines only
+go to stderr. A failing engine connection never fails a step: logging falls back to stderr for the rest of the
+process.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 import threading
 from collections.abc import Callable
@@ -21,23 +21,14 @@ import grpc
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
 from hooks.log import Sink
+from hooks.providers.host import engine_address
 
 LOG_CALL_TIMEOUT = 5.0
 """Bound of one Log call: a busy engine delays a progress line, never the step."""
 
-_ADDRESS = re.compile(r"^(?:\[[0-9a-fA-F:]+\]|[\w.-]+):\d+$")
 _lock = threading.Lock()
 _stub: engine_pb2_grpc.EngineStub | None = None
 _broken = False
-
-
-def engine_address(argv: list[str] | None = None) -> str | None:
-    """The engine address the host was started with, when this process is the dynamic provider host."""
-    args = sys.argv if argv is None else argv
-    if len(args) >= 2 and args[0].replace("\\", "/").endswith("pulumi/dynamic/__main__.py"):
-        candidate = args[1]
-        return candidate if _ADDRESS.match(candidate) else None
-    return None
 
 
 def _engine() -> engine_pb2_grpc.EngineStub | None:
