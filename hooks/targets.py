@@ -1,11 +1,13 @@
 """Plain, typed descriptions of what the imperative side talks to: the ARM endpoint, a VM, and a guest reachable
-over SSH or WinRM. Built by the dynamic providers from their inputs; usable directly without Pulumi.
+over SSH or WinRM, and the rules a Windows guest's settings follow. Built by the dynamic providers from their
+inputs; usable directly without Pulumi.
 
 Secret fields (passwords, private keys) are excluded from repr so they cannot leak through logs or errors."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -59,6 +61,11 @@ class ArmSettings:
     @property
     def scope(self) -> str:
         return (self.audience or self.endpoint).rstrip("/") + "/.default"
+
+
+ON_ARM_UNREACHABLE = ("fail", "warn")
+"""What the capture-time checks in preview do when ARM cannot be reached or the credentials fail (hooks.preflight;
+the config's onArmUnreachable)."""
 
 
 @dataclass(frozen=True)
@@ -186,7 +193,7 @@ class WinRmTarget:
     port: int = 5986
     scheme: str = "https"
     transport: str = "ntlm"
-    """ntlm | kerberos | credssp | basic."""
+    """One of WINRM_TRANSPORTS."""
     ca_bundle: str | None = None
     """PEM text of the CA (or self-signed certificate) that must have issued the server certificate."""
     cert_sha256: str | None = None
@@ -206,11 +213,11 @@ class SysprepOptions:
     """How sysprep is run and watched."""
 
     mode: str = "vm"
-    """Value of /mode: ("vm"), or "" for no /mode flag."""
+    """One of SYSPREP_MODES: the value of /mode: ("vm"), or "" for no /mode flag."""
     extra_args: tuple[str, ...] = ()
-    """Extra sysprep flags, each matching ^/[A-Za-z]+(:[A-Za-z0-9]+)?$."""
+    """Extra sysprep flags, each matching SYSPREP_EXTRA_ARG and none of SYSPREP_REFUSED_FLAGS."""
     skip_checks: frozenset[str] = frozenset()
-    """Names of pre-checks to skip: guest-agent, server-roles, bitlocker, appx, pending-reboot."""
+    """Names of pre-checks to skip, from SYSPREP_CHECKS."""
     agent_timeout: float = 600.0
     """Bound in seconds for the Azure guest agent services to be Running."""
     sysprep_timeout: float = 3600.0
@@ -229,3 +236,150 @@ class GuestResult:
     """One line for the user: what happened."""
     output_tail: str = ""
     """Last lines of the guest script's output (never contains secrets)."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# What a Windows guest's settings may be. The rules live here, in the lowest layer that needs them, once:
+# hooks.windows.sysprep.validate reports them for a WinRmTarget and SysprepOptions, the config for the stack file
+# (with its key paths). A rule names a setting by its field here; the caller's `Spelling` names it in messages.
+# ----------------------------------------------------------------------------------------------------------------
+
+WINRM_TRANSPORTS = ("ntlm", "kerberos", "credssp", "basic")
+"""WinRmTarget.transport: pywinrm's transports (kerberos and credssp need the optional extras, pyproject.toml)."""
+SYSPREP_MODES = ("vm", "")
+"""SysprepOptions.mode: the value of /mode:, or "" for no /mode flag."""
+SYSPREP_CHECKS = (
+    "guest-agent",
+    "server-roles",
+    "bitlocker",
+    "appx",
+    "pending-reboot",
+    "cdrom",
+    "removable-storage",
+)
+"""Names accepted in SysprepOptions.skip_checks, in the order hooks.windows.sysprep runs the pre-checks."""
+SYSPREP_EXTRA_ARG = re.compile(r"^/[A-Za-z]+(:[A-Za-z0-9]+)?$")
+"""One extra sysprep flag: `/flag` or `/flag:value`; no path, space or quote reaches the guest's command line."""
+SYSPREP_REFUSED_FLAGS = (
+    "/oobe",
+    "/generalize",
+    "/quiet",
+    "/quit",
+    "/mode",
+    "/audit",
+    "/reboot",
+    "/shutdown",
+    "/unattend",
+)
+"""Flags an extra argument must not be: the step sets /oobe /generalize /quiet /quit itself (and /mode from mode);
+/audit contradicts /oobe; /reboot and /shutdown contradict /quit, which keeps the VM up so completion is seen;
+/unattend would bring back an answer file, which the step's clean-up removes from every place Windows looks."""
+SYSPREP_EXTRA_ARGS_MAX_LENGTH = 200
+"""Bound on the extra flags joined by spaces: start-sysprep.ps1 must stay one cmd.exe command line (8191
+characters) with margin."""
+CERTIFICATE_PEM_MARKER = "-----BEGIN CERTIFICATE-----"
+SHA256_FINGERPRINT = re.compile(r"^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$")
+"""A SHA-256 fingerprint: 64 hex digits, in pairs that may be separated by colons."""
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """How a rule's messages name the settings: by the fields of WinRmTarget and SysprepOptions unless the caller
+    gives its own names (the config gives the stack file's keys)."""
+
+    names: Mapping[str, str] = field(default_factory=dict)
+    """Field -> the caller's name for it; a field not listed keeps its name."""
+    https: str = "scheme: https"
+    """How the caller says "use https"."""
+    http: str = "scheme: http"
+    """How the caller says "plain http was chosen"."""
+
+    def __call__(self, setting: str) -> str:
+        return self.names.get(setting, setting)
+
+
+FIELD_NAMES = Spelling()
+"""The fields' own names (hooks.windows.sysprep.validate)."""
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    """One broken rule: the setting it is about, the position in a list setting, and what is wrong."""
+
+    setting: str
+    """The field of WinRmTarget or SysprepOptions."""
+    message: str
+    index: int | None = None
+
+    def where(self, spelling: Spelling) -> str:
+        """The setting as the caller names it, with the position in the list (`extra_args[1]`)."""
+        return spelling(self.setting) + ("" if self.index is None else f"[{self.index}]")
+
+
+def winrm_problems(
+    transport: str,
+    https: bool,
+    ca_bundle: str | None,
+    cert_sha256: str | None,
+    insecure_skip_cert_validation: bool,
+    spelling: Spelling = FIELD_NAMES,
+) -> list[SettingProblem]:
+    """What is wrong with how a WinRM connection is secured (None: the setting is not given)."""
+    problems = []
+    if transport not in WINRM_TRANSPORTS:
+        problems.append(SettingProblem("transport", f"{transport!r} is not one of {_quoted(WINRM_TRANSPORTS)}"))
+    if ca_bundle is not None and CERTIFICATE_PEM_MARKER not in ca_bundle:
+        problems.append(SettingProblem("ca_bundle", f"must be a PEM certificate ({CERTIFICATE_PEM_MARKER} ...)"))
+    if cert_sha256 is not None and not SHA256_FINGERPRINT.fullmatch(cert_sha256):
+        problems.append(SettingProblem("cert_sha256", f"{cert_sha256!r} is not a SHA-256 fingerprint (64 hex digits)"))
+        cert_sha256 = None  # reported: the rules below see no pin
+    ca, pin = spelling("ca_bundle"), spelling("cert_sha256")
+    if insecure_skip_cert_validation and (ca_bundle is not None or cert_sha256 is not None):
+        problems.append(
+            SettingProblem(
+                "insecure_skip_cert_validation", f"contradicts {ca}/{pin}: remove one (verification is the safe choice)"
+            )
+        )
+    if not https and (ca_bundle is not None or cert_sha256 is not None or insecure_skip_cert_validation):
+        which = "cert_sha256" if cert_sha256 is not None else "ca_bundle" if ca_bundle is not None else None
+        problems.append(
+            SettingProblem(
+                which or "insecure_skip_cert_validation",
+                f"contradicts {spelling.http}: there is no certificate to verify over http",
+            )
+        )
+    if not https and transport == "basic":
+        problems.append(
+            SettingProblem("transport", f"basic over http would send the password in clear; use {spelling.https}")
+        )
+    return problems
+
+
+def sysprep_problems(mode: str, extra_args: Sequence[str], skip_checks: Sequence[str]) -> list[SettingProblem]:
+    """What is wrong with how sysprep is asked to run: the mode, the extra flags, the checks to skip."""
+    problems = []
+    if mode not in SYSPREP_MODES:
+        problems.append(SettingProblem("mode", f"{mode!r} is not one of {_quoted(SYSPREP_MODES)}"))
+    for i, arg in enumerate(extra_args):
+        if not SYSPREP_EXTRA_ARG.fullmatch(arg):
+            problems.append(SettingProblem("extra_args", f"{arg!r} is not a sysprep flag like /flag or /flag:value", i))
+    for i, arg in enumerate(extra_args):
+        if arg.split(":", 1)[0].lower() in SYSPREP_REFUSED_FLAGS:
+            problems.append(SettingProblem("extra_args", f"{arg!r} is set by image-gallery itself; remove it", i))
+    length = len(" ".join(extra_args))
+    if length > SYSPREP_EXTRA_ARGS_MAX_LENGTH:
+        problems.append(
+            SettingProblem(
+                "extra_args",
+                f"{length} characters together, more than {SYSPREP_EXTRA_ARGS_MAX_LENGTH}: the sysprep command must "
+                "fit one Windows command line",
+            )
+        )
+    for i, name in enumerate(skip_checks):
+        if name not in SYSPREP_CHECKS:
+            problems.append(SettingProblem("skip_checks", f"{name!r} is not one of {', '.join(SYSPREP_CHECKS)}", i))
+    return problems
+
+
+def _quoted(values: Sequence[str]) -> str:
+    return ", ".join(repr(v) for v in values)

@@ -43,6 +43,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EXCLUSIONS = ROOT / "tools" / "mutation_exclusions.txt"
 
+CONFIG_TESTS = (
+    "tests/unit/test_config.py",
+    "tests/unit/test_config_bounds.py",
+    "tests/unit/test_stack_file_rules.py",
+    "tests/unit/test_project_files.py",
+    "tests/unit/test_config_shapes.py",
+    "tests/unit/test_versions_marketplace.py",
+    "tests/unit/test_bad_stack_corpus.py",
+    "tests/unit/test_partner_center.py",
+    "tests/unit/test_promotion_program.py",
+)
+"""The config's tests: each module of config/ that decides something runs its mutants against all of them."""
+
 # module -> the test files that cover it (only these run against its mutants)
 TESTS: dict[str, tuple[str, ...]] = {
     # fast unit tests first: with -x most mutants are killed in seconds; survivors run the whole list
@@ -66,17 +79,10 @@ TESTS: dict[str, tuple[str, ...]] = {
         "tests/integration/test_version_copy.py",
         "tests/integration/test_arm.py",
     ),
-    "config.py": (
-        "tests/unit/test_config.py",
-        "tests/unit/test_config_bounds.py",
-        "tests/unit/test_stack_file_rules.py",
-        "tests/unit/test_project_files.py",
-        "tests/unit/test_config_shapes.py",
-        "tests/unit/test_versions_marketplace.py",
-        "tests/unit/test_bad_stack_corpus.py",
-        "tests/unit/test_partner_center.py",
-        "tests/unit/test_promotion_program.py",
-    ),
+    **{
+        f"config/{name}.py": CONFIG_TESTS
+        for name in ("reader", "gallery", "source_vms", "images", "versions", "loader", "engine_values")
+    },
     "hooks/windows/scripts.py": ("tests/unit/test_windows_scripts.py", "tests/integration/test_windows_guest.py"),
     "hooks/windows/sysprep.py": ("tests/integration/test_windows_guest.py",),
     "hooks/linux.py": (

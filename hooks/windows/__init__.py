@@ -6,6 +6,6 @@
 """
 
 from hooks.windows.scripts import SCRIPTS
-from hooks.windows.sysprep import CHECKS, sysprep, validate
+from hooks.windows.sysprep import sysprep, validate
 
-__all__ = ["CHECKS", "SCRIPTS", "sysprep", "validate"]
+__all__ = ["SCRIPTS", "sysprep", "validate"]

@@ -25,7 +25,6 @@ values. Each script prints one JSON line of facts; the decisions are made here.
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,7 +40,14 @@ from hooks.errors import (
     WaitTimeout,
 )
 from hooks.log import Log
-from hooks.targets import GuestResult, SysprepOptions, WinRmTarget
+from hooks.targets import (
+    FIELD_NAMES,
+    GuestResult,
+    SysprepOptions,
+    WinRmTarget,
+    sysprep_problems,
+    winrm_problems,
+)
 from hooks.waiting import Deadline, poll
 from hooks.windows.scripts import (
     GuestScript,
@@ -53,28 +59,11 @@ from hooks.windows.scripts import (
     fact_str_list,
     squash,
 )
-from hooks.windows.transport import (
-    TRANSPORTS,
-    CommandOutcomeUnknown,
-    ConnectionLost,
-    WinRmGuest,
-    normalize_fingerprint,
-)
+from hooks.windows.transport import CommandOutcomeUnknown, ConnectionLost, WinRmGuest
 
 RESEAL_TO_OOBE = "IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE"
 UNDEPLOYABLE = "IMAGE_STATE_UNDEPLOYABLE"
 COMPLETE = "IMAGE_STATE_COMPLETE"
-
-CHECKS = (
-    "guest-agent",
-    "server-roles",
-    "bitlocker",
-    "appx",
-    "pending-reboot",
-    "cdrom",
-    "removable-storage",
-)
-"""Names accepted in SysprepOptions.skip_checks, in the order the checks run."""
 
 AGENT_SERVICES = ("RdAgent", "WindowsAzureTelemetryService", "WindowsAzureGuestAgent")
 REQUIRED_AGENT_SERVICE = "WindowsAzureGuestAgent"
@@ -97,14 +86,6 @@ WDS_FEATURE = "WDS"
 CDROM_SYSTEM_START = 1
 """Start value of the cdrom driver service that Microsoft's "Generalize a Windows VM" requires (1: system)."""
 
-SYSPREP_MODES = frozenset({"vm", ""})
-EXTRA_ARG = re.compile(r"^/[A-Za-z]+(:[A-Za-z0-9]+)?$")
-FIXED_SYSPREP_FLAGS = frozenset({"/oobe", "/generalize", "/quiet", "/quit", "/mode"})
-CONFLICTING_FLAGS = frozenset({"/audit", "/reboot", "/shutdown"})
-"""/audit contradicts /oobe; /reboot and /shutdown contradict /quit, which keeps the VM up so completion is seen."""
-MAX_EXTRA_ARGS_LENGTH = 200
-"""Bound on the extra sysprep flags, joined by spaces: start-sysprep.ps1 must stay one cmd.exe command line
-(8191 characters) with margin. config.py enforces the same bound with the key path."""
 COMMAND_LINE_MARGIN = 1024
 """Every guest script as sent stays this far below cmd.exe's limit (room for later edits of the scripts)."""
 
@@ -684,49 +665,27 @@ def sysprep_flags(options: SysprepOptions) -> tuple[str, ...]:
 
 
 def validate(target: WinRmTarget, options: SysprepOptions) -> None:
-    """Every problem with the target and the options at once, as a ConfigError; nothing is contacted."""
+    """Every problem with the target and the options at once, as a ConfigError; nothing is contacted. The rules of
+    the settings are hooks.targets' (the config reports the same ones with the stack file's key paths)."""
     problems = []
     if not target.host.strip():
         problems.append("host: must not be empty")
     if not target.username:
         problems.append("username: must not be empty")
-    if target.transport not in TRANSPORTS:
-        problems.append(f"transport: {target.transport!r} is not one of {', '.join(sorted(TRANSPORTS))}")
     if target.scheme not in ("https", "http"):
         problems.append(f"scheme: {target.scheme!r} is not https or http")
-    elif target.scheme == "http" and target.transport == "basic":
-        problems.append("scheme: basic authentication over http would send the password in clear text; use https")
-    if target.scheme == "http" and (target.ca_bundle or target.cert_sha256 or target.insecure_skip_cert_validation):
-        problems.append("scheme: ca_bundle, cert_sha256 and insecure_skip_cert_validation need https")
     if not 0 < target.port < 65536:
         problems.append(f"port: {target.port} is not a TCP port")
-    if target.cert_sha256 and not re.fullmatch(r"[0-9a-f]{64}", normalize_fingerprint(target.cert_sha256)):
-        problems.append("cert_sha256: must be a SHA-256 fingerprint (64 hex digits, colons allowed)")
-    if target.ca_bundle and "-----BEGIN CERTIFICATE-----" not in target.ca_bundle:
-        problems.append("ca_bundle: must be PEM text (-----BEGIN CERTIFICATE-----)")
-    if target.insecure_skip_cert_validation and (target.ca_bundle or target.cert_sha256):
-        problems.append("insecure_skip_cert_validation: contradicts ca_bundle / cert_sha256; choose one")
     if target.connect_timeout <= 0:
         problems.append("connect_timeout: must be positive")
-    if options.mode not in SYSPREP_MODES:
-        problems.append(f"mode: {options.mode!r} is not one of {sorted(SYSPREP_MODES)}")
-    for i, arg in enumerate(options.extra_args):
-        flag = arg.split(":", 1)[0].lower()
-        if not EXTRA_ARG.match(arg):
-            problems.append(f"extra_args[{i}]: {arg!r} does not match {EXTRA_ARG.pattern}")
-        elif flag in FIXED_SYSPREP_FLAGS:
-            problems.append(f"extra_args[{i}]: {arg} is always set by this step (or by mode)")
-        elif flag in CONFLICTING_FLAGS:
-            problems.append(f"extra_args[{i}]: {arg} conflicts with /oobe /quit")
-    length = len(" ".join(options.extra_args))
-    if length > MAX_EXTRA_ARGS_LENGTH:
-        problems.append(
-            f"extra_args: {length} characters together, more than {MAX_EXTRA_ARGS_LENGTH} (start-sysprep must stay "
-            "one cmd.exe command line)"
-        )
-    unknown = sorted(set(options.skip_checks) - set(CHECKS))
-    if unknown:
-        problems.append(f"skip_checks: unknown {', '.join(unknown)}; known: {', '.join(CHECKS)}")
+    broken = winrm_problems(
+        target.transport,
+        target.scheme != "http",
+        target.ca_bundle or None,
+        target.cert_sha256 or None,
+        target.insecure_skip_cert_validation,
+    ) + sysprep_problems(options.mode, options.extra_args, sorted(options.skip_checks))
+    problems += [f"{p.where(FIELD_NAMES)}: {p.message}" for p in broken]
     for name in ("agent_timeout", "sysprep_timeout", "poll_interval"):
         if getattr(options, name) <= 0:
             problems.append(f"{name}: must be positive")

@@ -34,8 +34,6 @@ from hooks.targets import WinRmTarget
 from hooks.waiting import Deadline, retry
 from hooks.windows.scripts import GuestScript, clean_clixml, parse_result_line, tail
 
-TRANSPORTS = frozenset({"ntlm", "kerberos", "credssp", "basic"})
-
 OPERATION_TIMEOUT = 20
 """Seconds WinRM holds one Receive open before answering "still running" (the client then asks again)."""
 READ_TIMEOUT = 30

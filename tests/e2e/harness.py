@@ -29,7 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE_BUILD = ROOT / "tools" / "engine" / "build.sh"
 PROGRAM_SERVER = ROOT / "tools" / "engine" / "program.py"
-PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "config.py", "components", "hooks", "pyproject.toml", "uv.lock")
+PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "config", "components", "hooks", "pyproject.toml", "uv.lock")
 PASSPHRASE = "e2e-passphrase-not-a-secret"
 PROJECT = "image-gallery"
 BUILD_TIMEOUT = 1800.0

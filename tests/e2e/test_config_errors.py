@@ -2,7 +2,7 @@
 
 What the user sees depends on who reads the file first. The engine parses `Pulumi.<stack>.yaml` before the program
 runs, so for malformed YAML (a tab, a duplicate key) the CLI's own error is what `pulumi preview` prints: it names
-the line, and the program is never started. Everything the engine accepts reaches config.py, which gives the
+the line, and the program is never started. Everything the engine accepts reaches config/, which gives the
 same problem lines under the CLI as under `make plan`.
 """
 

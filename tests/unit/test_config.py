@@ -637,6 +637,17 @@ RULES = [
         "basic over http would send the password in clear; use useHttps: true",
     ),
     (
+        # the same rule as hooks.windows.sysprep.validate's (it used to pass here and fail only at `pulumi up`)
+        {
+            f"{WINRM}.useHttps": False,
+            f"{WINRM}.allowUnencryptedHttp": True,
+            f"{WINRM}.certificateSha256": DELETE,
+            f"{WINRM}.insecureSkipCertificateValidation": True,
+        },
+        f"{WINRM}.insecureSkipCertificateValidation",
+        "contradicts useHttps: false: there is no certificate to verify over http",
+    ),
+    (
         {f"{WINRM}.transport": "digest"},
         f"{WINRM}.transport",
         "'digest' is not one of 'ntlm', 'kerberos', 'credssp', 'basic'",

@@ -22,7 +22,7 @@ PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nplaintext-private-key-body\n
 
 
 def copy_project(into: Path) -> None:
-    for name in ("__main__.py", "Pulumi.yaml", "commands", "components", "config.py", "hooks"):
+    for name in ("__main__.py", "Pulumi.yaml", "commands", "components", "config", "hooks"):
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, into / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:

@@ -13,6 +13,7 @@ import pytest
 import config
 from commands import plan
 from components.captured_image_version import pinned_defaults
+from config.versions import default_end_of_life
 from hooks.errors import ConfigError
 from hooks.providers.version_test_boot import VersionTestBoot
 from hooks.version_boot import TestBootRequest, vm_body
@@ -59,7 +60,7 @@ def test_end_of_life_and_deletion_default_to_the_azure_clis() -> None:
     v = load(raw).images[0].versions[0]
     assert (v.end_of_life_date, v.default_end_of_life_date) == (None, "2027-05-22T00:00:00Z")
     assert v.block_deletion_before_end_of_life is None, "not configured: the CLI's default (blocked) applies"
-    assert config._default_end_of_life(date(2026, 8, 31)) == "2027-02-28T00:00:00Z", "clamped to the month's end"
+    assert default_end_of_life(date(2026, 8, 31)) == "2027-02-28T00:00:00Z", "clamped to the month's end"
 
 
 def test_configured_deletion_safety_is_kept() -> None:
@@ -351,7 +352,7 @@ def test_a_promoted_version_is_test_booted_on_a_host_of_the_pool() -> None:
 
 
 # Azure's documented list of administrator names a VM refuses (osProfile.adminUsername), written out here on its
-# own so that a name dropped from config.py is noticed.
+# own so that a name dropped from config/constants.py is noticed.
 AZURE_REFUSED_ADMIN_NAMES = [
     "administrator",
     "admin",

@@ -1,0 +1,176 @@
+"""`sourceVms`: the existing VMs that versions are captured from, and how each guest is reached (`ssh` for Linux,
+`winrm` with its `sysprep` options for Windows).
+
+What a Windows guest's settings may be is hooks.targets' rules (`winrm_problems`, `sysprep_problems`), the ones
+hooks.windows.sysprep.validate applies before it contacts a guest: here they are reported at the stack file's key
+paths (STACK_KEYS names each setting as the stack file does). The stack file adds its own policies on top: the
+listener's certificate is verified explicitly, and plain http needs an explicit opt-in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from config.constants import HOST_NAME
+from config.reader import Node
+from config.specs import SourceVmSpec, SshSpec, SysprepSpec, WinRmSpec
+from hooks.host_keys import parse_host_key
+from hooks.targets import SHA256_FINGERPRINT, SettingProblem, Spelling, VmRef, sysprep_problems, winrm_problems
+
+STACK_KEYS = Spelling(
+    names={
+        "scheme": "useHttps",
+        "ca_bundle": "caCertificate",
+        "cert_sha256": "certificateSha256",
+        "insecure_skip_cert_validation": "insecureSkipCertificateValidation",
+        "extra_args": "extraArgs",
+        "skip_checks": "skipChecks",
+    },
+    https="useHttps: true",
+    http="useHttps: false",
+)
+"""The stack file's key of each WinRmTarget / SysprepOptions field whose name differs."""
+
+
+def read_source_vms(node: Node | None) -> dict[str, SourceVmSpec | None]:
+    """Every declared key; None for an entry whose own problems are already reported."""
+    result: dict[str, SourceVmSpec | None] = {}
+    if node is None:
+        return result
+    for key in list(node.value):
+        vm_node = node.child(str(key), required=True)
+        result[str(key)] = None
+        if vm_node is None:
+            continue
+        vm_id = vm_node.string("id", None, required=True)
+        vm: VmRef | None = None
+        if vm_id is not None:
+            try:
+                vm = VmRef.parse(vm_id)
+            except ValueError as exc:
+                vm_node.problem("id", str(exc))
+        ssh_node = vm_node.child("ssh")
+        winrm_node = vm_node.child("winrm")
+        if ssh_node is not None and winrm_node is not None:
+            vm_node.problems.append(f"{vm_node.path}: set ssh (Linux) or winrm (Windows), not both")
+        ssh = read_ssh(ssh_node) if ssh_node is not None else None
+        winrm = read_winrm(winrm_node) if winrm_node is not None else None
+        deallocate = vm_node.boolean("deallocate", True)
+        vm_node.done()
+        if vm is not None and (ssh_node is None or ssh is not None) and (winrm_node is None or winrm is not None):
+            result[str(key)] = SourceVmSpec(str(key), vm, ssh, winrm, deallocate)
+    return result
+
+
+def read_ssh(node: Node) -> SshSpec | None:
+    """`ssh`: how the waagent deprovision reaches a Linux guest."""
+    host = node.string("host", None, HOST_NAME, "is not a host name or IP address", True)
+    username = node.string("username", None, required=True)
+    port = node.integer("port", 22, 1, 65535)
+    private_key = node.secret("privateKey")
+    passphrase = node.secret("passphrase")
+    password = node.secret("password")
+    if (private_key is None) == (password is None):
+        node.problems.append(
+            f"{node.path}: set exactly one of privateKey or password (got {'both' if private_key else 'neither'})"
+        )
+    if passphrase is not None and private_key is None:
+        node.problem("passphrase", "is only used with privateKey")
+    host_key = node.string("hostKey", None)
+    if host_key is not None:
+        try:
+            parse_host_key(host_key)
+        except ValueError as exc:
+            node.problem("hostKey", str(exc))
+    insecure = node.boolean("insecureIgnoreHostKey", False)
+    if insecure and host_key is not None:
+        node.problem(
+            "insecureIgnoreHostKey", "contradicts hostKey: remove one (verifying the host key is the safe choice)"
+        )
+    if host_key is None and not insecure:
+        node.problem(
+            "hostKey",
+            "is required: the VM's host key (`ssh-keyscan <host>` from a trusted network, or "
+            "`az vm run-command invoke ... cat /etc/ssh/ssh_host_ed25519_key.pub`); "
+            "set insecureIgnoreHostKey: true only for throwaway VMs",
+        )
+    connect = node.positive("connectTimeoutMinutes", SshSpec.connect_timeout_minutes)
+    command = node.positive("commandTimeoutMinutes", SshSpec.command_timeout_minutes)
+    node.done()
+    if host is None or username is None:
+        return None
+    return SshSpec(host, username, port, private_key, passphrase, password, host_key, insecure, connect, command)
+
+
+def read_sysprep(node: Node | None) -> SysprepSpec:
+    """`winrm.sysprep`: how sysprep is run and watched (all optional)."""
+    if node is None:
+        return SysprepSpec()
+    mode = "" if node.raw("mode") == "" else node.string("mode", SysprepSpec.mode)
+    extra = node.strings("extraArgs")
+    skip = node.strings("skipChecks")
+    _report(node, sysprep_problems(mode, extra, skip))
+    spec = SysprepSpec(
+        mode=mode,
+        extra_args=extra,
+        skip_checks=frozenset(skip),
+        agent_timeout_minutes=node.positive("agentTimeoutMinutes", SysprepSpec.agent_timeout_minutes),
+        timeout_minutes=node.positive("timeoutMinutes", SysprepSpec.timeout_minutes),
+        poll_interval_seconds=node.positive("pollIntervalSeconds", SysprepSpec.poll_interval_seconds),
+    )
+    node.done()
+    return spec
+
+
+def read_winrm(node: Node) -> WinRmSpec | None:
+    """`winrm`: how sysprep reaches a Windows guest, and how the listener's certificate is verified."""
+    host = node.string("host", None, HOST_NAME, "is not a host name or IP address", True)
+    username = node.string("username", None, required=True)
+    password = node.secret("password")
+    if password is None and node.value.get("password") is None:  # an empty or malformed one is reported already
+        node.problem("password", "is required (secret: `pulumi config set --secret --path ...`)")
+    use_https = node.boolean("useHttps", True)
+    allow_http = node.boolean("allowUnencryptedHttp", False)
+    if not use_https and not allow_http:
+        node.problem(
+            "useHttps",
+            "false sends WinRM traffic without TLS (only NTLM/Kerberos message encryption protects the password and "
+            "the sysprep session); keep useHttps: true, or set allowUnencryptedHttp: true to accept that",
+        )
+    elif not use_https:
+        node.shared.warnings.append(
+            f"{node.path}: WinRM over plain http (allowUnencryptedHttp: true): the session is not protected by TLS; "
+            "use it only on an isolated network"
+        )
+    elif allow_http:
+        node.problem("allowUnencryptedHttp", "is only used with useHttps: false")
+    port = node.integer("port", 5986 if use_https else 5985, 1, 65535)
+    transport = node.string("transport", WinRmSpec.transport)
+    ca = node.string("caCertificate", None)
+    pin = node.string("certificateSha256", None)
+    insecure = node.boolean("insecureSkipCertificateValidation", False)
+    _report(node, winrm_problems(transport, use_https, ca, pin, insecure, STACK_KEYS))
+    if pin is not None and not SHA256_FINGERPRINT.fullmatch(pin):
+        pin = None  # reported: counts as no pin, so the missing verification is reported too
+    if use_https and ca is None and pin is None and not insecure:
+        node.problem(
+            "caCertificate",
+            "set caCertificate or certificateSha256 so the WinRM listener's certificate can be verified "
+            "(or insecureSkipCertificateValidation: true for throwaway VMs only)",
+        )
+    if ca is not None and pin is not None:
+        node.problem("certificateSha256", "set caCertificate or certificateSha256, not both")
+    connect = node.positive("connectTimeoutMinutes", WinRmSpec.connect_timeout_minutes)
+    sysprep = read_sysprep(node.child("sysprep"))
+    node.done()
+    if host is None or username is None or password is None:
+        return None
+    return WinRmSpec(
+        host, username, password, port, use_https, transport, ca, pin, insecure, connect, sysprep, allow_http
+    )
+
+
+def _report(node: Node, problems: Iterable[SettingProblem]) -> None:
+    """hooks.targets' problems, each at its stack file key's path."""
+    for p in problems:
+        node.problems.append(f"{node.at(p.where(STACK_KEYS))}: {p.message}")

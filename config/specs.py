@@ -1,0 +1,373 @@
+"""The typed, immutable specs a stack config becomes: what the components receive (never `pulumi.Config`).
+
+Secrets (private keys, passphrases, passwords) are `Secret`s, so a spec can be printed or logged without leaking
+them; the components hand them to Pulumi as secret outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from config.constants import PARTNER_CENTER_APPS, PUBLIC_CLOUD_GRAPH, PUBLISHER_ROLES, SUBNET_ID
+from hooks.targets import PUBLIC_CLOUD_ARM, ImageVersionRef, VmRef
+
+
+class Secret:
+    """A secret config value. Its repr and str never show the value; `.reveal()` does, on purpose."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret([secret])"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class GallerySpec:
+    """The Azure Compute Gallery that holds the image definitions."""
+
+    name: str
+    """Gallery name: letters, digits, `_` and `.`, 1-80 characters, no leading or trailing period."""
+    resource_group: str
+    """Existing resource group the gallery lives in."""
+    location: str
+    """Azure region of the gallery resource (e.g. `westeurope`)."""
+    description: str = ""
+    """Free text shown in the portal."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Tags on the gallery."""
+    marketplace: bool = True
+    """The gallery publishes to the Azure Marketplace: preview also checks Marketplace certification rules."""
+
+
+@dataclass(frozen=True)
+class PartnerCenterAppSpec:
+    """One of Partner Center's first-party applications, looked up by application ID in the tenant."""
+
+    display_name: str
+    app_id: str
+
+
+@dataclass(frozen=True)
+class PublisherSpec:
+    """How Partner Center gets read access to the gallery (and only the gallery)."""
+
+    principal_id: str | None
+    """Object ID (GUID) of the publisher's user, group or service principal; None: no role for a publisher account
+    (only with access `partnerCenterServicePrincipals`)."""
+    principal_type: str
+    """User | Group | ServicePrincipal | ForeignGroup | Device (avoids replication-lag failures)."""
+    role: str = "Owner"
+    """Owner (Partner Center's documented requirement) or ComputeGalleryImageReader."""
+    tenant_id: str | None = None
+    """Publisher's tenant; when set, preview checks the gallery's subscription belongs to it."""
+    access: str = "owner"
+    """owner | partnerCenterServicePrincipals (see PUBLISHER_ACCESS)."""
+    graph_endpoint: str = PUBLIC_CLOUD_GRAPH
+    """Microsoft Graph, where preview looks Partner Center's service principals up (sovereign clouds differ)."""
+    apps: tuple[PartnerCenterAppSpec, ...] = tuple(PartnerCenterAppSpec(n, a) for n, a in PARTNER_CENTER_APPS)
+    """With partnerCenterServicePrincipals: the applications whose service principals get the reader role."""
+
+    @property
+    def service_principals(self) -> bool:
+        """Whether the newer way is selected (resource provider registered, first-party principals granted)."""
+        return self.access == "partnerCenterServicePrincipals"
+
+    @property
+    def role_definition_guid(self) -> str:
+        return PUBLISHER_ROLES[self.role]
+
+
+@dataclass(frozen=True)
+class PurchasePlanSpec:
+    """The purchase plan of an image definition (Marketplace images that carry a plan)."""
+
+    name: str
+    publisher: str
+    product: str
+
+
+@dataclass(frozen=True)
+class AzureSpec:
+    """How the imperative side reaches Azure Resource Manager."""
+
+    arm_endpoint: str = PUBLIC_CLOUD_ARM
+    """ARM base URL; change for sovereign clouds or Azure Stack."""
+    audience: str | None = None
+    """Token audience if it differs from the endpoint (Azure Stack Hub)."""
+    poll_interval_seconds: float = 15.0
+    """Seconds between polls of long-running operations when Azure sends no Retry-After."""
+    operation_timeout_minutes: float = 30.0
+    """Bound for each ARM wait (deallocation, state changes)."""
+    on_arm_unreachable: str = "fail"
+    """During preview checks: `fail` or `warn` when ARM cannot be reached or credentials fail."""
+    parallel_hosts: int = 0
+    """Dynamic provider host processes for the generalization chains; 0: enough that no chain ever waits."""
+    allow_unknown_regions: bool = False
+    """`allowUnknownRegions`: region names are not checked against Azure's lists (sovereign clouds, new regions)."""
+
+
+@dataclass(frozen=True)
+class SshSpec:
+    """SSH access to a Linux source VM (for `waagent -deprovision+user`)."""
+
+    host: str
+    """Address the machine running Pulumi can reach (private IP, DNS name, or a forwarded bastion port)."""
+    username: str
+    """Admin user with passwordless sudo; waagent deletes this user."""
+    port: int = 22
+    private_key: Secret | None = None
+    """OpenSSH private key (secret: `pulumi config set --secret --path ...`)."""
+    passphrase: Secret | None = None
+    """Passphrase of the private key, if any (secret)."""
+    password: Secret | None = None
+    """Password instead of a key (secret)."""
+    host_key: str | None = None
+    """Expected host key, `ssh-ed25519 AAAA...` or a known_hosts line. Required unless insecureIgnoreHostKey."""
+    insecure_ignore_host_key: bool = False
+    """Accept any host key. Loudly warned; only for throwaway test VMs."""
+    connect_timeout_minutes: float = 10.0
+    """Bound for connecting while the VM boots (retries with backoff)."""
+    command_timeout_minutes: float = 15.0
+    """Bound for the deprovision script."""
+
+
+@dataclass(frozen=True)
+class SysprepSpec:
+    """How sysprep is run and watched on a Windows source VM."""
+
+    mode: str = "vm"
+    """Value for `/mode:` (`vm`), or empty for none (hooks.targets.SYSPREP_MODES)."""
+    extra_args: tuple[str, ...] = ()
+    """Extra sysprep flags, only `/flag` or `/flag:value` words; none the step sets itself or that would defeat it,
+    such as `/unattend:...` (hooks.targets.SYSPREP_REFUSED_FLAGS)."""
+    skip_checks: frozenset[str] = frozenset()
+    """Pre-checks to skip by name (hooks.targets.SYSPREP_CHECKS): guest-agent, server-roles, bitlocker, appx,
+    pending-reboot, cdrom, removable-storage."""
+    agent_timeout_minutes: float = 10.0
+    """Bound for the Azure guest agent services to be Running."""
+    timeout_minutes: float = 60.0
+    """Bound for sysprep to reach IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE."""
+    poll_interval_seconds: float = 5.0
+    """Seconds between ImageState polls."""
+
+
+@dataclass(frozen=True)
+class WinRmSpec:
+    """WinRM access to a Windows source VM (for sysprep)."""
+
+    host: str
+    username: str
+    """Local administrator sysprep runs as (never SYSTEM)."""
+    password: Secret
+    """Password of that user (secret)."""
+    port: int = 5986
+    use_https: bool = True
+    transport: str = "ntlm"
+    """ntlm | kerberos | credssp | basic (hooks.targets.WINRM_TRANSPORTS)."""
+    ca_certificate: str | None = None
+    """PEM of the CA (or self-signed certificate) that issued the WinRM listener's certificate."""
+    certificate_sha256: str | None = None
+    """Pinned SHA-256 fingerprint of the listener certificate (instead of caCertificate)."""
+    insecure_skip_certificate_validation: bool = False
+    """Accept any certificate. Loudly warned; only for throwaway test VMs."""
+    connect_timeout_minutes: float = 10.0
+    sysprep: SysprepSpec = field(default_factory=SysprepSpec)
+    allow_unencrypted_http: bool = False
+    """`useHttps: false` was opted into explicitly (`allowUnencryptedHttp: true`); loudly warned."""
+
+
+@dataclass(frozen=True)
+class SourceVmSpec:
+    """An existing VM that versions are captured from, and how to reach its guest."""
+
+    key: str
+    """Name under `sourceVms` that versions refer to."""
+    vm: VmRef
+    ssh: SshSpec | None = None
+    winrm: WinRmSpec | None = None
+    deallocate: bool = True
+    """For Specialized definitions: deallocate before capture (recommended for a consistent disk)."""
+
+    @property
+    def id(self) -> str:
+        return self.vm.id
+
+
+@dataclass(frozen=True)
+class TargetRegionSpec:
+    """A region the version is replicated to."""
+
+    name: str
+    replica_count: int = 1
+    """1-100 replicas in this region."""
+    storage_account_type: str = "Standard_LRS"
+    exclude_from_latest: bool = False
+    disk_encryption_set_id: str | None = None
+    """Disk encryption set of this region for the OS disk and every data disk (`encryption.osDiskImage` /
+    `dataDiskImages`); None: platform-managed keys."""
+    confidential_vm_disk_encryption_set_id: str | None = None
+    """With confidentialVmEncryptionType EncryptedWithCmk: this region's disk encryption set for the confidential
+    OS disk (`osDiskImage.securityProfile.secureVMDiskEncryptionSetId`)."""
+
+
+@dataclass(frozen=True)
+class TestBootSpec:
+    """The opt-in test boot of each new version of a definition (`validate: true`): a throwaway VM from the version
+    in its first target region, with no public IP, deleted once Azure reports it provisioned with a Ready agent."""
+
+    __test__ = False  # not a pytest test class
+
+    resource_group: str
+    """Existing resource group the throwaway VM, its NIC and disks are created in (subscription of the subnet)."""
+    subnet_id: str
+    """Subnet the VM's only NIC joins (no public IP); its virtual network must be in the first target region."""
+    vm_size: str
+    """Size of the throwaway VM."""
+    timeout_minutes: float = 20.0
+    """Bound for provisioning and the guest agent to report Ready."""
+    admin_username: str = "igvalidate"
+    """Administrator of a Generalized image's VM (its password is generated per run and never stored)."""
+
+    @property
+    def subscription_id(self) -> str:
+        m = SUBNET_ID.fullmatch(self.subnet_id)
+        assert m is not None
+        return m["sub"]
+
+
+@dataclass(frozen=True)
+class SourceVersionSpec:
+    """An existing gallery image version that a version is promoted from: Azure copies it, nothing is recaptured.
+
+    Exactly one of `id` or (`stack`, `definition`, `version`) is set."""
+
+    id: ImageVersionRef | None = None
+    """The source version's resource ID, given directly (any gallery or subscription the identity can read)."""
+    stack: str | None = None
+    """Another stack of this project (`dev`, or `organization/image-gallery/dev`) that exports the source version
+    in its `versionIds` output; read through a `pulumi.StackReference`."""
+    definition: str | None = None
+    """With `stack`: the image definition name in that stack."""
+    version: str | None = None
+    """With `stack`: the version (Major.Minor.Patch) in that stack."""
+
+    @property
+    def export_key(self) -> str:
+        """The key in the other stack's `versionIds` (`definition/version`)."""
+        return f"{self.definition}/{self.version}"
+
+    @property
+    def label(self) -> str:
+        """Where the version comes from, for the plan and messages."""
+        if self.id is not None:
+            return f"version {self.id.id}"
+        return f"stack {self.stack}: {self.definition} {self.version}"
+
+
+@dataclass(frozen=True)
+class ImageVersionSpec:
+    """One gallery image version: captured from a source VM, or promoted from another image version."""
+
+    version: str
+    """Major.Minor.Patch, each a non-negative 32-bit integer."""
+    source_vm: SourceVmSpec | None
+    """The VM it is captured from; None for a promoted version."""
+    target_regions: tuple[TargetRegionSpec, ...]
+    replica_count: int = 1
+    """Default replicas per region."""
+    storage_account_type: str = "Standard_LRS"
+    replication_mode: str = "Full"
+    exclude_from_latest: bool = False
+    end_of_life_date: str | None = None
+    """ISO date after which the version should not be used; None: not configured, the Azure CLI's default applies
+    (DEFAULT_END_OF_LIFE_MONTHS after the version is first created, kept in the state afterwards)."""
+    create_timeout_minutes: float = 180.0
+    """Bound for Azure's capture + replication (it can take hours with many regions)."""
+    protect: bool = True
+    """Protect the published version from `pulumi destroy` and accidental replacement."""
+    allow_deletion_of_replicated_locations: bool = False
+    block_deletion_before_end_of_life: bool | None = None
+    """None: not configured, the Azure CLI's default applies (deletion blocked before the end of life)."""
+    default_end_of_life_date: str | None = None
+    """What the Azure CLI's default end of life is for a version created today (used when end_of_life_date is
+    None)."""
+    source_version: SourceVersionSpec | None = None
+    """The version it is promoted from (instead of `source_vm`): no guest step, no ARM half."""
+    data_disk_luns: tuple[int, ...] | None = None
+    """`dataDiskLuns`: the LUNs of the source VM's data disks (Azure captures them all); preview holds the VM to
+    them. None: not declared (whatever the VM has is captured; preview lists it)."""
+    confidential_vm_encryption_type: str | None = None
+    """One of CONFIDENTIAL_VM_ENCRYPTION_TYPES, for confidential definitions only."""
+
+
+@dataclass(frozen=True)
+class ImageDefinitionSpec:
+    """A gallery image definition and the versions captured into it."""
+
+    name: str
+    os_type: str
+    os_state: str
+    hyper_v_generation: str
+    architecture: str
+    security_type: str
+    publisher: str
+    offer: str
+    sku: str
+    description: str = ""
+    eula: str | None = None
+    privacy_statement_uri: str | None = None
+    release_note_uri: str | None = None
+    end_of_life_date: str | None = None
+    min_vcpus: int | None = None
+    max_vcpus: int | None = None
+    min_memory_gb: int | None = None
+    max_memory_gb: int | None = None
+    versions: tuple[ImageVersionSpec, ...] = ()
+    disk_controller_types: tuple[str, ...] = ()
+    """The DiskControllerTypes feature (SCSI, NVMe); empty: not declared (Azure's default is SCSI only)."""
+    accelerated_network: bool | None = None
+    """The IsAcceleratedNetworkSupported feature; None: not declared."""
+    hibernate: bool | None = None
+    """The IsHibernateSupported feature; None: not declared."""
+    purchase_plan: PurchasePlanSpec | None = None
+    """The definition's purchase plan (name, publisher, product)."""
+    disallowed_disk_types: tuple[str, ...] = ()
+    """Managed disk types VMs from this image must not use (`disallowed.diskTypes`)."""
+    plan_image_type: str | None = None
+    """`planImageType`: the Marketplace plan's image type this definition is published as (PLAN_IMAGE_TYPES)."""
+    test_boot: TestBootSpec | None = None
+    """`validate: true` with `validation`: boot each new version once before calling it done."""
+
+    @property
+    def latest_version(self) -> str | None:
+        """The version Azure serves as `latest`: the highest one not excluded from latest (None: there is none)."""
+        candidates = [v.version for v in self.versions if not v.exclude_from_latest]
+        return max(candidates, key=lambda v: tuple(int(p) for p in v.split(".")), default=None)
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """Everything one stack declares."""
+
+    gallery: GallerySpec
+    images: tuple[ImageDefinitionSpec, ...]
+    publisher: PublisherSpec | None = None
+    azure: AzureSpec = field(default_factory=AzureSpec)
+    source_vms: Mapping[str, SourceVmSpec] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    """Things that are allowed but deserve a look: insecure opt-ins, keys in a misspelt namespace."""
