@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NoReturn, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import pulumi
 from pulumi.dynamic import ConfigureRequest, ResourceProvider
@@ -194,3 +194,21 @@ class DynamicProvider(ReportsFailures, ConfiguredLogin, ResourceProvider):
         # On this object only: every call passes login_settings() down in ArmSettings.login, so none needs the
         # process-wide fallback that ConfiguredLogin.configure also fills (hooks/login.py, transitional).
         self._login_stack = stack_settings(req.config.get)
+
+
+class DynamicResource(pulumi.dynamic.Resource):
+    """Base class of every dynamic resource here: run by a new `PROVIDER` object, every one of its `OUTPUTS`
+    declared up front, its name among the inputs for log lines (`declared_inputs`). Subclasses pass the type's
+    `module` and `name` as class keywords (pulumi.dynamic.Resource); `TYPE` is the type token they make."""
+
+    PROVIDER: ClassVar[type[DynamicProvider]]
+    OUTPUTS: ClassVar[tuple[str, ...]]
+    TYPE: ClassVar[str]
+    """e.g. "pulumi-python:dynamic/generalization:GuestGeneralization" (the URN of a child step is made with it)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.TYPE = f"pulumi-python:{cls._resource_type_name}"
+
+    def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(self.PROVIDER(), name, declared_inputs(name, props, self.OUTPUTS), opts)

@@ -21,8 +21,8 @@ from hooks.log import Log
 from hooks.login import LoginSettings
 from hooks.providers.base import (
     DynamicProvider,
+    DynamicResource,
     arm_settings,
-    declared_inputs,
     known,
     log_for,
     log_urn,
@@ -332,27 +332,23 @@ def _checked_status(settings: ArmSettings, vm: VmRef, target: preflight.CaptureT
     return status if status is not None else arm.get_status(settings, vm, log)
 
 
-class GuestGeneralization(pulumi.dynamic.Resource, module="generalization", name="GuestGeneralization"):
+class GuestGeneralization(DynamicResource, module="generalization", name="GuestGeneralization"):
     """Generalizes the source VM from inside the guest (waagent or sysprep). Shown separately in Pulumi."""
 
-    TYPE = "pulumi-python:dynamic/generalization:GuestGeneralization"
+    PROVIDER = GuestGeneralizationProvider
+    OUTPUTS = GUEST_OUTPUTS
 
     vm_id: pulumi.Output[str]
     action: pulumi.Output[str]
     finished_at: pulumi.Output[str]
 
-    def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(GuestGeneralizationProvider(), name, declared_inputs(name, props, GUEST_OUTPUTS), opts)
 
-
-class VmGeneralization(pulumi.dynamic.Resource, module="generalization", name="VmGeneralization"):
+class VmGeneralization(DynamicResource, module="generalization", name="VmGeneralization"):
     """Deallocates the source VM and marks it generalized through ARM, then verifies. Shown separately."""
 
-    TYPE = "pulumi-python:dynamic/generalization:VmGeneralization"
+    PROVIDER = VmGeneralizationProvider
+    OUTPUTS = VM_OUTPUTS
 
     vm_id: pulumi.Output[str]
     generalized: pulumi.Output[bool]
     finished_at: pulumi.Output[str]
-
-    def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(VmGeneralizationProvider(), name, declared_inputs(name, props, VM_OUTPUTS), opts)

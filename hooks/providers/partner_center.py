@@ -11,14 +11,13 @@ is the principal of a Compute Gallery Image Reader role assignment on the galler
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult
 
 from hooks.errors import ArmError
-from hooks.providers.base import DynamicProvider, arm_settings, declared_inputs, fail, known, log_for, user_facing
+from hooks.providers.base import DynamicProvider, DynamicResource, arm_settings, fail, known, log_for, user_facing
 
 REGISTRATION_OUTPUTS = ("subscription_id", "namespace", "registration_state", "resource_name")
 PRINCIPAL_OUTPUTS = ("object_id", "app_id", "display_name", "resource_name")
@@ -118,27 +117,19 @@ class PartnerCenterServicePrincipalProvider(DynamicProvider):
         """Nothing to delete: the service principal belongs to the tenant, not to this stack."""
 
 
-class ProviderRegistration(pulumi.dynamic.Resource, module="partnercenter", name="ProviderRegistration"):
+class ProviderRegistration(DynamicResource, module="partnercenter", name="ProviderRegistration"):
     """A resource provider namespace registered on a subscription (left registered on delete)."""
 
-    TYPE = "pulumi-python:dynamic/partnercenter:ProviderRegistration"
+    PROVIDER = ProviderRegistrationProvider
+    OUTPUTS = REGISTRATION_OUTPUTS
 
     registration_state: pulumi.Output[str]
 
-    def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(ProviderRegistrationProvider(), name, declared_inputs(name, props, REGISTRATION_OUTPUTS), opts)
 
-
-class PartnerCenterServicePrincipal(
-    pulumi.dynamic.Resource, module="partnercenter", name="PartnerCenterServicePrincipal"
-):
+class PartnerCenterServicePrincipal(DynamicResource, module="partnercenter", name="PartnerCenterServicePrincipal"):
     """One of Partner Center's first-party service principals in the tenant, found by application ID."""
 
-    TYPE = "pulumi-python:dynamic/partnercenter:PartnerCenterServicePrincipal"
+    PROVIDER = PartnerCenterServicePrincipalProvider
+    OUTPUTS = PRINCIPAL_OUTPUTS
 
     object_id: pulumi.Output[str]
-
-    def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(
-            PartnerCenterServicePrincipalProvider(), name, declared_inputs(name, props, PRINCIPAL_OUTPUTS), opts
-        )

@@ -12,10 +12,10 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 
 from hooks.errors import ImageGalleryError
 from hooks.promotion import PromotionTarget, require_match, run_checks
-from hooks.providers.base import DynamicProvider, arm_settings, declared_inputs, fail, known, log_for
+from hooks.providers.base import DynamicProvider, DynamicResource, arm_settings, fail, known, log_for
 from hooks.targets import ImageVersionRef
 
-OUTPUTS = ("source_id", "checked_at")
+PROMOTION_OUTPUTS = ("source_id", "checked_at")
 REPLACE_KEYS = ("source_id",)
 
 
@@ -86,11 +86,11 @@ class VersionPromotionProvider(DynamicProvider):
         return CreateResult(id_=f"{source.id}/promotion", outs={"source_id": source.id, "checked_at": checked_at})
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs={k: olds.get(k) for k in OUTPUTS})
+        return UpdateResult(outs={k: olds.get(k) for k in PROMOTION_OUTPUTS})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         # A record of a check that passed: it stays valid when the source is later retired or deleted.
-        return ReadResult(id_=id_, outs={k: props.get(k) for k in OUTPUTS})
+        return ReadResult(id_=id_, outs={k: props.get(k) for k in PROMOTION_OUTPUTS})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         log_for(props, "promotion").info(
@@ -98,14 +98,12 @@ class VersionPromotionProvider(DynamicProvider):
         )
 
 
-class VersionPromotion(pulumi.dynamic.Resource, module="promotion", name="VersionPromotion"):
+class VersionPromotion(DynamicResource, module="promotion", name="VersionPromotion"):
     """Checks that a source image version can be promoted into the target definition; its `source_id` output
     feeds the version, so the version is never created before the checks passed."""
 
-    TYPE = "pulumi-python:dynamic/promotion:VersionPromotion"
+    PROVIDER = VersionPromotionProvider
+    OUTPUTS = PROMOTION_OUTPUTS
 
     source_id: pulumi.Output[str]
     checked_at: pulumi.Output[str]
-
-    def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(VersionPromotionProvider(), name, declared_inputs(name, props, OUTPUTS), opts)

@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
-from hooks.providers.base import DynamicProvider, arm_settings, declared_inputs, known, log_for, same_input, user_facing
+from hooks.providers.base import DynamicProvider, DynamicResource, arm_settings, known, log_for, same_input, user_facing
 
 TEST_BOOT_OUTPUTS = (
     "version_id",
@@ -111,12 +111,10 @@ class VersionTestBootProvider(DynamicProvider):
         log_for(props, "test boot").info("removed from the stack; the test boot left nothing in Azure to delete")
 
 
-class VersionTestBoot(pulumi.dynamic.Resource, module="validation", name="VersionTestBoot"):
+class VersionTestBoot(DynamicResource, module="validation", name="VersionTestBoot"):
     """Boots a throwaway VM from a new image version once, then deletes it (opt-in: `validate: true`)."""
 
-    TYPE = "pulumi-python:dynamic/validation:VersionTestBoot"
+    PROVIDER = VersionTestBootProvider
+    OUTPUTS = TEST_BOOT_OUTPUTS
 
     agent_status: pulumi.Output[str]
-
-    def __init__(self, name: str, props: Mapping[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(VersionTestBootProvider(), name, declared_inputs(name, props, TEST_BOOT_OUTPUTS), opts)
