@@ -1,4 +1,4 @@
-"""The capture-time rules of hooks/preflight.py as pure functions, and the shared read cache (no network)."""
+"""The capture-time rules of hooks/preflight as pure functions, and the shared read cache (no network)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 from hooks import preflight, steps
 from hooks.arm import ImageVersionFacts, VmFacts, VmStatus
 from hooks.errors import ArmAccessDenied, ArmUnreachable
-from hooks.preflight import CaptureTarget, GalleryRef, ReadCache, security_type_problem
-from hooks.targets import VmRef
+from hooks.log import Log
+from hooks.preflight import CaptureTarget, ReadCache, security_type_problem
+from hooks.targets import ArmSettings, GalleryRef, VmRef
 
 VM = VmRef("00000000-0000-0000-0000-00000000aaaa", "rg-src", "src-vm")
 RUNNING = VmStatus("running", False, "succeeded", ("PowerState/running",))
@@ -221,6 +222,60 @@ def test_errors_are_shared_and_entries_expire() -> None:
     now[0] = 31.0
     assert cache.get(("e", "vm"), lambda: "ok", 30, 1) == ("ok", True)
     assert cache.get(("e", "vm"), lambda: "again", 0, 1) == ("again", True), "max_age 0 reads afresh"
+
+
+def test_a_shared_error_is_raised_as_an_exception_of_its_own_in_each_thread() -> None:
+    # One ARM error, cached, reaches several checks at once: each must raise its own exception, or their
+    # tracebacks (written by every raise) mix, and a handler in one thread sees another thread's frames.
+    cache = ReadCache(ttl=30)
+    failure = ArmAccessDenied("403: the identity needs Microsoft.Compute/virtualMachines/read")
+    failure.__cause__ = RuntimeError("the HTTP answer")
+
+    def denied() -> str:
+        raise failure
+
+    with pytest.raises(ArmAccessDenied) as first:
+        cache.get(("e", "vm"), denied, 30, 1)
+    start = threading.Barrier(4)
+    caught: list[BaseException] = []
+
+    def read() -> None:
+        start.wait()
+        try:
+            cache.get(("e", "vm"), lambda: "never fetched", 30, 5)
+        except ArmAccessDenied as exc:
+            caught.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(caught) == 4 and first.value is failure
+    assert len({id(e) for e in [failure, *caught]}) == 5, "every thread raised an exception of its own"
+    for exc in caught:
+        assert type(exc) is ArmAccessDenied and str(exc) == str(failure) and exc.__cause__ is failure.__cause__
+        frames = [tb.tb_frame.f_code.co_name for tb in _walk(exc.__traceback__)]
+        assert frames == ["read", "get"], frames  # this thread's raise only, nothing of the others or the fetch
+
+
+def _walk(tb: Any) -> list[Any]:
+    found = []
+    while tb is not None:
+        found.append(tb)
+        tb = tb.tb_next
+    return found
+
+
+def test_a_check_whose_login_failed_raises_it_anew_in_each_read() -> None:
+    reader = preflight.CheckReader(ArmSettings(), Log("test", sink=lambda _: None), max_age=0.0, budget=15.0)
+    reader.login_failure = ArmUnreachable("no Azure access token could be obtained")
+    raised = []
+    for _ in range(2):
+        with pytest.raises(ArmUnreachable, match="no Azure access token") as caught:
+            reader.vm_facts(VM)
+        raised.append(caught.value)
+    assert raised[0] is not raised[1] and reader.login_failure not in raised
 
 
 def test_waiting_for_another_read_is_bounded() -> None:

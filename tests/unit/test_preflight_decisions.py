@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from hooks import preflight
+from hooks import arm, preflight
 from hooks.arm import ImageVersionFacts
 from hooks.errors import ArmUnreachable
 from hooks.log import Log
@@ -73,10 +73,10 @@ def test_a_check_out_of_its_time_bound_reads_nothing_more(monkeypatch: pytest.Mo
     def must_not_read(*args: object, **kw: object) -> None:
         raise AssertionError("a read was attempted after the check's bound")
 
-    monkeypatch.setattr(preflight.arm, "get_facts", must_not_read)
-    monkeypatch.setattr(preflight.arm, "get_subscription_tenant", must_not_read)
-    monkeypatch.setattr(preflight.arm, "get_image_version", must_not_read)
-    reader = preflight._Reader(ArmSettings(), Log("test", sink=lambda _: None), max_age=0.0, budget=0.0)
+    monkeypatch.setattr(arm, "get_facts", must_not_read)
+    monkeypatch.setattr(arm, "get_subscription_tenant", must_not_read)
+    monkeypatch.setattr(arm, "get_image_version", must_not_read)
+    reader = preflight.CheckReader(ArmSettings(), Log("test", sink=lambda _: None), max_age=0.0, budget=0.0)
     for read in (
         lambda: reader.vm_facts(VM),
         lambda: reader.subscription_tenant(VM.subscription_id),
@@ -88,6 +88,6 @@ def test_a_check_out_of_its_time_bound_reads_nothing_more(monkeypatch: pytest.Mo
 
 
 def test_the_documented_bounds_of_the_checks() -> None:
-    # The README promises a check bounded to about 15 s; the other values are documented in hooks/preflight.py.
+    # The README promises a check bounded to about 15 s; the other values are documented in hooks/preflight/reads.py.
     assert (preflight.CACHE_TTL, preflight.CHECK_BUDGET, preflight.CALL_TIMEOUT) == (30.0, 15.0, 8.0)
     assert (preflight.REQUEST_TIMEOUT, preflight.MAX_RETRIES) == (4.0, 1)
