@@ -431,7 +431,7 @@ class IdTokenRequest:
         return value
 
 
-# --- a provider's stack settings -----------------------------------------------------------------------------
+# --- where the settings come from ------------------------------------------------------------------------------
 
 
 def stack_settings(get: Callable[[str], Any]) -> dict[str, str]:
@@ -446,45 +446,20 @@ class ConfiguredLogin:
     The provider host unpickles each provider once per process, configures it, and keeps that object for every
     call; it never pickles it again, so the settings (secrets among them) never reach the state. A provider
     passes `login_settings()` to the ARM calls in `ArmSettings.login` (`arm_settings(props, self.login_settings())`)
-    and to `arm.SharedLogin(...)`."""
+    and to `arm.SharedLogin(...)`. Nothing is kept anywhere else: two providers of one host keep their own."""
 
     _login_stack: Mapping[str, str] | None = None
     """Set by `configure()` in the host; None before (a provider never configured logs in from the environment)."""
 
     def configure(self, req: Any) -> None:
         self._login_stack = stack_settings(req.config.get)
-        configure(req.config.get)  # transitional: for providers that do not pass login_settings() yet
 
     def login_settings(self, environ: Mapping[str, str] | None = None) -> LoginSettings:
         """The login settings now: this provider's stack settings, then the environment."""
         return LoginSettings.resolve(self._login_stack or {}, os.environ if environ is None else environ)
 
 
-# --- transitional: the process's stack settings ---------------------------------------------------------------
-# Read by hooks.arm only when a call brings no `ArmSettings.login` (a provider not passing login_settings() yet).
-# Delete with the last such caller: a module global written by configure() is action at a distance.
-
-_STACK: dict[str, str] = {}
-_STACK_LOCK = threading.Lock()
-
-
-def configure(get: Callable[[str], Any]) -> None:
-    """Keep this process's azure-native login settings, read with `get(full_key)` (transitional, see above)."""
-    found = stack_settings(get)
-    with _STACK_LOCK:
-        _STACK.clear()
-        _STACK.update(found)
-
-
-def current(environ: Mapping[str, str] | None = None) -> LoginSettings:
-    """The login settings of a caller that passes none: the configured stack settings (transitional), then the
-    environment."""
-    with _STACK_LOCK:
-        stack = dict(_STACK)
-    return LoginSettings.resolve(stack, os.environ if environ is None else environ)
-
-
-def reset() -> None:
-    """Forget the configured stack settings (tests)."""
-    with _STACK_LOCK:
-        _STACK.clear()
+def from_environment(environ: Mapping[str, str] | None = None) -> LoginSettings:
+    """The login settings of a caller that has no stack settings (a command such as `commands.replication`, or an
+    ARM call that brings no `ArmSettings.login`): the ARM_* variables, else DefaultAzureCredential."""
+    return LoginSettings.resolve({}, os.environ if environ is None else environ)

@@ -55,8 +55,8 @@ class ArmSettings:
     bound_source: str = "armOperationTimeoutMinutes"
     """Where `operation_timeout` comes from, for messages: the config key that raises it."""
     login: LoginSettings | None = field(default=None, repr=False, compare=False)
-    """The Azure login the calls use (hooks/login.py; a provider's from its `configure()`); None: the process's
-    (`login.current()`)."""
+    """The Azure login the calls use (hooks/login.py; a provider's from its `configure()`); None: the
+    environment's (`login.from_environment()`)."""
 
     @property
     def scope(self) -> str:

@@ -31,9 +31,9 @@ from hooks.targets import ArmSettings
 
 
 def login_of(settings: ArmSettings) -> azure_login.LoginSettings:
-    """The login settings ARM calls with these settings use: `settings.login`; when the caller passes none, the
-    process's (hooks/login.py `current()`: the environment, and the settings a provider's `configure()` kept)."""
-    return settings.login if settings.login is not None else azure_login.current()
+    """The login settings ARM calls with these settings use: `settings.login` (a provider's, from its
+    `configure()`); when the caller passes none, the environment's (hooks/login.py `from_environment`)."""
+    return settings.login if settings.login is not None else azure_login.from_environment()
 
 
 class SharedLogin:
@@ -52,8 +52,8 @@ class SharedLogin:
 
     def __init__(self, settings: azure_login.LoginSettings | None = None) -> None:
         self._lock = threading.Lock()
-        self.settings = settings if settings is not None else azure_login.current()
-        """The login settings this login uses (None: the process's, resolved now)."""
+        self.settings = settings if settings is not None else azure_login.from_environment()
+        """The login settings this login uses (None: the environment's, resolved now)."""
         self._credential: TokenCredential | None = None
         self._tokens: dict[tuple[tuple[str, ...], str | None, bool], AccessToken] = {}
         self.logins = 0

@@ -43,9 +43,7 @@ def world(
     for name, value in fake_entra.env.items():
         monkeypatch.setenv(name, value)
     fake_arm_env.trust(fake_entra)
-    login.reset()
     yield fake_arm_env, fake_entra, fake_github_oidc
-    login.reset()
     arm.close_sessions()
 
 

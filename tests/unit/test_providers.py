@@ -157,14 +157,13 @@ def test_the_login_configure_receives_stays_on_the_provider_and_reaches_its_arm_
     from hooks.providers.base import arm_settings
     from hooks.providers.chain import VmGeneralizationProvider
 
-    login.reset()
     stack = {"azure-native:clientId": "client-a", "azure-native:tenantId": "tenant-a", "image-gallery:gallery": "{}"}
     first, second = VmGeneralizationProvider(), VmGeneralizationProvider()
     first.configure(ConfigureRequest(Config(stack, "image-gallery")))
     second.configure(ConfigureRequest(Config({**stack, "azure-native:clientId": "client-b"}, "image-gallery")))
     assert first.login_settings({}).value("clientId") == "client-a"
     assert second.login_settings({}).value("clientId") == "client-b"
-    assert login.current({}).settings == (), "nothing process-wide"
+    assert login.from_environment({}).settings == (), "nothing process-wide"
     props = {"arm": {"endpoint": "https://arm.example", "poll_interval": 1, "operation_timeout": 60}}
     settings = arm_settings(props, first.login_settings({}))
     assert settings.login is not None and settings.login.value("tenantId") == "tenant-a"
