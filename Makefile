@@ -1,6 +1,7 @@
 # image-gallery: every target installs what it needs. On a fresh Debian machine, Python 3.11 and make suffice.
 #   make plan STACK=dev [FORMAT=json]     offline plan of a stack (no network, no credentials)
 #   make replication STACK=dev [WATCH=1]  per-region replication progress of the stack's versions (read-only)
+#   make recover STACK=dev [PREVIEW=1]    after a killed `pulumi up`: the one command (README "When a run fails")
 #   make demo                             a real `pulumi up` of a demo stack against local stand-ins (fake Azure)
 #   make test                             the whole suite (installs test prerequisites with apt-get when root)
 #   make e2e                              only the end-to-end tests under the real Pulumi CLI
@@ -29,7 +30,7 @@ export UV_PYTHON_DOWNLOADS := never
 .PHONY: help venv plan replication test unit integration e2e engine demo lint typecheck bench sandbox prereqs clean mutation
 
 help:
-	@sed -n '2,9p' Makefile
+	@sed -n '2,10p' Makefile
 
 # uv itself: the one on PATH, or a private copy installed with pip into .cache/bootstrap.
 $(BOOTSTRAP)/bin/uv:
@@ -54,6 +55,14 @@ plan: $(VENV_STAMP)
 # Reads the stack file and GETs each version's replication status (never writes to Azure); WATCH=1 follows it.
 replication: $(VENV_STAMP)
 	@$(UV) run --frozen --no-sync python -m commands.replication $(STACK) --format $(FORMAT) $(if $(WATCH),--watch)
+
+# After a killed `pulumi up` (CI cancelled, runner lost): releases the stack's lock, imports what the killed run
+# created in Azure and clears the rest of its pending creates, then `pulumi up` (PREVIEW=1: `pulumi preview`
+# instead). WAIT_MINUTES bounds the wait for a version still replicating. The up workflow's `recover` runs it too.
+.PHONY: recover
+recover: $(VENV_STAMP)
+	@$(UV) run --frozen --no-sync python -m commands.recover $(STACK) $(if $(PREVIEW),--preview-only) \
+	  $(if $(WAIT_MINUTES),--wait-minutes $(WAIT_MINUTES))
 
 lint: $(VENV_STAMP)
 	$(UV) run --frozen --no-sync ruff check .

@@ -1,0 +1,259 @@
+"""commands/recover.py without Pulumi or Azure: what becomes of each pending operation, the repaired state, the
+lock files of a file backend. The whole command runs under the real CLI in tests/e2e/test_recovery.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from commands.recover import (
+    AZURE_TYPES,
+    Action,
+    AzureType,
+    RecoverError,
+    creating_version,
+    decide,
+    file_backend_root,
+    repaired,
+    resource_id,
+    stack_locks,
+    subscription_finder,
+    version_coordinates,
+)
+
+SUB = "00000000-0000-0000-0000-00000000aaaa"
+GALLERY = f"/subscriptions/{SUB}/resourceGroups/rg-gallery/providers/Microsoft.Compute/galleries/gal"
+VERSION_ID = f"{GALLERY}/images/img/versions/1.0.0"
+VM = f"/subscriptions/{SUB}/resourceGroups/rg-build/providers/Microsoft.Compute/virtualMachines/vm1"
+PROVIDER = "urn:pulumi:dev::image-gallery::pulumi:providers:azure-native::default_3_29_0"
+ROLE = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+
+
+def version_inputs(**extra: Any) -> dict[str, Any]:
+    return {
+        "resourceGroupName": "rg-gallery",
+        "galleryName": "gal",
+        "galleryImageName": "img",
+        "galleryImageVersionName": "1.0.0",
+        "location": "westeurope",
+        "storageProfile": {"source": {"virtualMachineId": VM}},
+        **extra,
+    }
+
+
+def pending(rtype: str, inputs: Mapping[str, Any], op: str = "creating", name: str = "img-1.0.0") -> dict[str, Any]:
+    return {
+        "type": op,
+        "resource": {
+            "urn": f"urn:pulumi:dev::image-gallery::{rtype}::{name}",
+            "type": rtype,
+            "custom": True,
+            "inputs": dict(inputs),
+            "provider": f"{PROVIDER}::p1",
+            "parent": "urn:pulumi:dev::image-gallery::image-gallery:index:CapturedImageVersion::img-1.0.0",
+            "dependencies": ["urn:pulumi:dev::image-gallery::pulumi-python:dynamic/generalization:VmGeneralization::x"],
+        },
+    }
+
+
+class Azure:
+    """ARM as the reader sees it: resource ID → answer; every read recorded."""
+
+    def __init__(self, **resources: Mapping[str, Any]) -> None:
+        self.resources = {k.lower(): v for k, v in resources.items()}
+        self.reads: list[str] = []
+
+    def read(self, kind: AzureType, rid: str, subscription: str) -> Mapping[str, Any] | None:
+        self.reads.append(rid)
+        return self.resources.get(rid.lower())
+
+
+def always(subscription: str | None) -> Any:
+    return lambda resource: subscription
+
+
+def version_in_azure(source: str = VM, state: str = "Creating") -> dict[str, Any]:
+    return {
+        "id": VERSION_ID,
+        "name": "1.0.0",
+        "location": "West Europe",
+        "properties": {"storageProfile": {"source": {"virtualMachineId": source}}, "provisioningState": state},
+    }
+
+
+def test_a_version_in_azure_from_the_programs_vm_is_imported_at_the_programs_id() -> None:
+    azure = Azure(**{VERSION_ID: version_in_azure(VM.upper())})  # ARM IDs are case-insensitive
+    d = decide(pending("azure-native:compute:GalleryImageVersion", version_inputs()), always(SUB), azure.read)
+    assert d.action is Action.IMPORT and d.arm_id == VERSION_ID
+    assert azure.reads == [VERSION_ID]
+    assert "provisioning Creating" in d.reason
+
+
+def test_a_version_of_that_number_from_another_vm_is_refused_naming_both_sources() -> None:
+    other = VM.replace("vm1", "vm2")
+    azure = Azure(**{VERSION_ID: version_in_azure(other)})
+    d = decide(pending("azure-native:compute:GalleryImageVersion", version_inputs()), always(SUB), azure.read)
+    assert d.action is Action.REFUSE
+    assert f"storageProfile.source is {other} in Azure, {VM} in the program" in d.reason
+
+
+def test_a_resource_azure_does_not_have_is_cleared_and_a_chain_step_never_asks_azure() -> None:
+    azure = Azure()
+    d = decide(pending("azure-native:compute:GalleryImageVersion", version_inputs()), always(SUB), azure.read)
+    assert d.action is Action.CLEAR and "not in Azure" in d.reason
+    step = pending("pulumi-python:dynamic/generalization:GuestGeneralization", {"vm_id": VM}, name="img-1.0.0-guest")
+    assert decide(step, always(SUB), azure.read).action is Action.CLEAR
+    assert decide(pending("pulumi:providers:azure-native", {}), always(SUB), azure.read).action is Action.CLEAR
+    assert azure.reads == [VERSION_ID]
+
+
+def test_an_interrupted_update_is_dropped_and_an_unknown_type_is_refused() -> None:
+    azure = Azure()
+    update = pending("azure-native:compute:GalleryImageVersion", version_inputs(), op="updating")
+    assert decide(update, always(SUB), azure.read).action is Action.CLEAR
+    unknown = decide(pending("azure-native:network:VirtualNetwork", {}), always(SUB), azure.read)
+    assert unknown.action is Action.REFUSE and "does not know where" in unknown.reason
+    assert azure.reads == []
+
+
+def test_a_definition_is_compared_on_what_cannot_change_in_place() -> None:
+    image_id = f"{GALLERY}/images/img"
+    inputs = {
+        "resourceGroupName": "rg-gallery",
+        "galleryName": "gal",
+        "galleryImageName": "img",
+        "location": "westeurope",
+        "osType": "Windows",
+        "osState": "Generalized",
+        "identifier": {"publisher": "contoso", "offer": "o", "sku": "s"},
+        "description": "ours",
+    }
+    found = {
+        "id": image_id,
+        "location": "westeurope",
+        "properties": {
+            "osType": "Windows",
+            "osState": "Generalized",
+            "identifier": {"publisher": "Contoso", "offer": "o", "sku": "other"},
+            "description": "someone else's",  # mutable: `pulumi up` updates it
+        },
+    }
+    d = decide(pending("azure-native:compute:GalleryImage", inputs), always(SUB), Azure(**{image_id: found}).read)
+    assert d.action is Action.REFUSE
+    assert "identifier.sku is other in Azure, s in the program" in d.reason
+    assert "publisher" not in d.reason and "description" not in d.reason
+
+
+def test_a_role_assignment_is_found_at_its_scope_and_compared_by_principal_and_role() -> None:
+    rid = f"{GALLERY}/providers/Microsoft.Authorization/roleAssignments/6f0a2c55-0000-4000-8000-000000000001"
+    inputs = {
+        "scope": GALLERY,
+        "roleAssignmentName": "6f0a2c55-0000-4000-8000-000000000001",
+        "principalId": "11111111-2222-3333-4444-555555555555",
+        "roleDefinitionId": ROLE,
+    }
+    found = {"id": rid, "properties": {"principalId": inputs["principalId"], "roleDefinitionId": ROLE.upper()}}
+    azure = Azure(**{rid: found})
+    d = decide(pending("azure-native:authorization:RoleAssignment", inputs), always(None), azure.read)
+    assert d.action is Action.IMPORT and d.arm_id == rid
+    other = {"id": rid, "properties": {"principalId": "99999999-2222-3333-4444-555555555555", "roleDefinitionId": ROLE}}
+    refused = decide(
+        pending("azure-native:authorization:RoleAssignment", inputs), always(None), Azure(**{rid: other}).read
+    )
+    assert refused.action is Action.REFUSE and "principalId is 99999999" in refused.reason
+
+
+def test_the_id_needs_every_path_input_and_the_subscription() -> None:
+    kind = AZURE_TYPES["azure-native:compute:GalleryImageVersion"]
+    assert resource_id(kind, version_inputs(), SUB) == VERSION_ID
+    with pytest.raises(RecoverError, match="no subscriptionId"):
+        resource_id(kind, version_inputs(), None)
+    missing = {k: v for k, v in version_inputs().items() if k != "galleryImageVersionName"}
+    with pytest.raises(RecoverError, match="no galleryImageVersionName"):
+        resource_id(kind, missing, SUB)
+    d = decide(pending("azure-native:compute:GalleryImageVersion", missing), always(SUB), Azure().read)
+    assert d.action is Action.REFUSE
+
+
+def test_the_subscription_is_the_providers_else_the_environments() -> None:
+    resources = [
+        {"urn": PROVIDER, "id": "p1", "type": "pulumi:providers:azure-native", "inputs": {"subscriptionId": "sub-a"}},
+        {"urn": PROVIDER + "x", "id": "p2", "type": "pulumi:providers:azure-native", "inputs": {}},
+    ]
+    find = subscription_finder(resources, {"ARM_SUBSCRIPTION_ID": "sub-env"})
+    assert find({"provider": f"{PROVIDER}::p1"}) == "sub-a"
+    assert find({"provider": f"{PROVIDER}x::p2"}) == "sub-env"
+    assert subscription_finder(resources, {})({"provider": f"{PROVIDER}x::p2"}) is None
+
+
+def test_the_repaired_state_holds_the_imports_as_resources_and_no_pending_operation() -> None:
+    azure = Azure(**{VERSION_ID: version_in_azure()})
+    version = pending("azure-native:compute:GalleryImageVersion", version_inputs())
+    step = pending("pulumi-python:dynamic/generalization:GuestGeneralization", {}, name="img-1.0.0-guest")
+    exported = {
+        "version": 3,
+        "deployment": {
+            "resources": [{"urn": "urn:a", "type": "pulumi:pulumi:Stack"}],
+            "pending_operations": [version, step],
+        },
+    }
+    decisions = [decide(op, always(SUB), azure.read) for op in exported["deployment"]["pending_operations"]]
+    state = repaired(exported, decisions)
+    assert "pending_operations" not in state["deployment"]
+    assert exported["deployment"]["pending_operations"], "the export itself is left as it was"
+    resources = state["deployment"]["resources"]
+    assert [r["urn"] for r in resources] == ["urn:a", version["resource"]["urn"]]
+    imported = resources[-1]
+    assert imported["id"] == VERSION_ID
+    assert imported["inputs"] == version_inputs()  # the program's: `pulumi up` sees no change
+    assert imported["outputs"]["provisioningState"] == "Creating"
+    assert imported["outputs"]["azureApiVersion"] == AZURE_TYPES[imported["type"]].api_version
+    assert imported["parent"] == version["resource"]["parent"]
+    assert imported["dependencies"] == version["resource"]["dependencies"]
+    assert creating_version(imported)
+    assert version_coordinates(imported) == (SUB, "rg-gallery", "gal", "img", "1.0.0")
+    assert not creating_version({**imported, "outputs": {"provisioningState": "Succeeded"}})
+
+
+def test_lock_files_of_a_file_backend(tmp_path: Path) -> None:
+    assert file_backend_root(f"file://{tmp_path}") == tmp_path
+    assert file_backend_root("file://~/state") == Path(os.path.expanduser("~/state"))
+    assert file_backend_root("https://api.pulumi.com") is None
+    locks = tmp_path / ".pulumi" / "locks" / "organization" / "image-gallery"
+    (locks / "dev").mkdir(parents=True)
+    (locks / "prod").mkdir()
+    dead = {"pid": 2**22 + 7, "hostname": socket.gethostname(), "timestamp": "t1", "username": "u"}
+    (locks / "dev" / "a.json").write_text(json.dumps(dead))
+    (locks / "prod" / "b.json").write_text(json.dumps(dead))
+    other_project = tmp_path / ".pulumi" / "locks" / "organization" / "other" / "dev"
+    other_project.mkdir(parents=True)
+    (other_project / "c.json").write_text(json.dumps(dead))
+    found = stack_locks(tmp_path, "image-gallery", "dev")
+    assert [lock.path.name for lock in found] == ["a.json"]
+    assert not found[0].held_here()  # no such process
+    live = {**dead, "pid": os.getpid()}
+    (locks / "dev" / "a.json").write_text(json.dumps(live))
+    assert stack_locks(tmp_path, "image-gallery", "dev")[0].held_here()
+    elsewhere = {**live, "hostname": "another-runner"}
+    (locks / "dev" / "a.json").write_text(json.dumps(elsewhere))
+    assert not stack_locks(tmp_path, "image-gallery", "dev")[0].held_here()
+
+
+def test_people_and_ci_run_the_same_command() -> None:
+    """`make recover` runs this module, and the up workflow's `recover` option runs `make recover`."""
+    root = Path(__file__).resolve().parents[2]
+    makefile = (root / "Makefile").read_text()
+    target = makefile[makefile.index("\nrecover:") :].split("\n\n", 1)[0]
+    assert "python -m commands.recover $(STACK)" in target
+    steps = yaml.safe_load((root / ".github" / "workflows" / "up-stack.yml").read_text())["jobs"]["up"]["steps"]
+    (step,) = [s for s in steps if s.get("name") == "recover from a killed run"]
+    assert step["if"] == "inputs.recover"
+    assert 'make recover STACK="$STACK"' in step["run"]
+    assert "clear-pending-creates" not in step["run"]
