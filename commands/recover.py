@@ -40,7 +40,7 @@ import logging
 import os
 import re
 import socket
-import subprocess  # nosec B404 - runs the Pulumi CLI, with argument lists, never a shell
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -217,6 +217,8 @@ def resource_id(kind: AzureType, inputs: Mapping[str, Any], subscription_id: str
 
 
 class Action(Enum):
+    """What becomes of a pending operation: imported as the resource Azure has, cleared, or recovery refused."""
+
     IMPORT = "import"
     CLEAR = "clear"
     REFUSE = "refuse"
@@ -429,7 +431,7 @@ class PulumiCli:
     ) -> subprocess.CompletedProcess[str]:
         argv = [self.executable, *args, *(["--stack", self.stack] if stack else []), "--non-interactive"]
         try:
-            done = subprocess.run(  # nosec B603 - an argument list, no shell
+            done = subprocess.run(
                 argv,
                 cwd=self.cwd,
                 capture_output=not stream,

@@ -44,7 +44,7 @@ def install(ws: Workspace) -> dict[str, str]:
 def main(argv: list[str]) -> int:
     real, project = os.environ[REAL], os.environ[PROJECT]
     if not argv or argv[0] not in RUNS_PROGRAM:
-        os.execv(real, [real, *argv])  # nosec B606 - the pinned CLI, with the caller's arguments
+        os.execv(real, [real, *argv])
     server = subprocess.Popen(
         [sys.executable, "-u", str(PROGRAM_SERVER), project],
         cwd=project,
