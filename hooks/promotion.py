@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from hooks.errors import ArmError, ArmUnreachable, PromotionMismatch
 from hooks.log import Log
 from hooks.login import AUXILIARY_TENANTS, LoginSettingsError, stack_key
+from hooks.regions import region_key
 from hooks.targets import ArmSettings, GalleryRef, ImageVersionRef
 
 if TYPE_CHECKING:
@@ -117,11 +118,6 @@ def _mismatch(path: str, message: str, cause: ArmError | None = None) -> Mismatc
     from hooks.preflight import Mismatch
 
     return Mismatch(path, message, "source_id", cause=cause)
-
-
-def region_key(name: str) -> str:
-    """Azure region names compare without case and spaces ("West Europe" is westeurope)."""
-    return name.replace(" ", "").lower()
 
 
 # --- the rules (pure) ----------------------------------------------------------------------------------------
@@ -470,22 +466,16 @@ def require_match(
     settings: ArmSettings, source: ImageVersionRef, t: PromotionTarget, log: Log, now: datetime | None = None
 ) -> None:
     """The create path: the same checks, read afresh; raises PromotionMismatch listing every problem, or the ARM
-    error type when the checks could only not run."""
-    from hooks.preflight import describe
+    error type when the checks could only not run (hooks.preflight `raise_problems`, as for a capture)."""
+    from hooks.preflight import raise_problems
 
-    problems = run_checks(settings, source, t, log, now=now)
-    if not problems:
-        return
-    if any(not p.unverified for p in problems):
-        raise PromotionMismatch(
-            f"{t.source_label} cannot be promoted into {t.definition_label}, version {t.version} "
-            f"({t.version_path}); nothing was created:\n{describe(problems)}"
-        )
-    cause = problems[0].cause
-    assert cause is not None
-    raise type(cause)(
-        f"the promotion checks of {t.version_path} could not run, so nothing was created:\n{describe(problems)}"
-    ) from cause
+    raise_problems(
+        run_checks(settings, source, t, log, now=now),
+        PromotionMismatch,
+        f"{t.source_label} cannot be promoted into {t.definition_label}, version {t.version} ({t.version_path})",
+        f"the promotion checks of {t.version_path}",
+        "nothing was created",
+    )
 
 
 # --- state compatibility -------------------------------------------------------------------------------------

@@ -23,13 +23,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, NoReturn, TypeVar
 
 import pulumi
-from pulumi.dynamic import ConfigureRequest, ResourceProvider
+from pulumi.dynamic import ResourceProvider
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from hooks.errors import ImageGalleryError
 from hooks.log import Log
-from hooks.login import ConfiguredLogin, LoginSettings, stack_settings
+from hooks.login import ConfiguredLogin, LoginSettings
 from hooks.providers.engine_log import sink_for
 from hooks.providers.host import in_provider_host
 from hooks.step_failures import StepFailed, drop_step_failure_frames
@@ -189,11 +189,6 @@ class DynamicProvider(ReportsFailures, ConfiguredLogin, ResourceProvider):
 
     Subclasses define no `__init__` and set no attribute outside `configure()`: the object is pickled into the
     state by reference, and anything set on it before would be pickled along."""
-
-    def configure(self, req: ConfigureRequest) -> None:
-        # On this object only: every call passes login_settings() down in ArmSettings.login, so none needs the
-        # process-wide fallback that ConfiguredLogin.configure also fills (hooks/login.py, transitional).
-        self._login_stack = stack_settings(req.config.get)
 
 
 class DynamicResource(pulumi.dynamic.Resource):

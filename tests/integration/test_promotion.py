@@ -207,6 +207,19 @@ def test_create_runs_the_checks_again_and_creates_nothing_on_a_mismatch(fake_arm
     assert fake_arm.non_get_requests() == []
 
 
+def test_create_whose_checks_cannot_run_creates_nothing_and_says_why(fake_arm: FakeArm, host: DynamicHost) -> None:
+    source = source_version(fake_arm)
+    fake_arm.deny(403, path=r"/images/img/versions/1\.0\.0$", method="GET")
+    with pytest.raises(HostError) as failed:
+        host.create(URN, props(fake_arm, source.id))
+    assert failed.value.details.startswith(
+        f"hooks.step_failures.StepFailed: [img-1.0.0-promotion] the promotion checks of {PATH} could not run, so "
+        "nothing was created:\n  - "
+    ), failed.value.details
+    assert "galleries/images/versions/read" in failed.value.details
+    assert fake_arm.non_get_requests() == []
+
+
 def test_arm_unreachable_says_so_and_warn_continues(fake_arm: FakeArm, host: DynamicHost) -> None:
     source = source_version(fake_arm)
     fake_arm.deny(403, path=r"/images/img/versions/1\.0\.0$", method="GET")
