@@ -7,12 +7,13 @@ engine instead.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from config import stack_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 """The project: Pulumi.yaml and the stack files."""
@@ -44,42 +45,16 @@ class StackFile:
     """This project's key paths written in plaintext (config.plain_leaf_paths)."""
 
 
-class _NoDuplicateKeys(yaml.constructor.SafeConstructor):
-    """Refuses duplicate keys at any depth (the CLI's YAML parser refuses them too; PyYAML would silently keep the
-    last one, e.g. drop a whole source VM)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, list | dict):
-                continue  # unhashable: reported by the base class
-            if key in seen:
-                first = seen[key].start_mark.line + 1
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} is defined twice (first at line {first})", key_node.start_mark
-                )
-            seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)
-
-
-class _StrictLoader(_NoDuplicateKeys, yaml.SafeLoader):
-    """PyYAML's own parser: the one whose messages (what, line, column) a malformed file is reported with."""
-
-
-class _FastStrictLoader(_NoDuplicateKeys, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """libyaml's parser, when PyYAML has it: ten times faster (40 ms of a cold `make plan` of 60 versions)."""
-
-
 def _read_yaml(path: Path) -> Any:
-    """The document of a YAML file; a malformed one raises StackFileError naming the file, line and column."""
+    """The document of a YAML file as the CLI reads it (go-yaml v3's scalars, a key defined twice refused: see
+    config.stack_yaml); a malformed one raises StackFileError naming the file, line and column."""
     try:
         text = path.read_text()
         try:
-            return yaml.load(text, Loader=_FastStrictLoader)  # nosec B506 - a SafeLoader
+            return stack_yaml.load(text, fast=True)  # libyaml's parser: ten times faster
         except yaml.YAMLError:
             pass  # reported as PyYAML's own parser words it, below (libyaml words some problems differently)
-        return yaml.load(text, Loader=_StrictLoader)  # nosec B506 - a SafeLoader
+        return stack_yaml.load(text, fast=False)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -147,9 +122,11 @@ def read_stack(stack: str, root: Path = ROOT) -> StackFile:
         )
     values: dict[str, str] = {}
     secret_keys: list[str] = []
+    masked: dict[str, Any] = {}
     for key, value in stack_config.items():
         full = str(key) if ":" in str(key) else f"{project}:{key}"
         plain, had_secret = _mask_secure(value)
+        masked[full] = plain
         # Like the CLI: a key with nothing after the colon is "" (the CLI warns that this will change).
         values[full] = "" if plain is None else _engine_value(plain)
         if had_secret:
@@ -157,9 +134,19 @@ def read_stack(stack: str, root: Path = ROOT) -> StackFile:
     # Like the CLI: declared project keys not set by the stack take their Pulumi.yaml default.
     for key, declaration in (project_doc.get("config") or {}).items():
         full = key if ":" in key else f"{project}:{key}"
-        if full not in values and isinstance(declaration, dict) and "default" in declaration:
+        if full not in values and isinstance(declaration, dict) and declaration.get("default") is not None:
             values[full] = _engine_value(declaration["default"])
     import config as stack_config_module
+
+    # Like the CLI: a stack value of a key Pulumi.yaml declares with a type is checked before the program runs.
+    type_problems = stack_config_module.declared_type_problems(
+        project_doc.get("config") or {}, masked, secret_keys, project
+    )
+    if type_problems:
+        raise StackFileError(
+            f"{stack_file.name}: the Pulumi CLI refuses values of the wrong type for keys Pulumi.yaml declares "
+            "(before the program runs):\n" + _bullets(type_problems)
+        )
 
     plain_paths = stack_config_module.plain_leaf_paths(stack_config, project)
     return StackFile(project, values, secret_keys, plain_paths)
@@ -180,21 +167,15 @@ def _kind(value: Any) -> str:
 
 
 def _engine_value(value: Any) -> str:
-    """How the engine hands a config value to the program: strings as they are, numbers and booleans as their
-    text, structured values as JSON."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return json.dumps(value, default=str)
+    """How the engine hands a config value to the program (config.stack_yaml.engine_value): strings as they are,
+    numbers and booleans as Go's JSON text of them, structured values as Go's JSON."""
+    return stack_yaml.engine_value(value)
 
 
 def _mask_secure(value: Any) -> tuple[Any, bool]:
     """Replace every `{secure: ...}` leaf with "[secret]": the plan never decrypts anything."""
     if isinstance(value, dict):
-        if set(value) == {"secure"}:
+        if stack_yaml.is_secure(value):
             return SECRET, True
         found = False
         out = {}

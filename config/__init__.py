@@ -11,6 +11,7 @@ One module per job:
 - `reader`: `Node`, a mapping of the raw config with its key path, which records problems instead of raising;
 - `gallery`, `source_vms`, `images`, `versions`: one reader per section of the stack file;
 - `loader`: `load`, the sections in order and the rules across them;
+- `stack_yaml`: a stack file's YAML as the Pulumi CLI reads it (go-yaml v3's scalars) and hands it over;
 - `engine_values`: the config as the engine and the stack file hand it over;
 - `pulumi_adapter`: the only module that touches Pulumi (`from_pulumi`, `login_from_pulumi`).
 
@@ -45,7 +46,13 @@ from config.constants import (
     TEST_BOOT_VM_SIZES,
     TOP_LEVEL_KEYS,
 )
-from config.engine_values import parse_engine_values, plain_leaf_paths, stray_keys, stray_warning
+from config.engine_values import (
+    declared_type_problems,
+    parse_engine_values,
+    plain_leaf_paths,
+    stray_keys,
+    stray_warning,
+)
 from config.loader import load
 from config.pulumi_adapter import LoginInput, from_pulumi, login_from_pulumi
 from config.specs import (
@@ -123,6 +130,7 @@ __all__ = [
     "TargetRegionSpec",
     "TestBootSpec",
     "WinRmSpec",
+    "declared_type_problems",
     "from_pulumi",
     "load",
     "login_from_pulumi",

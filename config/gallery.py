@@ -17,7 +17,7 @@ from config.constants import (
     PUBLISHER_ROLES,
     RESOURCE_GROUP_NAME,
 )
-from config.reader import MISSING, Node, read_guid, read_region
+from config.reader import MISSING, Node, read_guid, read_region, warn_unquoted_date
 from config.specs import AzureSpec, GallerySpec, PublisherSpec
 from hooks.targets import ON_ARM_UNREACHABLE, PUBLIC_CLOUD_ARM
 
@@ -76,6 +76,7 @@ def _check_tags(root: Node, tags: Mapping[str, str]) -> None:
             root.problems.append(f"{at}: a tag name must not contain {' '.join(bad)} (Azure refuses < > % & \\ ? /)")
         if len(value) > _MAX_TAG_VALUE:
             root.problems.append(f"{at}: the value has {len(value)} characters; Azure allows {_MAX_TAG_VALUE}")
+        warn_unquoted_date(root, at, value)
 
 
 def read_publisher(root: Node) -> PublisherSpec | None:

@@ -18,6 +18,11 @@ from config.specs import Secret
 from hooks.regions import closest_region, normalize_region
 
 _REGION = re.compile(r"^[a-z][a-z0-9]{1,40}$")
+# An unquoted date or date-time as the Pulumi CLI hands it over: go-yaml reads it as a time.Time and Pulumi passes
+# its String(), e.g. `2028-12-31 00:00:00 +0000 UTC` (config.stack_yaml.go_time).
+_GO_TIME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}) [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)? [+-][0-9]{4} \S+")
+_YAML11_BOOLEANS = frozenset(("yes", "no", "on", "off", "y", "n"))
+"""YAML 1.1 booleans (PyYAML's): text to the Pulumi CLI, which reads YAML 1.2's true/false only."""
 
 MISSING = object()
 """A key that is not in the config at all (None is a key written with nothing after the colon)."""
@@ -90,9 +95,16 @@ class Node:
         if isinstance(value, Secret):
             self.problem(key, "must not be a secret value")
             return default
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # The CLI hands an unquoted number over as a number (and `1.0` as 1): only quotes keep the text.
+            self.problem(
+                key, f"must be a non-empty string, got {value!r}, a number to the Pulumi CLI: write it in quotes"
+            )
+            return default
         if not isinstance(value, str) or not value.strip():
             self.problem(key, f"must be a non-empty string, got {value!r}")
             return default
+        warn_unquoted_date(self, self.at(key), value)
         if pattern is not None and not pattern.fullmatch(value):
             self.problem(key, f"{value!r} {hint or 'is malformed'}")
             return default
@@ -117,7 +129,10 @@ class Node:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
-        self.problem(key, f"must be true or false, got {value!r}")
+        hint = ""
+        if isinstance(value, str) and value.lower() in _YAML11_BOOLEANS:
+            hint = f" (the Pulumi CLI reads YAML 1.2: {value} is text, only true and false are booleans)"
+        self.problem(key, f"must be true or false, got {value!r}{hint}")
         return default
 
     def integer(self, key: str, default: Any, low: int, high: int) -> Any:
@@ -229,6 +244,16 @@ class Node:
                 self.problem(str(key), f"unknown key (known keys here: {known}){hint}")
 
 
+def warn_unquoted_date(node: Node, path: str, value: str) -> None:
+    """Warn when text is an unquoted date as the Pulumi CLI hands it over (`2026-01-01 00:00:00 +0000 UTC`): the
+    user most likely meant the date as written."""
+    if _GO_TIME.fullmatch(value):
+        node.shared.warnings.append(
+            f"{path}: the Pulumi CLI reads an unquoted date here and hands it over as {value!r}; write it in quotes "
+            f"('{value[:10]}') if that is not what you meant"
+        )
+
+
 def _unit(key: str) -> str:
     return "seconds" if key.endswith("Seconds") else "minutes" if key.endswith("Minutes") else "units"
 
@@ -249,9 +274,11 @@ def read_future_date(node: Node, key: str, today: date) -> str | None:
     if value is MISSING or value is None:
         return None
     parsed: date | None
-    if isinstance(value, date):  # YAML parses unquoted dates
+    if isinstance(value, date):  # a date value (the config given as Python data)
         parsed = value if not isinstance(value, datetime) else value.date()
     else:
+        if isinstance(value, str) and _GO_TIME.fullmatch(value):
+            value = value[:10]  # an unquoted date, as the Pulumi CLI hands it over: its date is what was meant
         try:
             parsed = datetime.fromisoformat(value).date() if isinstance(value, str) else None
         except ValueError:
