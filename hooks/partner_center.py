@@ -7,7 +7,6 @@ token for its own audience from the same credential chain."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from urllib.parse import quote
 
@@ -17,6 +16,7 @@ from hooks import arm
 from hooks.errors import ArmAccessDenied, ArmError, ArmUnreachable, WaitTimeout
 from hooks.log import Log
 from hooks.targets import ArmSettings
+from hooks.waiting import Deadline
 
 PERMISSION_PROVIDER_REGISTER = "Microsoft.Resources/subscriptions/providers/register/action"  # any */register/action
 GRAPH_REQUEST_TIMEOUT = 10.0
@@ -37,18 +37,18 @@ def register(settings: ArmSettings, subscription_id: str, namespace: str, log: L
     path = f"/subscriptions/{subscription_id}/providers/{namespace}/register"
     arm.request(call, subscription_id, "POST", path, params={"api-version": arm.PROVIDERS_API_VERSION})
     log.info(f"registering {namespace} on subscription {subscription_id} (was {state})")
-    deadline = time.monotonic() + settings.operation_timeout
+    deadline = Deadline(settings.operation_timeout, f"{target} to be Registered")
     while True:
-        state = registration_state(settings, subscription_id, namespace)
+        state = registration_state(settings, subscription_id, namespace, within=deadline)
         if state.lower() == "registered":
             log.info(f"{namespace} is registered on subscription {subscription_id}")
             return state
-        if time.monotonic() >= deadline:
+        if deadline.expired:
             raise WaitTimeout(
                 f"{target} is still {state} after {settings.operation_timeout:g}s; Azure registers providers in "
                 f"the background: run again later (raise {settings.bound_source} to wait longer)."
             )
-        time.sleep(settings.poll_interval)
+        deadline.sleep(settings.poll_interval)
 
 
 @dataclass(frozen=True)

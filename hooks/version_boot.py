@@ -24,7 +24,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,6 +44,10 @@ GALLERY_API_VERSION = "2023-07-03"
 NETWORK_API_VERSION = "2024-05-01"
 """Microsoft.Network networkInterfaces and virtualNetworks."""
 PURPOSE_TAG = "image-gallery-purpose"
+NEXT_RUN = (
+    f"The next run removes what a test boot of this version left behind (tagged {TAG}) before booting again, or "
+    "delete it by hand."
+)
 DISK_TYPES = ("StandardSSD_LRS", "Premium_LRS", "Standard_LRS")
 """Disk types for the throwaway VM, in order of preference; the first the definition does not disallow is used."""
 
@@ -129,24 +133,64 @@ class _Arm:
         self.log = log
 
     def send(
-        self, method: str, url: str, doing: str, target: str, permission: str, body: Any = None
+        self,
+        method: str,
+        url: str,
+        doing: str,
+        target: str,
+        permission: str,
+        body: Any = None,
+        *,
+        within: Deadline | None = None,
+        bound_source: str | None = None,
+        accepted: str = "",
     ) -> tuple[int, Any, Mapping[str, str]]:
-        """One request; returns (status, JSON body or None, headers). 4xx/5xx other than 404 raise ArmError."""
-        call = arm.Call(self.settings, doing, target, permission)
-        response = arm.request(call, self.subscription_id, method, url, json=body, accept=(404,))
+        """One request; returns (status, JSON body or None, headers). 4xx/5xx other than 404 raise ArmError.
+
+        `within`: the wait this request is part of, which bounds it too (`bound_source`: its config key);
+        `accepted`: set when the request follows an operation ARM accepted, and ends every error."""
+        call = arm.Call(self._bounded(within, bound_source), doing, target, permission, accepted=accepted)
+        response = arm.request(call, self.subscription_id, method, url, json=body, accept=(404,), within=within)
         try:
             data = response.json() if response.content else None
         except ValueError:
             data = None
         return response.status_code, data, response.headers
 
-    def get(self, path: str, api_version: str, target: str, permission: str, query: str = "") -> Any | None:
-        status, body, _ = self.send("GET", f"{path}?api-version={api_version}{query}", "read", target, permission)
+    def _bounded(self, within: Deadline | None, bound_source: str | None) -> ArmSettings:
+        """The settings a request's messages name: the wait `within` it is part of (its config key
+        `bound_source`) when that is the tighter bound; `arm.request` bounds the request by what is left of it."""
+        if within is None or within.seconds >= self.settings.operation_timeout:
+            return self.settings
+        bounded = replace(self.settings, operation_timeout=within.seconds)
+        return replace(bounded, bound_source=bound_source) if bound_source else bounded
+
+    def get(
+        self,
+        path: str,
+        api_version: str,
+        target: str,
+        permission: str,
+        query: str = "",
+        *,
+        within: Deadline | None = None,
+        bound_source: str | None = None,
+    ) -> Any | None:
+        url = f"{path}?api-version={api_version}{query}"
+        status, body, _ = self.send("GET", url, "read", target, permission, within=within, bound_source=bound_source)
         return None if status == 404 else body
 
-    def wait_operation(self, headers: Mapping[str, str], doing: str, target: str, deadline: Deadline) -> None:
-        """Poll an asynchronous operation (Azure-AsyncOperation, else Location) until it ends; a Failed one raises
-        ArmError quoting Azure's error."""
+    def wait_operation(
+        self,
+        headers: Mapping[str, str],
+        doing: str,
+        target: str,
+        deadline: Deadline,
+        bound_source: str | None = None,
+    ) -> None:
+        """Poll an asynchronous operation (Azure-AsyncOperation, else Location) until it ends, each poll within
+        `deadline` (`bound_source`: its config key); a Failed one raises ArmError quoting Azure's error. Any other
+        failure says the operation may still be running in Azure, and that the next run removes what is left."""
         url = headers.get("Azure-AsyncOperation") or headers.get("azure-asyncoperation")
         monitor = url is None
         url = url or headers.get("Location") or headers.get("location")
@@ -157,8 +201,18 @@ class _Arm:
                 f"ARM answered the request to {doing} {target} with an operation URL outside {self.settings.endpoint} "
                 f"({urlsplit(url).netloc}); it is not followed (the token is never sent elsewhere)."
             )
+        accepted = f"ARM had accepted the request to {doing} {target}, so it may still be running in Azure. {NEXT_RUN}"
         while True:
-            status, body, answer = self.send("GET", url, f"follow the operation to {doing}", target, "")
+            status, body, answer = self.send(
+                "GET",
+                url,
+                f"follow the operation to {doing}",
+                target,
+                "",
+                within=deadline,
+                bound_source=bound_source,
+                accepted=accepted,
+            )
             if monitor:
                 if status != 202:
                     return
@@ -283,7 +337,7 @@ def create_nic(client: _Arm, r: TestBootRequest, deadline: Deadline) -> str:
         "Microsoft.Network/networkInterfaces/write (and Microsoft.Network/virtualNetworks/subnets/join/action)",
         body,
     )
-    client.wait_operation(headers, "create", f"NIC {r.base_name}-nic", deadline)
+    client.wait_operation(headers, "create", f"NIC {r.base_name}-nic", deadline, f"{r.path}.timeoutMinutes")
     return r.nic_path
 
 
@@ -389,6 +443,8 @@ def wait_ready(client: _Arm, r: TestBootRequest, log: Log, deadline: Deadline) -
             f"the throwaway VM {r.base_name}-vm",
             "Microsoft.Compute/virtualMachines/read",
             "&$expand=instanceView",
+            within=deadline,
+            bound_source=f"{r.path}.timeoutMinutes",
         )
         if body is not None:
             props = body.get("properties") or {}

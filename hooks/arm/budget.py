@@ -18,6 +18,7 @@ from azure.mgmt.core.polling.arm_polling import ARMPolling
 
 from hooks.log import Log
 from hooks.targets import ArmSettings
+from hooks.waiting import Deadline
 
 CALL_OPTION = "image_gallery_call"
 """Per-call option carrying the operation's `Budget` through the azure-core pipeline to `BoundedRetryPolicy`
@@ -32,11 +33,17 @@ class Budget:
     what: str
     """e.g. "deallocate VM x (resource group y)", for log lines and errors."""
     log: Log | None = None
+    within: Deadline | None = None
+    """The longer wait this call is part of (e.g. a deallocation's, for its first read and its POST): the call
+    ends at the bound or with that wait, whichever comes first; messages name the bound of `settings`."""
     started: float = field(default_factory=time.monotonic)
     throttled: int = 0
     """Throttled answers (429, or 503 with Retry-After) received so far."""
     unanswered: int = 0
     """Requests that got no answer within the per-request bound so far."""
+    repeated: int = 0
+    """Times the request sent last was sent again (azure-core's retries; a POST, by hooks/arm/vm.py after reading
+    the VM): an error says the request was retried only when it was."""
     last_error: AzureError | None = None
     """The last transport error (no answer, reset): what the call ends with when its bound runs out."""
 
@@ -46,7 +53,8 @@ class Budget:
 
     @property
     def remaining(self) -> float:
-        return self.settings.operation_timeout - self.elapsed
+        left = self.settings.operation_timeout - self.elapsed
+        return left if self.within is None else min(left, self.within.remaining)
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments for one azure-mgmt call (and its poller): this budget and the per-request bounds."""
@@ -55,12 +63,15 @@ class Budget:
             CALL_OPTION: self,
             "connection_timeout": s.request_timeout,
             "read_timeout": s.request_timeout,
-            "timeout": s.operation_timeout,
+            "timeout": max(self.remaining, 0.001),
         }
         if s.max_retries is not None:
             options["retry_total"] = s.max_retries
         return options
 
+
+_SENT = "image_gallery_sent"
+"""Request context key: the request went out once already (the next attempt is a retry)."""
 
 CUT_BY_THE_BOUND = 0.1
 """Seconds: a request left unanswered with less than this left of its operation's bound was cut off by the bound
@@ -68,23 +79,26 @@ CUT_BY_THE_BOUND = 0.1
 
 
 class Throttled(Exception):
-    """ARM kept throttling (429/503 with Retry-After) until the operation's bound could not cover the next wait.
+    """ARM kept throttling (429, or a 5xx with Retry-After) until the operation's bound could not cover the next
+    wait.
 
     Deliberately not an AzureError: azure-core's retry loop would catch that and retry until its timeout."""
 
-    def __init__(self, retry_after: float, budget: Budget, on_poll: bool = False) -> None:
+    def __init__(self, retry_after: float, budget: Budget) -> None:
         super().__init__(f"ARM asked to retry after {retry_after:g}s with {budget.remaining:.0f}s of the bound left")
         self.retry_after = retry_after
         self.budget = budget
-        self.on_poll = on_poll
 
 
 class OperationBound(Exception):
-    """The operation's bound passed while its long-running operation was still being polled."""
+    """The operation's bound ends the wait while its long-running operation still runs: it passed, or ARM set the
+    next poll (Retry-After, its poll interval) beyond it."""
 
-    def __init__(self, status: str) -> None:
+    def __init__(self, status: str, next_poll: float | None = None) -> None:
         super().__init__(f"operation status {status}")
         self.status = status
+        self.next_poll = next_poll
+        """Seconds ARM asked to wait before the next poll, when that is what ended the wait early."""
 
 
 class BoundedRetryPolicy(RetryPolicy[HttpRequest, HttpResponse]):
@@ -96,7 +110,11 @@ class BoundedRetryPolicy(RetryPolicy[HttpRequest, HttpResponse]):
       at once with `Throttled`, so the error says ARM throttles rather than "timed out".
     - A request that gets no answer (read timeout) or a reset connection is retried within the same bound, and
       each retry is logged, so a silent ARM is reported after one per-request bound, not after all retries.
-    - Each request's read timeout is capped by what is left of the operation's bound."""
+      azure-core repeats no POST that went unanswered (ARM may have acted on it); hooks/arm/vm.py reads the VM
+      before sending deallocate or generalize again.
+    - Each request's read timeout, and every wait between attempts (Retry-After or azure-core's exponential backoff,
+      up to 120 s), is capped by what is left of the operation's bound: a call ends at its bound, not a backoff
+      later."""
 
     def __init__(self, **kwargs: Any) -> None:
         # Counts stay generous: the bound in time is what ends a call.
@@ -124,6 +142,10 @@ class BoundedRetryPolicy(RetryPolicy[HttpRequest, HttpResponse]):
             # azure-core's bare "Response timeout".
             raise budget.last_error
         super()._configure_timeout(request, absolute_timeout, is_response_error)
+        if isinstance(budget, Budget):
+            # This attempt goes out: the first of its request, or the request sent again.
+            budget.repeated = budget.repeated + 1 if request.context.get(_SENT) else 0
+            request.context[_SENT] = True
         options = request.context.options
         if "read_timeout" in options:
             options["read_timeout"] = max(min(options["read_timeout"], absolute_timeout), 0.001)
@@ -154,17 +176,25 @@ class BoundedRetryPolicy(RetryPolicy[HttpRequest, HttpResponse]):
 
     def sleep(self, settings: dict[str, Any], transport: Any, response: Any = None) -> None:
         budget = settings.get("budget")
-        if response is not None and isinstance(budget, Budget):
-            retry_after = self.get_retry_after(response)
-            if retry_after is not None and retry_after >= budget.remaining:
+        if not isinstance(budget, Budget):
+            super().sleep(settings, transport, response=response)
+            return
+        retry_after = self.get_retry_after(response) if response is not None else None
+        if retry_after is not None and is_throttle(response.http_response):
+            if retry_after >= budget.remaining:
                 raise Throttled(retry_after, budget)
-            if retry_after is not None and budget.log is not None and budget.throttled in (1, 10, 100):
+            if budget.log is not None and budget.throttled in (1, 10, 100):
                 budget.log.info(
                     f"ARM is throttling requests to {budget.what} (HTTP {response.http_response.status_code}, "
                     f"Retry-After {retry_after:g}s); waiting as asked ({budget.remaining:.0f}s left of the "
                     f"{bound_text(budget.settings)})"
                 )
-        super().sleep(settings, transport, response=response)
+        # As azure-core does (Retry-After when given and not 0, else its exponential backoff), never past the bound:
+        # the next attempt then finds the bound used up and ends the call with what happened last.
+        wait = retry_after if retry_after else self.get_backoff_time(settings)
+        wait = min(wait, max(budget.remaining, 0.0))
+        if wait > 0:
+            transport.sleep(wait)
 
 
 def is_throttle(response: Any) -> bool:
@@ -194,8 +224,11 @@ def no_answer(exc: BaseException, s: ArmSettings) -> str:
 
 class BoundedPolling(ARMPolling):
     """ARM's LRO polling, ended by the operation's bound: the poller thread stops by itself when the bound
-    passes (nothing is left polling in the background), and a Retry-After longer than what is left of the bound
-    ends the call at once with `Throttled` instead of sleeping past it."""
+    passes (nothing is left polling in the background).
+
+    A Retry-After on an operation's answer is ARM's poll interval (when to ask again), not throttling: one longer
+    than what is left of the bound ends the wait at once with `OperationBound` (the operation still runs; ARM
+    will have nothing new before the bound), instead of sleeping past the bound or calling it throttling."""
 
     def __init__(self, budget: Budget, **kwargs: Any) -> None:
         super().__init__(budget.settings.poll_interval, **kwargs)
@@ -206,7 +239,7 @@ class BoundedPolling(ARMPolling):
         if delay >= self._budget.remaining:
             headers = self._pipeline_response.http_response.headers
             if any(headers.get(h) for h in ("Retry-After", "retry-after-ms", "x-ms-retry-after-ms")):
-                raise Throttled(delay, self._budget, on_poll=True)
+                raise OperationBound(self.status(), next_poll=delay)
             self._sleep(max(self._budget.remaining, 0.0))
             raise OperationBound(self.status())
         self._sleep(delay)

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from azure.core.exceptions import (
@@ -22,7 +22,7 @@ from azure.core.exceptions import (
 )
 
 from hooks import login as azure_login
-from hooks.arm.budget import Throttled, bound_text, is_reset
+from hooks.arm.budget import Budget, Throttled, bound_text, is_reset
 from hooks.errors import ArmAccessDenied, ArmError, ArmUnreachable, VmNotFound
 from hooks.targets import ArmSettings, VmRef
 
@@ -108,10 +108,25 @@ class Call:
     """The permission a 403 names, e.g. Microsoft.Compute/virtualMachines/read ("" when none applies)."""
     vm: VmRef | None = None
     """The VM the call is about: a 404 is then VmNotFound."""
+    accepted: str = ""
+    """Set once ARM accepted the operation (a 202) and the call follows it: what that means for the user, e.g.
+    that the operation may still be running in Azure and what the next run does about it. Ends every error."""
+
+    def after_acceptance(self, note: str) -> Call:
+        """This call, once ARM accepted its operation: every error then ends with `note`."""
+        return replace(self, accepted=note)
 
 
-def translate(exc: AzureError, call: Call) -> ArmError:
-    """Map an azure-core/azure-identity exception to the error type the user must act on."""
+def translate(exc: AzureError, call: Call, budget: Budget | None = None) -> ArmError:
+    """Map an azure-core/azure-identity exception to the error type the user must act on. `budget`: the call's
+    (how often the failed request was sent again); `call.accepted` ends the message."""
+    error = _translated(exc, call, budget)
+    if call.accepted:
+        return type(error)(f"{error} {call.accepted}")
+    return error
+
+
+def _translated(exc: AzureError, call: Call, budget: Budget | None) -> ArmError:
     s = call.settings
     if isinstance(exc, ClientAuthenticationError) and exc.response is None:
         # No HTTP response: the credential chain itself failed (not logged in, no identity available).
@@ -140,18 +155,24 @@ def translate(exc: AzureError, call: Call) -> ArmError:
             "network problem, not a login one: check the endpoint, network and proxy settings, and TLS trust "
             "(REQUESTS_CA_BUNDLE)."
         )
+    retried = budget is not None and budget.repeated > 0
     if isinstance(exc, ServiceResponseError) and is_reset(exc):
+        again = (
+            f"and kept doing so on every retry within the {bound_text(s)}"
+            if retried
+            else "and the request was not sent again"
+        )
         return ArmUnreachable(
             f"ARM at {s.endpoint} closed (reset) the connection without answering, to {call.doing} {call.target}, "
-            f"and kept doing so on every retry within the {bound_text(s)}: {quote_azure(str(exc))}. Something "
-            "between here and ARM (proxy, firewall, NAT) drops the connection: check the network and run again; the "
-            "operation is safe to repeat."
+            f"{again}: {quote_azure(str(exc))}. Something between here and ARM (proxy, firewall, NAT) drops the "
+            "connection: check the network and run again; the operation is safe to repeat."
         )
     if isinstance(exc, ServiceResponseError):
+        again = f"retried within the {bound_text(s)}" if retried else "the request was not sent again"
         return ArmUnreachable(
             f"ARM at {s.endpoint} did not answer in time to {call.doing} {call.target} (per-request bound "
-            f"{s.request_timeout:g}s, retried within the {bound_text(s)}): {quote_azure(str(exc))}. Check the "
-            "network and run again; the operation is safe to repeat."
+            f"{s.request_timeout:g}s, {again}): {quote_azure(str(exc))}. Check the network and run again; the "
+            "operation is safe to repeat."
         )
     return ArmError(
         f"could not {call.doing} {call.target}: {quote_azure(str(exc))}. Run again; if it persists, check ARM."
@@ -187,24 +208,22 @@ def _refused(exc: HttpResponseError, call: Call) -> ArmError:
 
 
 @contextmanager
-def arm_errors(call: Call) -> Iterator[None]:
+def arm_errors(call: Call, budget: Budget | None = None) -> Iterator[None]:
     """Translate what leaves the block (azure-core's and azure-identity's errors, throttling past the bound) into
-    the `hooks.errors` type the user must act on."""
+    the `hooks.errors` type the user must act on. `budget`: the call's, so that the message says only what
+    happened (e.g. whether a request that got no answer was sent again)."""
     try:
         yield
     except AzureError as exc:
-        raise translate(exc, call) from exc
+        raise translate(exc, call, budget) from exc
     except Throttled as exc:
         # Throttling is ARM refusing work for now: the same category as unreachable (preview may only warn).
         b = exc.budget
-        asked = (
-            f"asked to wait {exc.retry_after:g}s before polling the operation again"
-            if exc.on_poll
-            else f"answered {b.throttled} throttled request(s) and asked to wait {exc.retry_after:g}s more"
-        )
-        raise ArmUnreachable(
+        message = (
             f"ARM at {call.settings.endpoint} is throttling requests: to {call.doing} {call.target} this run waited "
-            f"{b.elapsed:.0f}s, honouring Retry-After; ARM {asked}, longer than the {max(b.remaining, 0):.0f}s left "
-            f"of the {bound_text(call.settings)}. Wait a few minutes and run again (the step is safe to repeat), "
-            f"or raise {call.settings.bound_source}."
-        ) from None
+            f"{b.elapsed:.0f}s, honouring Retry-After; ARM answered {b.throttled} throttled request(s) and asked to "
+            f"wait {exc.retry_after:g}s more, longer than the {max(b.remaining, 0):.0f}s left of the "
+            f"{bound_text(call.settings)}. Wait a few minutes and run again (the step is safe to repeat), or raise "
+            f"{call.settings.bound_source}."
+        )
+        raise ArmUnreachable(f"{message} {call.accepted}".rstrip()) from None

@@ -90,10 +90,11 @@ def _read_version(
     target = f"image version {version} of {image} in gallery {gallery} (resource group {resource_group})"
     call = Call(settings, verb, target, PERMISSION_IMAGE_VERSION_READ)
     expand = {"expand": ReplicationStatusTypes.REPLICATION_STATUS} if with_replication else {}
-    with compute_client(settings, subscription_id, credential) as client, arm_errors(call):
+    budget = Budget(settings, f"read {target}", log)
+    with compute_client(settings, subscription_id, credential) as client, arm_errors(call, budget):
         try:
             return client.gallery_image_versions.get(
-                resource_group, gallery, image, version, **expand, **Budget(settings, f"read {target}", log).options()
+                resource_group, gallery, image, version, **expand, **budget.options()
             )
         except HttpResponseError as exc:
             if exc.status_code == 404:
@@ -190,9 +191,10 @@ def get_image_definition(
     """Read an image definition; None if it (or its gallery or resource group) does not exist."""
     target = f"image definition {image} in gallery {gallery} (resource group {resource_group})"
     call = Call(settings, "read", target, PERMISSION_IMAGE_DEFINITION_READ)
-    with compute_client(settings, subscription_id, credential) as client, arm_errors(call):
+    budget = Budget(settings, f"read {target}")  # bounded like every read (it was the one read that was not)
+    with compute_client(settings, subscription_id, credential) as client, arm_errors(call, budget):
         try:
-            found = client.gallery_images.get(resource_group, gallery, image)
+            found = client.gallery_images.get(resource_group, gallery, image, **budget.options())
         except HttpResponseError as exc:
             if exc.status_code == 404:
                 return None

@@ -28,6 +28,7 @@ from hooks.arm.errors import Call, LoginRefused, arm_errors
 from hooks.arm.sdk_guard import guard_compute_models
 from hooks.log import Log
 from hooks.targets import ArmSettings
+from hooks.waiting import Deadline
 
 
 def login_of(settings: ArmSettings) -> azure_login.LoginSettings:
@@ -279,6 +280,7 @@ def request(
     accept: Collection[int] = (),
     log: Log | None = None,
     credential: TokenCredential | None = None,
+    within: Deadline | None = None,
 ) -> HttpResponse:
     """One raw ARM request, for what azure-mgmt has no method for: through the same pipeline as every other call
     (the session's login and connection pool, retries, throttling and bounds of `call.settings`), its errors
@@ -286,11 +288,12 @@ def request(
 
     `url`: a path on the ARM endpoint (`/subscriptions/…?api-version=…`), or an absolute URL on it (an operation
     to follow). An answer of 400 or more raises the `hooks.errors` type for it, unless its status is in `accept`:
-    then it is returned for the caller to decide (e.g. 404: not there)."""
+    then it is returned for the caller to decide (e.g. 404: not there). `within`: the longer wait the request is
+    part of (an operation followed until it ends): the request is bounded by what is left of it too."""
     body: dict[str, Any] = {"json": json} if json is not None else {}
     raw = HttpRequest(method, url, params=dict(params) if params else None, **body)
-    with resources_client(call.settings, subscription_id, credential) as client, arm_errors(call):
-        budget = Budget(call.settings, f"{call.doing} {call.target}", log)
+    budget = Budget(call.settings, f"{call.doing} {call.target}", log, within)
+    with resources_client(call.settings, subscription_id, credential) as client, arm_errors(call, budget):
         response: HttpResponse = client.send_request(raw, **budget.options())
         if response.status_code >= 400 and response.status_code not in accept:
             raise HttpResponseError(response=response)

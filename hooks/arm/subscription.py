@@ -11,6 +11,7 @@ from hooks.arm.errors import Call, arm_errors, azure_error_detail, tenant_of_ref
 from hooks.arm.session import request
 from hooks.errors import ArmError
 from hooks.targets import ArmSettings
+from hooks.waiting import Deadline
 
 SUBSCRIPTIONS_API_VERSION = "2022-12-01"
 """api-version for GET /subscriptions/{id} (the Microsoft.Resources subscriptions API)."""
@@ -56,7 +57,7 @@ def read_subscription_tenant(
     if other is not None:
         return other, True  # a subscription of another tenant: ARM refuses our token, and names its tenant
     if response.status_code >= 400:
-        with arm_errors(call):
+        with arm_errors(call):  # an answer, not a transport failure: nothing to say about retries
             raise HttpResponseError(response=response)
     body = response.json()
     tenant = body.get("tenantId") if isinstance(body, dict) else None
@@ -90,11 +91,15 @@ def list_locations(
     return frozenset(keys)
 
 
-def provider_registration_state(settings: ArmSettings, subscription_id: str, namespace: str) -> str:
-    """A resource provider's registrationState on the subscription (Registered, NotRegistered, Registering, ...)."""
+def provider_registration_state(
+    settings: ArmSettings, subscription_id: str, namespace: str, within: Deadline | None = None
+) -> str:
+    """A resource provider's registrationState on the subscription (Registered, NotRegistered, Registering, ...).
+    `within`: the longer wait the read is part of, which bounds it too."""
     target = f"resource provider {namespace} on subscription {subscription_id}"
     call = Call(settings, "read", target, PERMISSION_PROVIDER_READ)
     path = f"/subscriptions/{subscription_id}/providers/{namespace}"
-    body = request(call, subscription_id, "GET", path, params={"api-version": PROVIDERS_API_VERSION}).json()
+    params = {"api-version": PROVIDERS_API_VERSION}
+    body = request(call, subscription_id, "GET", path, params=params, within=within).json()
     state = body.get("registrationState") if isinstance(body, dict) else None
     return str(state or "NotRegistered")

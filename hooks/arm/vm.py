@@ -1,5 +1,9 @@
 """A VM's power state in ARM: read its instance view, wait while it stops, deallocate it, mark it generalized, and
-verify it is ready to be captured. Plain functions, each bounded, each safe to repeat."""
+verify it is ready to be captured. Plain functions, each bounded, each safe to repeat.
+
+Deallocate and generalize are POSTs. azure-core never sends a POST again when its answer is lost (a reset, or no
+answer in time), since ARM may have acted on it; these two are safe to send again once the VM shows that ARM did
+not, so they read the VM first, and send again (at most `POST_SENDS` times in all) only then."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from azure.core.exceptions import HttpResponseError, ServiceResponseError
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import VirtualMachineInstanceView
 
-from hooks.arm.budget import CUT_BY_THE_BOUND, BoundedPolling, Budget, OperationBound, is_reset
+from hooks.arm.budget import CUT_BY_THE_BOUND, BoundedPolling, Budget, OperationBound, bound_text, is_reset, no_answer
 from hooks.arm.errors import Call, arm_errors, azure_error_detail
 from hooks.arm.session import compute_client
 from hooks.errors import ArmError, WaitTimeout
@@ -26,6 +30,31 @@ PERMISSION_VM_DEALLOCATE = "Microsoft.Compute/virtualMachines/deallocate/action"
 PERMISSION_VM_GENERALIZE = "Microsoft.Compute/virtualMachines/generalize/action"
 
 _TRANSITIONAL_POWER_STATES = frozenset({"stopping", "deallocating"})
+
+POST_SENDS = 3
+"""Times in all a deallocate or generalize whose answer was lost is sent, each time again only after reading the
+VM showed that ARM did not act on it."""
+
+NEXT_RUN_DEALLOCATES = (
+    "The next run reads the VM's state first: it waits for a deallocation still under way instead of starting "
+    "another, and skips one that finished."
+)
+_DEALLOCATION_ACCEPTED = (
+    f"ARM had accepted the deallocation (202), so it may still be running in Azure. {NEXT_RUN_DEALLOCATES}"
+)
+
+
+def _lost(exc: ServiceResponseError, budget: Budget, sends: int) -> None:
+    """A POST that got no answer (reset, or none in time): ARM may or may not have acted on it. Raises it (to be
+    translated) once it was sent `POST_SENDS` times or the bound is used up; else says the VM is read first."""
+    if sends >= POST_SENDS or budget.remaining <= CUT_BY_THE_BOUND:
+        budget.repeated = sends - 1
+        raise exc
+    if budget.log is not None:
+        budget.log.info(
+            f"ARM at {budget.settings.endpoint} {no_answer(exc, budget.settings)} to the request to {budget.what}; "
+            "reading the VM's state before sending it again (ARM may have acted on it)"
+        )
 
 
 @dataclass(frozen=True)
@@ -69,21 +98,29 @@ def _status_value(codes: tuple[str, ...], kind: str) -> str | None:
     return None
 
 
-def _read_status(client: ComputeManagementClient, vm: VmRef, settings: ArmSettings, log: Log | None) -> VmStatus:
+def _read_status(
+    client: ComputeManagementClient,
+    vm: VmRef,
+    settings: ArmSettings,
+    log: Log | None,
+    within: Deadline | None = None,
+) -> VmStatus:
+    """The VM's status; `within`: the longer wait the read is part of, which bounds it too."""
     call = Call(settings, "read the instance view of", str(vm), PERMISSION_VM_INSTANCE_VIEW, vm)
-    budget = Budget(settings, f"read the instance view of {vm}", log)
-    with arm_errors(call):
+    budget = Budget(settings, f"read the instance view of {vm}", log, within)
+    with arm_errors(call, budget):
         view = client.virtual_machines.instance_view(vm.resource_group, vm.name, **budget.options())
         return VmStatus.from_instance_view(view)
 
 
 def _settled_probe(
-    client: ComputeManagementClient, vm: VmRef, settings: ArmSettings, log: Log
+    client: ComputeManagementClient, vm: VmRef, settings: ArmSettings, log: Log, deadline: Deadline
 ) -> Callable[[], tuple[bool, VmStatus]]:
-    """A `poll` probe that is done once the VM is no longer stopping or deallocating."""
+    """A `poll` probe that is done once the VM is no longer stopping or deallocating; each read bounded by what
+    is left of the wait."""
 
     def probe() -> tuple[bool, VmStatus]:
-        status = _read_status(client, vm, settings, log)
+        status = _read_status(client, vm, settings, log, deadline)
         return status.power_state not in _TRANSITIONAL_POWER_STATES, status
 
     return probe
@@ -101,7 +138,7 @@ def _wait_settled(
     client: ComputeManagementClient, settings: ArmSettings, vm: VmRef, log: Log, deadline: Deadline
 ) -> VmStatus:
     try:
-        return poll(_settled_probe(client, vm, settings, log), deadline, settings.poll_interval, describe=str)
+        return poll(_settled_probe(client, vm, settings, log, deadline), deadline, settings.poll_interval, describe=str)
     except WaitTimeout as exc:
         raise WaitTimeout(
             f"{exc}. Check the VM in the Azure portal, then run again (or raise {settings.bound_source})."
@@ -122,7 +159,7 @@ def wait_until_stopped(
     caller just read (saves reading it again)."""
     deadline = Deadline(settings.operation_timeout, f"{vm} to finish stopping (PowerState stopped or deallocated)")
     with compute_client(settings, vm.subscription_id, credential) as client:
-        first = current if current is not None else _read_status(client, vm, settings, log)
+        first = current if current is not None else _read_status(client, vm, settings, log, deadline)
         if first.power_state not in _TRANSITIONAL_POWER_STATES:
             return first
         log.info(f"{vm} is {first.power_state}; waiting for it to stop")
@@ -147,27 +184,40 @@ def deallocate(
     deadline = Deadline(settings.operation_timeout, what)
     call = Call(settings, "deallocate", str(vm), PERMISSION_VM_DEALLOCATE, vm)
     with compute_client(settings, vm.subscription_id, credential) as client:
-        status = current if current is not None else _read_status(client, vm, settings, log)
-        if status.power_state in _TRANSITIONAL_POWER_STATES:
-            # A stop or deallocation from an earlier, interrupted run is still going: let it finish, not race it.
-            log.info(f"{vm} is {status.power_state}; waiting for that to finish first")
-            status = _wait_settled(client, settings, vm, log, deadline)
-        if status.power_state == "deallocated":
-            log.info(f"{vm} is already deallocated")
-            return status
-        log.info(f"deallocating {vm} (currently {status.power_state or 'unknown'})")
-        budget = Budget(replace(settings, operation_timeout=deadline.remaining), f"deallocate {vm}", log)
-        options = budget.options()
-        # ARMPolling's own `timeout` is its poll interval; the retry policy bounds each poll by the budget.
-        poll_options = {k: v for k, v in options.items() if k != "timeout"}
-        polling = BoundedPolling(budget, path_format_arguments={"endpoint": settings.endpoint}, **poll_options)
-        with arm_errors(call):
-            poller = client.virtual_machines.begin_deallocate(vm.resource_group, vm.name, polling=polling, **options)
+        status = current if current is not None else _read_status(client, vm, settings, log, deadline)
+        sends = 0
+        while True:
+            if status.power_state in _TRANSITIONAL_POWER_STATES:
+                # A stop or deallocation (an earlier run's, or ours whose answer was lost) is going: let it finish.
+                log.info(f"{vm} is {status.power_state}; waiting for that to finish first")
+                status = _wait_settled(client, settings, vm, log, deadline)
+            if status.power_state == "deallocated":
+                went = "deallocated: the request ARM did not answer went through" if sends else "already deallocated"
+                log.info(f"{vm} is {went}")
+                return status
+            log.info(f"deallocating {vm} (currently {status.power_state or 'unknown'})")
+            budget = Budget(settings, f"deallocate {vm}", log, deadline)
+            options = budget.options()
+            # ARMPolling's own `timeout` is its poll interval; the retry policy bounds each poll by the budget.
+            poll_options = {k: v for k, v in options.items() if k != "timeout"}
+            polling = BoundedPolling(budget, path_format_arguments={"endpoint": settings.endpoint}, **poll_options)
+            sends += 1
+            with arm_errors(call, budget):
+                try:
+                    poller = client.virtual_machines.begin_deallocate(
+                        vm.resource_group, vm.name, polling=polling, **options
+                    )
+                    break
+                except ServiceResponseError as exc:
+                    _lost(exc, budget, sends)
+            status = _read_status(client, vm, settings, log, deadline)
+        # From here on ARM has accepted the operation: whatever fails, it may still be running in Azure.
+        with arm_errors(call.after_acceptance(_DEALLOCATION_ACCEPTED), budget):
             try:
                 # The poller's thread ends by itself at the bound (BoundedPolling); the timeout is a safety net.
                 poller.result(timeout=deadline.remaining + settings.request_timeout + 1.0)
             except OperationBound as exc:
-                raise _still_deallocating(deadline, exc.status, settings) from None
+                raise _still_deallocating(deadline, exc.status, settings, exc.next_poll) from None
             except ServiceResponseError as exc:
                 if is_reset(exc) or budget.remaining > CUT_BY_THE_BOUND or budget.unanswered:
                     raise
@@ -192,11 +242,22 @@ def deallocate(
     return status
 
 
-def _still_deallocating(deadline: Deadline, status: str, settings: ArmSettings) -> WaitTimeout:
-    """The deallocation's bound passed while Azure still reported the operation `status`."""
+def _still_deallocating(
+    deadline: Deadline, status: str, settings: ArmSettings, next_poll: float | None = None
+) -> WaitTimeout:
+    """The deallocation's bound ended the wait while Azure still reported the operation `status`: it passed, or
+    ARM set the next poll (`next_poll` seconds away) beyond it."""
+    if next_poll is None:
+        head = deadline.timeout(f"operation status {status}")
+    else:
+        head = WaitTimeout(
+            f"stopped waiting for {deadline.what} after {deadline.elapsed:.0f}s: the operation is still {status}, "
+            f"and ARM set its next poll {next_poll:g}s away (Retry-After: the interval ARM asks between polls of "
+            f"this operation), beyond the {deadline.remaining:.0f}s left of the {bound_text(settings)}"
+        )
     return WaitTimeout(
-        f"{deadline.timeout(f'operation status {status}')}. The VM may still be deallocating: check it in the "
-        f"Azure portal and run again (deallocate is safe to repeat), or raise {settings.bound_source}."
+        f"{head}. The VM may still be deallocating in Azure: check it in the Azure portal and run again "
+        f"(deallocate is safe to repeat), or raise {settings.bound_source}. {NEXT_RUN_DEALLOCATES}"
     )
 
 
@@ -213,23 +274,33 @@ def generalize(
     Azure refuses (409 OperationNotAllowed) unless the VM is stopped; deallocate first. `current`: the status
     the caller read last, so that a refusal is explained by the state it fits."""
     call = Call(settings, "generalize", str(vm), PERMISSION_VM_GENERALIZE, vm)
+    deadline = Deadline(settings.operation_timeout, f"Azure to mark {vm} generalized")
     log.info(f"marking {vm} as generalized")
     with compute_client(settings, vm.subscription_id, credential) as client:
-        with arm_errors(call):
-            try:
-                budget = Budget(settings, f"generalize {vm}", log)
-                client.virtual_machines.generalize(vm.resource_group, vm.name, **budget.options())
-                refused = None
-            except HttpResponseError as exc:
-                if exc.status_code != 409:
-                    raise
-                refused = exc
+        refused = None
+        for sends in range(1, POST_SENDS + 1):
+            budget = Budget(settings, f"generalize {vm}", log, deadline)
+            with arm_errors(call, budget):
+                try:
+                    client.virtual_machines.generalize(vm.resource_group, vm.name, **budget.options())
+                    break
+                except HttpResponseError as exc:
+                    if exc.status_code != 409:
+                        raise
+                    refused = exc
+                    break
+                except ServiceResponseError as exc:
+                    _lost(exc, budget, sends)
+            current = _read_status(client, vm, settings, log, deadline)
+            if current.generalized:
+                log.info(f"Azure reports {vm} generalized: the request ARM did not answer went through")
+                return
         if refused is not None:
             code, message = azure_error_detail(refused)
             if current is None:
                 # Read the state now (best effort), so the advice fits it.
                 with contextlib.suppress(ArmError):
-                    current = _read_status(client, vm, settings, log)
+                    current = _read_status(client, vm, settings, log, deadline)
             raise ArmError(
                 f"Azure refused to generalize {vm} (409 {code}): {message}. {_generalize_advice(current)}"
             ) from refused

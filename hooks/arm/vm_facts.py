@@ -70,11 +70,10 @@ class DataDiskFacts:
 def get_facts(settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCredential | None = None) -> VmFacts:
     """Read the VM model (with its instance view) and, for a managed OS disk, the disk (read-only)."""
     call = Call(settings, "read", str(vm), PERMISSION_VM_READ, vm)
+    budget = Budget(settings, f"read {vm}", log)
     with compute_client(settings, vm.subscription_id, credential) as client:
-        with arm_errors(call):
-            model = client.virtual_machines.get(
-                vm.resource_group, vm.name, expand="instanceView", **Budget(settings, f"read {vm}", log).options()
-            )
+        with arm_errors(call, budget):
+            model = client.virtual_machines.get(vm.resource_group, vm.name, expand="instanceView", **budget.options())
         props = model.properties
         os_disk = props.storage_profile.os_disk if props and props.storage_profile else None
         if props is None or os_disk is None:
@@ -85,9 +84,9 @@ def get_facts(settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCrede
         match = _DISK_ID.match(disk_id or "")
         if disk_id and match:
             disk_call = Call(settings, "read the OS disk of", f"{vm} ({disk_id})", PERMISSION_DISK_READ)
-            with arm_errors(disk_call):
-                budget = Budget(settings, f"read the OS disk of {vm}", log)
-                disk_props = client.disks.get(match["rg"], match["name"], **budget.options()).properties
+            disk_budget = Budget(settings, f"read the OS disk of {vm}", log)
+            with arm_errors(disk_call, disk_budget):
+                disk_props = client.disks.get(match["rg"], match["name"], **disk_budget.options()).properties
 
     os_type = canonical(os_disk.os_type) or (canonical(disk_props.os_type) if disk_props else None)
     if os_type is None:

@@ -411,6 +411,10 @@ class Fault:
     """Seconds to hold the request without answering (then drop the connection); 0 answers at once."""
     reset: bool = False
     """Reset the connection (TCP RST) instead of answering."""
+    lose_answer: bool = False
+    """Act on the request as usual, then reset the connection instead of sending the answer: ARM did the work, the
+    answer was lost on the way (a proxy or NAT dropping the connection). An operation started so still ends in
+    Azure without being polled: its VM settles after `lro_polls` reads of the instance view."""
     delay: float = 0.0
     """Seconds to wait before answering as usual (a slow ARM, or a loaded machine); the answer is not replaced."""
     raw: str | None = None
@@ -990,6 +994,10 @@ exit 2
         """Reset the connection (TCP RST) of matching requests instead of answering."""
         return self.add_fault(0, method=method, path=path, times=times, reset=True)
 
+    def lose_answer(self, method: str | None = None, path: str | None = None, times: int | None = 1) -> Fault:
+        """Act on matching requests, then reset the connection instead of answering (see Fault.lose_answer)."""
+        return self.add_fault(0, method=method, path=path, times=times, lose_answer=True)
+
     def hang(
         self, method: str | None = None, path: str | None = None, seconds: float = 30.0, times: int | None = None
     ) -> Fault:
@@ -1064,7 +1072,13 @@ exit 2
         if fault is not None and fault.delay:
             self._stopping.wait(fault.delay)
             fault = None
-        if fault is not None and fault.reset:
+        if fault is not None and fault.lose_answer:
+            with self._lock:
+                _, _, headers = self._route(
+                    method, path, query, request_body, handler.headers.get("x-ms-authorization-auxiliary")
+                )
+                self._settle_unpolled(headers)
+        if fault is not None and (fault.reset or fault.lose_answer):
             self._record(method, path, query, 0, authorized, request_body)
             with contextlib.suppress(OSError):
                 # SO_LINGER 0: close() sends a TCP RST, like a proxy or NAT dropping the connection.
@@ -2835,6 +2849,15 @@ exit 2
         if op.status == "Failed" and op.fail:
             doc["error"] = {"code": op.fail[0], "message": op.fail[1]}
         return 200, doc, {}
+
+    def _settle_unpolled(self, headers: dict[str, str]) -> None:
+        """An operation whose answer was lost (its URL never reached the caller) still ends in Azure: its VM
+        settles after `lro_polls` reads of the instance view."""
+        url = headers.get("Azure-AsyncOperation") or ""
+        op = self.operations.get(urlsplit(url).path.rsplit("/", 1)[-1].lower()) if url else None
+        if op is not None and op.vm is not None:
+            op.vm.settles_to = op.previous_state if op.fail else op.final_state
+            op.vm.settle_after_reads = max(op.in_progress_polls, 0)
 
     def _finish(self, op: FakeOperation) -> None:
         op.end_time = _now()

@@ -558,25 +558,6 @@ def test_a_reset_connection_is_reported_as_a_reset(fake_arm_env: FakeArm, log: L
     assert "did not answer in time" not in message
 
 
-def test_a_long_retry_after_on_an_lro_poll_is_bounded_and_explained(fake_arm_env: FakeArm, log: Log) -> None:
-    vm = fake_arm_env.add_vm()
-    fake_arm_env.add_fault(
-        200,
-        method="GET",
-        path=OPERATION_PATH,
-        times=None,
-        headers={"Retry-After": "3600"},
-        body={"status": "InProgress", "name": "op"},
-    )
-    started = time.monotonic()
-    message = expect_error(
-        fake_arm_env, ArmUnreachable, arm.deallocate, fake_arm_env.settings(operation_timeout=3.0), vm.ref, log
-    )
-    assert time.monotonic() - started < 5, "a Retry-After of an hour must not hold a 3 s bound"
-    assert "asked to wait 3600s before polling the operation again" in message
-    assert "raise armOperationTimeoutMinutes" in message
-
-
 def test_the_operation_bound_message_names_the_config_key(fake_arm_env: FakeArm, log: Log) -> None:
     vm = fake_arm_env.add_vm()
     fake_arm_env.hang_next_lro()

@@ -6,6 +6,7 @@ nothing; the administrator password never leaves the VM's PUT."""
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -208,3 +209,24 @@ def test_an_interrupted_clean_up_is_finished_by_the_next_run(fake_arm: FakeArm, 
     _, outs = host.create(URN, props(fake_arm, v.id, subnet))
     assert f"Microsoft.Compute/virtualMachines/{left[0].name}" in outs["leftovers_removed"]
     assert nothing_left(fake_arm)
+
+
+def test_a_failure_after_arm_accepted_a_request_says_it_may_still_run_and_what_the_next_run_does(
+    fake_arm: FakeArm, host: DynamicHost
+) -> None:
+    # ARM accepted the NIC (201 with an operation), then resets every poll of it: each poll is bounded by what is
+    # left of the boot's wait (validation.timeoutMinutes, here 1.5 s), not by the ARM bound of 10 s, and the error
+    # says the NIC may still be being created and what happens to it.
+    v = version(fake_arm)
+    subnet = fake_arm.add_vnet()
+    fake_arm.reset_connection(method="GET", path=r"/Microsoft\.Network/locations/[^/]+/operations/", times=2)
+    started = time.monotonic()
+    with pytest.raises(HostError) as raised:
+        host.create(URN, props(fake_arm, v.id, subnet, timeout=1.5))
+    details = raised.value.details
+    assert "closed (reset) the connection" in details, details
+    assert "within the 1.5s bound (images[0].validation.timeoutMinutes)" in details, details
+    assert "ARM had accepted the request to create NIC igtb" in details, details
+    assert "may still be running in Azure" in details and "The next run removes what a test boot" in details
+    assert time.monotonic() - started < 8
+    assert nothing_left(fake_arm), "the clean-up removed the NIC"
