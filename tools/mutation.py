@@ -1,6 +1,6 @@
 """A small seeded mutation tester: do the tests fail when the code that decides is wrong?
 
-    python -m tools.mutation [--modules hooks/preflight.py ...] [--limit 60] [--seed 14] [--list]
+    python -m tools.mutation [--modules hooks/preflight/rules.py ...] [--limit 60] [--seed 14] [--list]
 
 For each target module: parse it with `ast`, list every mutation point (comparison and boolean operators swapped,
 `not` removed, constants changed, return values replaced, statements deleted, arithmetic swapped), draw a seeded
@@ -59,26 +59,33 @@ CONFIG_TESTS = (
 # module -> the test files that cover it (only these run against its mutants)
 TESTS: dict[str, tuple[str, ...]] = {
     # fast unit tests first: with -x most mutants are killed in seconds; survivors run the whole list
-    "hooks/preflight.py": (
-        "tests/unit/test_preflight.py",
-        "tests/unit/test_preflight_decisions.py",
-        "tests/unit/test_partner_center.py",
-        "tests/integration/test_preflight.py",
-        "tests/integration/test_marketplace.py",
-    ),
+    **{
+        f"hooks/preflight/{name}.py": (
+            "tests/unit/test_preflight.py",
+            "tests/unit/test_preflight_decisions.py",
+            "tests/unit/test_partner_center.py",
+            "tests/integration/test_preflight.py",
+            "tests/integration/test_marketplace.py",
+        )
+        for name in ("target", "rules", "reads", "checks", "outcome")
+    },
     "hooks/pipeline.py": (
         "tests/unit/test_pipeline.py",
         "tests/integration/test_vm_provider.py",
         "tests/integration/test_guest_provider_linux.py",
         "tests/integration/test_guest_provider_windows.py",
     ),
-    "hooks/arm.py": (
-        "tests/integration/test_arm_strict.py",
-        "tests/integration/test_arm_tokens.py",
-        "tests/integration/test_replication.py",
-        "tests/integration/test_version_copy.py",
-        "tests/integration/test_arm.py",
-    ),
+    **{
+        f"hooks/arm/{name}.py": (
+            "tests/integration/test_arm_strict.py",
+            "tests/integration/test_arm_tokens.py",
+            "tests/integration/test_replication.py",
+            "tests/integration/test_version_copy.py",
+            "tests/integration/test_arm_waits.py",
+            "tests/integration/test_arm.py",
+        )
+        for name in ("budget", "errors", "session", "vm", "vm_facts", "gallery", "subscription", "spelling")
+    },
     **{
         f"config/{name}.py": CONFIG_TESTS
         for name in ("reader", "gallery", "source_vms", "images", "versions", "loader", "engine_values")
