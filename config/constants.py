@@ -146,3 +146,32 @@ RESERVED_ADMIN_NAMES = frozenset(
 MARKETPLACE_PLAN_SOURCE = (
     "https://learn.microsoft.com/partner-center/marketplace-offers/azure-vm-plan-technical-configuration"
 )
+AZURE_NATIVE = "azure-native"
+AZURE_NATIVE_SETTINGS = {
+    # pulumi_azure_native 3.29.0 (the pinned provider), config/vars.py: every provider setting and its kind.
+    "auxiliaryTenantIds": "tenants",
+    "clientCertificatePassword": "text",
+    "clientCertificatePath": "path",
+    "clientId": "application",
+    "clientSecret": "text",
+    "disableInstanceDiscovery": "boolean",
+    "disablePulumiPartnerId": "boolean",
+    "environment": "cloud",
+    "location": "region",
+    "metadataHost": "host",
+    "msiEndpoint": "url",
+    "oidcRequestToken": "text",
+    "oidcRequestUrl": "url",
+    "oidcToken": "text",
+    "oidcTokenFilePath": "path",
+    "partnerId": "guid",
+    "subscriptionId": "subscription",
+    "tenantId": "tenant",
+    "useDefaultAzureCredential": "boolean",
+    "useMsi": "boolean",
+    "useOidc": "boolean",
+    # Read by the VM steps only (hooks/login.py): the audience of GitHub's ID token.
+    "oidcAudience": "audience",
+}
+"""The `azure-native:*` stack settings azure-native and the VM steps read, by kind (config.azure_login's rules);
+which of them are secrets is hooks.login.SECRET_KEYS."""

@@ -29,11 +29,13 @@ _TYPE_ADVICE = {
 
 def parse_engine_values(values: Mapping[str, str], project: str = PROJECT) -> dict[str, Any]:
     """This project's keys (prefix removed), as the engine passes them: scalars stay strings, structured values
-    arrive as JSON. Never raises: `load` reports unknown keys and malformed values with everything else."""
+    arrive as JSON; other namespaces' keys under their full names, as they are (`azure-native:clientId`). Never
+    raises: `load` reports unknown keys and malformed values with everything else."""
     raw: dict[str, Any] = {}
     for full, value in values.items():
         namespace, _, key = full.partition(":")
         if namespace != project:
+            raw[full] = value  # another namespace's key, as the engine passes it (load checks azure-native's)
             continue
         if key in SCALAR_KEYS or not isinstance(value, str):
             raw[key] = value
@@ -72,7 +74,8 @@ def stray_warning(full: str, project: str = PROJECT) -> str:
 
 def plain_leaf_paths(stack_config: Mapping[str, Any], project: str = PROJECT) -> frozenset[str]:
     """Key paths (`sourceVms.vm.ssh.privateKey`, `images[0].name`) of this project's values written in plaintext in
-    a stack file's `config:` map; `{secure: ...}` leaves are not among them."""
+    a stack file's `config:` map, and other namespaces' under their full keys (`azure-native:clientSecret`);
+    `{secure: ...}` leaves are not among them."""
     found: set[str] = set()
 
     def walk(value: Any, path: str) -> None:
@@ -89,8 +92,8 @@ def plain_leaf_paths(stack_config: Mapping[str, Any], project: str = PROJECT) ->
 
     for full, value in stack_config.items():
         namespace, sep, key = str(full).partition(":")
-        if (namespace if sep else project) == project:
-            walk(value, key if sep else namespace)
+        own = (namespace if sep else project) == project
+        walk(value, (key if sep else namespace) if own else str(full))
     return frozenset(found)
 
 

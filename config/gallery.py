@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from config.azure_login import scope_problem
 from config.constants import (
     HOST_NAME,
     MAX_PARALLEL_HOSTS,
@@ -27,6 +28,9 @@ _GALLERY_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.]{0,78}[A-Za-z0-9])?$")
 # At most 50 per resource; names up to 512 and values up to 256 characters; no `< > % & \ ? /` in names.
 _MAX_TAGS, _MAX_TAG_NAME, _MAX_TAG_VALUE = 50, 512, 256
 _TAG_NAME_FORBIDDEN = set("<>%&\\?/")
+# What follows ARM's host in a request, never in the endpoint: resource paths and API versions (2024-03-03, v1.0).
+_ARM_PATH_ROOTS = frozenset(("subscriptions", "providers", "tenants", "resourcegroups", "metadata", "locations"))
+_API_VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?|v[0-9]+(\.[0-9]+)?|beta", re.IGNORECASE)
 
 
 def read_gallery(root: Node) -> GallerySpec | None:
@@ -89,6 +93,12 @@ def read_publisher(root: Node) -> PublisherSpec | None:
     access = root.choice("publisherAccess", PUBLISHER_ACCESS, "owner")
     graph = root.string("graphEndpoint", PUBLIC_CLOUD_GRAPH)
     problem = _endpoint_problem(graph)
+    path = urlsplit(graph).path.strip("/") if not problem else ""
+    if path:
+        # The checks request {graph}/v1.0/servicePrincipals(...): a path here is doubled (404, "not in the tenant").
+        problem = (
+            f"has a path (/{path}): the checks add /v1.0/... themselves; write {_origin(graph)!r}, the endpoint alone"
+        )
     if problem:
         root.problem("graphEndpoint", f"{graph!r} {problem.replace('ARM tokens', 'Graph tokens')}")
         graph = PUBLIC_CLOUD_GRAPH
@@ -110,13 +120,17 @@ def read_publisher(root: Node) -> PublisherSpec | None:
 
 def read_azure(root: Node) -> AzureSpec:
     endpoint = root.string("armEndpoint", PUBLIC_CLOUD_ARM)
-    problem = _endpoint_problem(endpoint)
+    problem = _endpoint_problem(endpoint) or _arm_path_problem(root, endpoint)
     if problem:
         root.problem("armEndpoint", f"{endpoint!r} {problem}")
         endpoint = PUBLIC_CLOUD_ARM
+    audience = root.string("armAudience", None)
+    if audience is not None and (problem := scope_problem(audience)):
+        root.problem("armAudience", problem)
+        audience = None
     return AzureSpec(
         arm_endpoint=endpoint.rstrip("/"),
-        audience=root.string("armAudience", None),
+        audience=audience,
         # Declared integer in Pulumi.yaml: the CLI refuses 2.5 there, so the plan does too.
         poll_interval_seconds=root.integer("armPollIntervalSeconds", 15, 1, 3600),
         operation_timeout_minutes=root.integer("armOperationTimeoutMinutes", 30, 1, 7 * 24 * 60),
@@ -138,4 +152,28 @@ def _endpoint_problem(endpoint: str) -> str | None:
         return "must be an https:// URL with a host name, e.g. https://management.azure.com"
     if url.username or url.password or url.query or url.fragment:
         return "must be a plain https://host[:port][/path] URL (no credentials, query or fragment)"
+    return None
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _arm_path_problem(root: Node, endpoint: str) -> str | None:
+    """A path after ARM's host: a resource path or an API version is refused (the VM steps add both themselves, so
+    they would be doubled); any other path is warned about (a proxy may serve ARM below a path)."""
+    path = urlsplit(endpoint).path.strip("/")
+    if not path:
+        return None
+    segments = path.split("/")
+    if segments[0].lower() in _ARM_PATH_ROOTS or any(_API_VERSION.fullmatch(s) for s in segments):
+        return (
+            f"has a path (/{path}): the VM steps add ARM's resource paths and api-version themselves; write "
+            f"{_origin(endpoint)!r}, the endpoint alone"
+        )
+    root.shared.warnings.append(
+        f"armEndpoint: {endpoint!r} has a path (/{path}): every ARM request goes below it; keep it only for a proxy "
+        f"that serves ARM there, else write {_origin(endpoint)!r}"
+    )
     return None

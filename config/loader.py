@@ -10,13 +10,14 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from config.constants import BLANK_MEANS_UNSET
+from config.azure_login import LoginValues, principal_id_confusion, read_login
+from config.constants import AZURE_NATIVE, BLANK_MEANS_UNSET, PARTNER_CENTER_APPS, PUBLISHER_ROLES
 from config.engine_values import stray_warning
 from config.gallery import read_azure, read_gallery, read_publisher
 from config.images import read_definition
 from config.reader import Node, Shared
 from config.source_vms import read_source_vms
-from config.specs import ImageDefinitionSpec, StackSpec
+from config.specs import ImageDefinitionSpec, PublisherSpec, SourceVmSpec, StackSpec
 from hooks.errors import ConfigError
 
 
@@ -30,8 +31,12 @@ def load(
 ) -> StackSpec:
     """Validate the project's config (keys without the `image-gallery:` prefix) into a StackSpec.
 
-    `secret_keys` names the top-level keys Pulumi holds encrypted; a secret field (privateKey, password,
-    passphrase) under any other key is reported, because it would sit in plaintext in `Pulumi.<stack>.yaml`.
+    `raw` may also hold keys of other namespaces under their full names (`azure-native:clientId`, as
+    `parse_engine_values` keeps them): the azure-native login settings are checked too (config.azure_login).
+
+    `secret_keys` names the top-level keys Pulumi holds encrypted (other namespaces' by their full names); a secret
+    field (privateKey, password, passphrase) under any other key is reported, because it would sit in plaintext in
+    `Pulumi.<stack>.yaml`.
     `plain_paths` (see `plain_leaf_paths`), when the stack file could be read, checks each secret field on its
     own: Pulumi encrypts a whole top-level key as soon as one field is `secure:`, which would hide a plaintext key
     beside it. `stack` (the stack being loaded) refuses a version promoted from that same stack. `strays` (see
@@ -42,13 +47,15 @@ def load(
     today = today or date.today()
     secret_set = set(secret_keys)
     strays = strays or {}
-    values = {k: v for k, v in raw.items() if not (k in BLANK_MEANS_UNSET and v == "")}
+    foreign = {k: v for k, v in raw.items() if ":" in k}
+    values = {k: v for k, v in raw.items() if ":" not in k and not (k in BLANK_MEANS_UNSET and v == "")}
     shared = Shared(frozenset(plain_paths) if plain_paths is not None else None, stack=stack)
     root = Node(values, "", problems, secret_ok=False, shared=shared)
     shared.allow_unknown_regions = root.boolean("allowUnknownRegions", False)
 
     gallery = read_gallery(root)
     shared.marketplace = gallery.marketplace if gallery is not None else True
+    login = read_login(foreign, shared, problems, secret_set)
     publisher = read_publisher(root)
     azure = replace(read_azure(root), allow_unknown_regions=shared.allow_unknown_regions)
     source_node = root.child("sourceVms")
@@ -61,6 +68,7 @@ def load(
 
     _check_uniqueness([(path, d) for path, d in definitions if d], problems)
     _check_source_reuse(images, problems)
+    _check_identities(publisher, login, source_vms, problems)
     warnings = [stray_warning(full) for full in strays.values()] + shared.warnings
     for i, p in enumerate(problems):
         key = p.partition(":")[0]
@@ -102,3 +110,51 @@ def _check_source_reuse(images: list[ImageDefinitionSpec], problems: list[str]) 
                 f"sourceVms.{key}: generalized by more than one version ({', '.join(who)}); a VM is generalized "
                 "once: capture it into one version, and build a new source VM for the next version"
             )
+
+
+def _check_identities(
+    publisher: PublisherSpec | None,
+    login: LoginValues,
+    source_vms: Mapping[str, SourceVmSpec | None],
+    problems: list[str],
+) -> None:
+    """GUIDs that are easy to confuse: the publisher's object ID given as an application, tenant, subscription or
+    role definition ID, the login's client ID given as its tenant ID. Offline, only what the stack itself names can
+    be told apart (an object ID and an application ID look alike; preview's Graph lookups tell more)."""
+    client, tenant, subscription = login.get("clientId"), login.get("tenantId"), login.get("subscriptionId")
+    if client and tenant and client.lower() == tenant.lower():
+        problems.append(
+            f"{AZURE_NATIVE}:clientId: is the tenant ID ({AZURE_NATIVE}:tenantId); give the application (client) ID "
+            "of the app registration the login uses"
+        )
+    if tenant and subscription and tenant.lower() == subscription.lower():
+        problems.append(
+            f"{AZURE_NATIVE}:tenantId: is the subscription ID ({AZURE_NATIVE}:subscriptionId); give the tenant ID "
+            "(`az account show --query tenantId -o tsv`)"
+        )
+    if publisher is None or publisher.principal_id is None:
+        return
+    tenants = [(t, f"{AZURE_NATIVE}:tenantId") for t in (tenant,) if t]
+    tenants += [(t, "publisherTenantId") for t in (publisher.tenant_id,) if t]
+    subscriptions = [(s, f"{AZURE_NATIVE}:subscriptionId") for s in (subscription,) if s]
+    subscriptions += [(v.vm.subscription_id, f"sourceVms.{k}.id") for k, v in source_vms.items() if v]
+    known = [(app, f"the application ID of Partner Center's {name!r}") for name, app in PARTNER_CENTER_APPS]
+    known += [(guid, f"the role definition ID of {role}") for role, guid in PUBLISHER_ROLES.items()]
+    what = principal_id_confusion(publisher.principal_id, login, tenants, subscriptions, known)
+    if what is None:
+        return
+    how = {
+        "ServicePrincipal": "`az ad sp show --id <application ID> --query id -o tsv` gives a service principal's",
+        "Group": "`az ad group show --group <name> --query id -o tsv` gives a group's",
+        "User": "`az ad user show --id <user@domain> --query id -o tsv` gives a user's",
+    }.get(publisher.principal_type, "`az ad sp show` / `az ad user show` / `az ad group show --query id` give the")
+    advice = f"{how} object ID"
+    if "Partner Center" in what:
+        advice = (
+            "with publisherAccess: partnerCenterServicePrincipals the checks find Partner Center's service principals "
+            "themselves: remove publisherPrincipalId, or give your publisher account's object ID"
+        )
+    problems.append(
+        f"publisherPrincipalId: {publisher.principal_id} is {what}, not the object ID of the user, group or service "
+        f"principal that gets {publisher.role} on the gallery; {advice}"
+    )

@@ -20,7 +20,9 @@ def from_pulumi() -> StackSpec:
 
     project = pulumi.get_project()
     values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    secret_keys = [k.partition(":")[2] for k in values if runtime_config.is_config_secret(k)]
+    # This project's secret keys by name, other namespaces' (azure-native:clientSecret) by their full keys.
+    own = f"{project}:"
+    secret_keys = [k.removeprefix(own) for k in values if runtime_config.is_config_secret(k)]
     plain = stack_file_plain_paths(project, pulumi.get_stack())
     raw = parse_engine_values(values, project)
     spec = load(raw, secret_keys, None, plain, stray_keys(values, project), stack=pulumi.get_stack())

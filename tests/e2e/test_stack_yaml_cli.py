@@ -230,6 +230,19 @@ def test_plan_and_preview_agree_on_stack_files_written_with_yaml_1_1_scalars(
         "nested-yes": (good.replace("excludeFromLatest: False", "excludeFromLatest: yes"), "excludeFromLatest", None),
         "nested-off": (good.replace("      ssh:\n", "      deallocate: off\n      ssh:\n"), "deallocate", None),
         "unquoted-number-as-text": (good.replace("sku: 22_04-gen2", "sku: 2204"), "identifier.sku", None),
+        # The azure-native login settings (issue 22 item 3): the program refuses them as the plan does.
+        "login-secret-in-plaintext": (
+            good.replace("config:\n", "config:\n  azure-native:clientSecret: Xy7~Q8.not-encrypted\n"),
+            "azure-native:clientSecret",
+            None,
+        ),
+        "login-tenants-not-a-list": (
+            good.replace(
+                "config:\n", f"config:\n  azure-native:auxiliaryTenantIds: {DEFAULT_SUBSCRIPTION};x.example\n"
+            ),
+            "azure-native:auxiliaryTenantIds",
+            None,
+        ),
         # The CLI cannot hand `.inf` over at all.
         "infinite-timeout": (
             good.replace("createTimeoutMinutes: 1_440", "createTimeoutMinutes: .inf"),

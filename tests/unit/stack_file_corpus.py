@@ -492,9 +492,183 @@ YAML_WARNED = [
     ),
 ]
 
-BAD += YAML_BAD
-GOOD = [*YAML_GOOD]
-WARNED = [*YAML_WARNED]
+# The azure-native login settings (config.azure_login) and values that are easy to confuse.
+TENANT = "62913c05-bccf-437c-868c-53cdabfbe8d4"  # the dev stack's publisherTenantId
+PRINCIPAL = "2b1d6bff-ff47-4bfa-8861-9ae9a8dc314f"  # the dev stack's publisherPrincipalId
+SUBSCRIPTION = "81bfe33b-d336-4213-9088-9360410b0807"  # the dev stack's source VMs' subscription
+CLIENT = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+OTHER_TENANT = "5f0d9a1e-2b3c-4d5e-8f90-a1b2c3d4e5f6"
+
+
+def top(*lines: str) -> str:
+    """Top-level keys added to the stack file's config."""
+    return CONFIG + "".join(f"  {line}\n" for line in lines)
+
+
+LOGIN_BAD = [
+    c("login-secret-plaintext", CONFIG, top("azure-native:clientSecret: Xy7~Q8.secret"), "azure-native:clientSecret"),
+    c("login-oidc-token-plaintext", CONFIG, top("azure-native:oidcToken: eyJhbGciOi.x.y"), "azure-native:oidcToken"),
+    c("login-misspelt-secret", CONFIG, top("azure-native:clientSceret: Xy7~Q8"), "azure-native:clientSceret"),
+    c("login-use-msi-yes", CONFIG, top("azure-native:useMsi: yes"), "azure-native:useMsi"),
+    c("login-client-id-name", CONFIG, top("azure-native:clientId: image-builder-sp"), "azure-native:clientId"),
+    c("login-tenant-name", CONFIG, top("azure-native:tenantId: contoso"), "azure-native:tenantId"),
+    c(
+        "login-subscription-name",
+        CONFIG,
+        top("azure-native:subscriptionId: contoso-prod"),
+        "azure-native:subscriptionId",
+    ),
+    c(
+        "login-auxiliary-semicolons",
+        CONFIG,
+        top(f"azure-native:auxiliaryTenantIds: {TENANT};{OTHER_TENANT}"),
+        "azure-native:auxiliaryTenantIds",
+    ),
+    c(
+        "login-auxiliary-not-json",
+        CONFIG,
+        top(f"azure-native:auxiliaryTenantIds: '[{TENANT}, {OTHER_TENANT}]'"),
+        "azure-native:auxiliaryTenantIds",
+    ),
+    c(
+        "login-auxiliary-four",
+        CONFIG,
+        top(f"azure-native:auxiliaryTenantIds: [{TENANT}, {OTHER_TENANT}, {CLIENT}, a.onmicrosoft.com]"),
+        "azure-native:auxiliaryTenantIds",
+    ),
+    c(
+        "login-environment-unknown",
+        CONFIG,
+        top("azure-native:environment: AzureGermanCloud"),
+        "azure-native:environment",
+    ),
+    c("login-location-typo", CONFIG, top("azure-native:location: westeurop"), "azure-native:location"),
+    c(
+        "login-certificate-not-path",
+        CONFIG,
+        top('azure-native:clientCertificatePath: "-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----"'),
+        "azure-native:clientCertificatePath",
+    ),
+    c(
+        "login-audience-scope",
+        CONFIG,
+        top("azure-native:oidcAudience: api://AzureADTokenExchange/.default"),
+        "azure-native:oidcAudience",
+    ),
+    c("login-client-id-list", CONFIG, top(f"azure-native:clientId: [{CLIENT}]"), "azure-native:clientId"),
+    c("client-id-as-publisher", CONFIG, top(f"azure-native:clientId: {PRINCIPAL}"), "publisherPrincipalId"),
+    c(
+        "tenant-as-publisher",
+        f"publisherPrincipalId: {PRINCIPAL}",
+        f"publisherPrincipalId: {TENANT}",
+        "publisherPrincipalId",
+    ),
+    c(
+        "subscription-as-publisher",
+        f"publisherPrincipalId: {PRINCIPAL}",
+        f"publisherPrincipalId: {SUBSCRIPTION}",
+        "publisherPrincipalId",
+    ),
+    c(
+        "partner-center-app-as-publisher",
+        f"publisherPrincipalId: {PRINCIPAL}",
+        "publisherPrincipalId: 497d76fa-f477-478a-aa29-49b0dee35030",
+        "publisherPrincipalId",
+    ),
+    c(
+        "role-as-publisher",
+        f"publisherPrincipalId: {PRINCIPAL}",
+        "publisherPrincipalId: 8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+        "publisherPrincipalId",
+    ),
+    c(
+        "client-id-as-tenant",
+        CONFIG,
+        top(f"azure-native:clientId: {TENANT}", f"azure-native:tenantId: {TENANT}"),
+        "azure-native:clientId",
+    ),
+    c(
+        "arm-endpoint-resource-path",
+        CONFIG,
+        top(f"image-gallery:armEndpoint: https://management.azure.com/subscriptions/{SUBSCRIPTION}"),
+        "armEndpoint",
+    ),
+    c(
+        "arm-endpoint-api-version",
+        CONFIG,
+        top("image-gallery:armEndpoint: https://management.azure.com/2024-03-03"),
+        "armEndpoint",
+    ),
+    c(
+        "graph-endpoint-version",
+        CONFIG,
+        top("image-gallery:graphEndpoint: https://graph.microsoft.com/v1.0"),
+        "graphEndpoint",
+    ),
+    c(
+        "arm-audience-scope",
+        CONFIG,
+        top("image-gallery:armAudience: https://management.core.windows.net/.default"),
+        "armAudience",
+    ),
+]
+LOGIN_WARNED = [
+    c("login-key-case", CONFIG, top(f"azure-native:ClientId: {CLIENT}"), "azure-native:ClientId"),
+    c(
+        "login-key-snake-case",
+        CONFIG,
+        top(f"azure-native:subscription_id: {SUBSCRIPTION}"),
+        "azure-native:subscription_id",
+    ),
+    c("login-key-env-name", CONFIG, top(f"azure-native:ARM_TENANT_ID: {TENANT}"), "azure-native:ARM_TENANT_ID"),
+    c("login-classic-namespace", CONFIG, top(f"azure:clientId: {CLIENT}"), "azure:clientId"),
+    c("login-namespace-typo", CONFIG, top(f"azure-nativ:tenantId: {TENANT}"), "azure-nativ:tenantId"),
+    c(
+        "arm-endpoint-proxy-path",
+        CONFIG,
+        top("image-gallery:armEndpoint: https://proxy.contoso.example/arm"),
+        "armEndpoint",
+    ),
+]
+LOGIN_GOOD = [
+    c("login-secret-encrypted", CONFIG, CONFIG + "  azure-native:clientSecret:\n    secure: v1:bG9naW4=\n"),
+    c(
+        "login-settings",
+        CONFIG,
+        top(
+            f"azure-native:clientId: {CLIENT}",
+            f"azure-native:tenantId: {TENANT}",
+            f"azure-native:subscriptionId: {SUBSCRIPTION}",
+            "azure-native:location: West Europe",
+            "azure-native:environment: public",
+            "azure-native:useOidc: true",
+            "azure-native:oidcAudience: api://AzureADTokenExchange",
+            "azure-native:disableInstanceDiscovery: False",
+        ),
+    ),
+    c("login-tenant-domain", CONFIG, top("azure-native:tenantId: contoso.onmicrosoft.com")),
+    c(
+        "login-auxiliary-list",
+        CONFIG,
+        CONFIG + f"  azure-native:auxiliaryTenantIds:\n    - {OTHER_TENANT}\n    - fabrikam.onmicrosoft.com\n",
+    ),
+    c("login-auxiliary-json-text", CONFIG, top(f"""azure-native:auxiliaryTenantIds: '["{OTHER_TENANT}"]'""")),
+    c("login-certificate-path", CONFIG, top("azure-native:clientCertificatePath: C:\\\\keys\\\\login.pfx")),
+    c("other-providers-settings", CONFIG, top("aws:region: eu-west-1", "random:seed: 4")),
+    c(
+        "azure-stack-endpoints",
+        CONFIG,
+        top(
+            "image-gallery:armEndpoint: https://management.local.azurestack.external/",
+            "image-gallery:armAudience: https://management.adfs.azurestack.local/4de154de-f8a8-4017-af41-df619da68155",
+        ),
+    ),
+    c("sovereign-graph", CONFIG, top("image-gallery:graphEndpoint: https://graph.microsoft.us/")),
+]
+
+BAD += YAML_BAD + LOGIN_BAD
+GOOD = [*YAML_GOOD, *LOGIN_GOOD]
+WARNED = [*YAML_WARNED, *LOGIN_WARNED]
 
 
 def run(case: Case, root: Path, expect: str) -> str | None:

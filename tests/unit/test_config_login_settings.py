@@ -1,0 +1,265 @@
+"""The azure-native login settings of the stack file held to the project's rules (config.azure_login, issue 22
+item 3), and values that are easy to confuse named with what was probably meant (item 4): each rule with a bad
+value and an edge value that must pass."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+import config
+from config.constants import PARTNER_CENTER_APPS, PUBLISHER_ROLES
+from hooks.errors import ConfigError
+from tests.unit import stack_configs as sc
+
+TODAY = date(2026, 11, 22)
+TENANT = "62913c05-bccf-437c-868c-53cdabfbe8d4"
+CLIENT = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+
+
+def load(extra: dict[str, Any], secret: tuple[str, ...] = (), plain: set[str] | None = None) -> config.StackSpec:
+    return config.load({**sc.base(), **extra}, ["sourceVms", *secret], TODAY, plain)
+
+
+def problems(extra: dict[str, Any], secret: tuple[str, ...] = (), plain: set[str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        load(extra, secret, plain)
+    return raised.value.problems
+
+
+def the_problem(extra: dict[str, Any], secret: tuple[str, ...] = (), plain: set[str] | None = None) -> str:
+    (found,) = problems(extra, secret, plain)
+    return found
+
+
+# --- secrets ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["clientSecret", "clientCertificatePassword", "oidcToken", "oidcRequestToken"])
+def test_a_login_secret_in_plaintext_is_refused(name: str) -> None:
+    full = f"azure-native:{name}"
+    found = the_problem({full: "s3cr3t-value"})
+    assert found.startswith(f"{full}: is stored in plaintext in the stack file; store it encrypted with ")
+    assert f"`pulumi config set --secret {full}`" in found and "s3cr3t-value" not in found
+    # encrypted: accepted (the engine says so, or the stack file holds it as `secure:`)
+    load({full: "s3cr3t-value"}, secret=(full,))
+    load({full: "[secret]"}, plain=set())
+
+
+def test_the_stack_file_decides_when_it_was_read() -> None:
+    plain = {"azure-native:clientSecret"}
+    found = the_problem({"azure-native:clientSecret": "x"}, secret=("azure-native:clientSecret",), plain=plain)
+    assert found.startswith("azure-native:clientSecret: is stored in plaintext")
+
+
+def test_a_misspelt_secret_in_plaintext_is_refused_and_warned_about() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load({"azure-native:clientSceret": "s3cr3t"})
+    assert raised.value.problems[0].startswith("azure-native:clientSceret: is stored in plaintext")
+    stack = load({"azure-native:clientSceret": "s3cr3t"}, secret=("azure-native:clientSceret",))
+    assert any("did you mean azure-native:clientSecret?" in w for w in stack.warnings)
+
+
+# --- types --------------------------------------------------------------------------------------------------------
+
+GOOD = [
+    {"azure-native:useMsi": "true"},
+    {"azure-native:useOidc": "False"},
+    {"azure-native:clientId": CLIENT, "azure-native:tenantId": TENANT},
+    {"azure-native:tenantId": "contoso.onmicrosoft.com"},
+    {"azure-native:subscriptionId": sc.SUBSCRIPTION},
+    {"azure-native:auxiliaryTenantIds": f'["{TENANT}", "contoso.onmicrosoft.com", "{CLIENT}"]'},
+    {"azure-native:environment": "usgovernment"},
+    {"azure-native:environment": "China"},
+    {"azure-native:location": "West Europe"},
+    {"azure-native:clientCertificatePath": "/etc/pki/login.pem"},
+    {"azure-native:oidcTokenFilePath": "/var/run/secrets/azure/tokens/azure-identity-token"},
+    {"azure-native:oidcRequestUrl": "https://pipelines.actions.githubusercontent.com/abc?x=1"},
+    {"azure-native:oidcAudience": "api://AzureADTokenExchange"},
+    {"azure-native:msiEndpoint": "http://169.254.169.254/metadata/identity/oauth2/token"},
+    {"azure-native:metadataHost": "management.azure.com"},
+    {"azure-native:partnerId": CLIENT, "azure-native:disablePulumiPartnerId": "true"},
+    {"azure-native:useMsi": ""},  # nothing after the colon: unset, as the VM steps read it
+    {"aws:region": "eu-west-1", "pulumi:template": "x"},  # other providers' namespaces are none of ours
+]
+
+
+@pytest.mark.parametrize("extra", GOOD)
+def test_legitimate_login_settings_are_accepted_without_a_word(extra: dict[str, Any]) -> None:
+    assert load(extra).warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"azure-native:useMsi": "yes"}, "azure-native:useMsi: must be true or false, got 'yes' (the Pulumi CLI"),
+        ({"azure-native:useOidc": "1"}, "azure-native:useOidc: must be true or false, got '1'"),
+        ({"azure-native:clientId": "image-builder"}, "azure-native:clientId: 'image-builder' is not an application"),
+        ({"azure-native:subscriptionId": "Contoso Prod"}, "azure-native:subscriptionId: 'Contoso Prod' is not a sub"),
+        ({"azure-native:tenantId": "contoso"}, "azure-native:tenantId: 'contoso' is not a tenant: give the tenant ID"),
+        ({"azure-native:partnerId": "pid-1"}, "azure-native:partnerId: 'pid-1' is not a GUID"),
+        (
+            {"azure-native:auxiliaryTenantIds": f"{TENANT};{CLIENT}"},
+            "azure-native:auxiliaryTenantIds: is '62913c05-bccf-437c-868c-53cdabfbe8d4;0a1b2c3d-4e5f-4a6b-8c7d-"
+            "9e0f1a2b3c4d', not a JSON array of tenant IDs",
+        ),
+        (
+            {"azure-native:auxiliaryTenantIds": f'["{TENANT}", "{CLIENT}", "a.example", "b.example"]'},
+            "azure-native:auxiliaryTenantIds: names 4 tenants; ARM accepts at most 3",
+        ),
+        ({"azure-native:environment": "AzureGermanCloud"}, "azure-native:environment: 'AzureGermanCloud' is not an"),
+        ({"azure-native:location": "westeurop"}, "azure-native:location: 'westeurop' is not a known Azure public"),
+        (
+            {"azure-native:clientCertificatePath": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"},
+            "azure-native:clientCertificatePath: is the certificate itself; give the path of the file",
+        ),
+        ({"azure-native:oidcRequestUrl": "token.actions.example"}, "azure-native:oidcRequestUrl: 'token.actions."),
+        (
+            {"azure-native:oidcAudience": "api://AzureADTokenExchange/.default"},
+            "azure-native:oidcAudience: 'api://AzureADTokenExchange/.default' is a scope, not an audience: the token "
+            "is requested for <audience>/.default; write 'api://AzureADTokenExchange'",
+        ),
+        ({"azure-native:metadataHost": "https://management.azure.com"}, "azure-native:metadataHost: 'https://manag"),
+        ({"azure-native:clientId": f'["{CLIENT}"]'}, "azure-native:clientId: must be one value, not a list"),
+    ],
+)
+def test_a_login_setting_of_the_wrong_kind_is_refused(extra: dict[str, Any], message: str) -> None:
+    found = the_problem(extra)
+    assert found.startswith(message), found
+
+
+def test_an_encrypted_setting_is_not_checked_offline() -> None:
+    # make plan cannot read it, so preview must not refuse what the plan accepted
+    load({"azure-native:clientId": "[secret]"}, secret=("azure-native:clientId",))
+
+
+# --- near misses --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("full", "meant"),
+    [
+        ("azure-native:clientID", "azure-native:clientId"),
+        ("azure-native:client_id", "azure-native:clientId"),
+        ("azure-native:ARM_TENANT_ID", "azure-native:tenantId"),
+        ("azure-native:subscription", "azure-native:subscriptionId"),
+        ("azure-native:useMSI", "azure-native:useMsi"),
+        ("azure:clientId", "azure-native:clientId"),
+        ("azure-nativ:tenantId", "azure-native:tenantId"),
+        ("azure_native:subscriptionId", "azure-native:subscriptionId"),
+    ],
+)
+def test_a_near_miss_of_a_login_setting_is_warned_about_with_the_key_meant(full: str, meant: str) -> None:
+    value = TENANT if "tenant" in meant.lower() else CLIENT if "client" in meant.lower() else "true"
+    stack = load({full: value if "subscription" not in meant else sc.SUBSCRIPTION})
+    (warning,) = stack.warnings
+    assert warning.startswith(full) and f"did you mean {meant}?" in warning, warning
+
+
+def test_an_unknown_setting_with_nothing_close_says_to_remove_it() -> None:
+    (warning,) = load({"azure-native:colour": "blue"}).warnings
+    assert warning == (
+        "azure-native:colour is not an azure-native setting, so neither azure-native nor the VM steps read it; "
+        "remove it"
+    )
+
+
+# --- values that are easy to confuse ------------------------------------------------------------------------------
+
+
+def test_the_logins_application_id_as_the_publishers_object_id_is_refused() -> None:
+    found = the_problem({"azure-native:clientId": sc.PRINCIPAL, "publisherPrincipalType": "ServicePrincipal"})
+    assert found.startswith(
+        f"publisherPrincipalId: {sc.PRINCIPAL} is the application (client) ID the login uses (azure-native:clientId), "
+        "not the object ID of the user, group or service principal that gets Owner on the gallery; "
+        "`az ad sp show --id <application ID> --query id -o tsv` gives a service principal's object ID"
+    ), found
+
+
+@pytest.mark.parametrize(
+    ("extra", "what"),
+    [
+        ({"publisherTenantId": sc.PRINCIPAL}, "is a tenant ID (publisherTenantId)"),
+        ({"azure-native:tenantId": sc.PRINCIPAL}, "is a tenant ID (azure-native:tenantId)"),
+        ({"azure-native:subscriptionId": sc.PRINCIPAL}, "is a subscription ID (azure-native:subscriptionId)"),
+        ({"publisherPrincipalId": sc.SUBSCRIPTION}, "is a subscription ID (sourceVms."),
+        ({"publisherPrincipalId": PARTNER_CENTER_APPS[0][1]}, "is the application ID of Partner Center's"),
+        ({"publisherPrincipalId": PUBLISHER_ROLES["Owner"]}, "is the role definition ID of Owner"),
+    ],
+)
+def test_a_publisher_object_id_that_is_another_kind_of_id_is_refused(extra: dict[str, Any], what: str) -> None:
+    found = the_problem(extra)
+    assert found.startswith("publisherPrincipalId: ") and what in found, found
+
+
+def test_partner_centers_application_id_points_at_the_access_that_finds_its_principals() -> None:
+    found = the_problem({"publisherPrincipalId": PARTNER_CENTER_APPS[1][1]})
+    assert "publisherAccess: partnerCenterServicePrincipals" in found
+
+
+def test_the_client_id_given_as_the_tenant_id_and_the_tenant_as_the_subscription_are_refused() -> None:
+    found = problems({"azure-native:clientId": TENANT, "azure-native:tenantId": TENANT})
+    assert found == [
+        "azure-native:clientId: is the tenant ID (azure-native:tenantId); give the application (client) ID of the "
+        "app registration the login uses"
+    ]
+    found = problems({"azure-native:tenantId": sc.SUBSCRIPTION, "azure-native:subscriptionId": sc.SUBSCRIPTION})
+    assert found[0].startswith("azure-native:tenantId: is the subscription ID (azure-native:subscriptionId)")
+
+
+def test_an_object_id_distinct_from_every_other_id_is_accepted() -> None:
+    load({"azure-native:clientId": CLIENT, "azure-native:tenantId": TENANT, "publisherTenantId": TENANT})
+
+
+@pytest.mark.parametrize(
+    ("extra", "path", "fragment"),
+    [
+        (
+            {"armEndpoint": "https://management.azure.com/subscriptions/" + sc.SUBSCRIPTION},
+            "armEndpoint",
+            "has a path (/subscriptions/81bfe33b-d336-4213-9088-9360410b0807): the VM steps add ARM's resource paths "
+            "and api-version themselves; write 'https://management.azure.com', the endpoint alone",
+        ),
+        ({"armEndpoint": "https://management.azure.com/2024-03-03"}, "armEndpoint", "has a path (/2024-03-03)"),
+        ({"armEndpoint": "https://management.azure.com/metadata/endpoints"}, "armEndpoint", "has a path (/metadata"),
+        (
+            {"graphEndpoint": "https://graph.microsoft.com/v1.0"},
+            "graphEndpoint",
+            "'https://graph.microsoft.com/v1.0' has a path (/v1.0): the checks add /v1.0/... themselves; write "
+            "'https://graph.microsoft.com', the endpoint alone",
+        ),
+        ({"graphEndpoint": "https://graph.microsoft.us/beta/"}, "graphEndpoint", "has a path (/beta)"),
+        (
+            {"armAudience": "https://management.core.windows.net/.default"},
+            "armAudience",
+            "'https://management.core.windows.net/.default' is a scope, not an audience: the token is requested for "
+            "<audience>/.default; write 'https://management.core.windows.net'",
+        ),
+    ],
+)
+def test_an_endpoint_with_a_path_or_an_audience_given_as_a_scope_is_refused(
+    extra: dict[str, Any], path: str, fragment: str
+) -> None:
+    found = the_problem(extra)
+    assert found.startswith(f"{path}: ") and fragment in found, found
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"armEndpoint": "https://management.local.azurestack.external/"},
+        {"armEndpoint": "https://management.usgovcloudapi.net", "graphEndpoint": "https://graph.microsoft.us/"},
+        {"armAudience": "https://management.adfs.azurestack.local/4de154de-f8a8-4017-af41-df619da68155"},
+    ],
+)
+def test_sovereign_and_azure_stack_endpoints_are_accepted(extra: dict[str, Any]) -> None:
+    assert load(extra).warnings == ()
+
+
+def test_an_arm_endpoint_below_another_path_is_warned_about() -> None:
+    stack = load({"armEndpoint": "https://proxy.contoso.example/arm"})
+    assert stack.azure.arm_endpoint == "https://proxy.contoso.example/arm"
+    (warning,) = stack.warnings
+    assert warning.startswith("armEndpoint: 'https://proxy.contoso.example/arm' has a path (/arm)")
