@@ -66,47 +66,16 @@ def arm_props(azure: AzureSpec) -> dict[str, Any]:
 
 
 def guest_props(source: SourceVmSpec, definition: ImageDefinitionSpec, azure: AzureSpec) -> dict[str, Any]:
-    """Non-secret inputs of the guest half."""
-    props: dict[str, Any] = {
-        "vm_id": source.id,
+    """Non-secret inputs of the guest half: the guest's settings as the provider rebuilds them
+    (hooks.targets' `from_props`), the sysprep options inside `winrm`."""
+    ssh, winrm = source.ssh, source.winrm
+    return {
+        "vm_id": source.vm.id,
         "os_type": definition.os_type,
         "arm": arm_props(azure),
-        "ssh": None,
-        "winrm": None,
+        "ssh": ssh.to_props() if ssh is not None else None,
+        "winrm": {**winrm.to_props(), "sysprep": source.sysprep.to_props()} if winrm is not None else None,
     }
-    if source.ssh is not None:
-        s = source.ssh
-        props["ssh"] = {
-            "host": s.host,
-            "port": s.port,
-            "username": s.username,
-            "host_key": s.host_key,
-            "insecure_ignore_host_key": s.insecure_ignore_host_key,
-            "connect_timeout": s.connect_timeout_minutes * SECONDS_PER_MINUTE,
-            "command_timeout": s.command_timeout_minutes * SECONDS_PER_MINUTE,
-        }
-    if source.winrm is not None:
-        w = source.winrm
-        props["winrm"] = {
-            "host": w.host,
-            "port": w.port,
-            "scheme": "https" if w.use_https else "http",
-            "transport": w.transport,
-            "username": w.username,
-            "ca_certificate": w.ca_certificate,
-            "certificate_sha256": w.certificate_sha256,
-            "insecure_skip_certificate_validation": w.insecure_skip_certificate_validation,
-            "connect_timeout": w.connect_timeout_minutes * SECONDS_PER_MINUTE,
-            "sysprep": {
-                "mode": w.sysprep.mode,
-                "extra_args": list(w.sysprep.extra_args),
-                "skip_checks": sorted(w.sysprep.skip_checks),
-                "agent_timeout": w.sysprep.agent_timeout_minutes * SECONDS_PER_MINUTE,
-                "timeout": w.sysprep.timeout_minutes * SECONDS_PER_MINUTE,
-                "poll_interval": w.sysprep.poll_interval_seconds,
-            },
-        }
-    return props
 
 
 def capture_props(args: CapturedImageVersionArgs) -> dict[str, Any]:
@@ -146,18 +115,8 @@ def capture_props(args: CapturedImageVersionArgs) -> dict[str, Any]:
 
 def guest_credentials(source: SourceVmSpec) -> pulumi.Output[dict[str, str]]:
     """The secret input of the guest half: encrypted in the state, never copied into outputs."""
-    creds: dict[str, str] = {}
-    if source.ssh is not None:
-        for key, secret in (
-            ("private_key", source.ssh.private_key),
-            ("passphrase", source.ssh.passphrase),
-            ("password", source.ssh.password),
-        ):
-            if secret is not None:
-                creds[key] = secret.reveal()
-    if source.winrm is not None:
-        creds["password"] = source.winrm.password.reveal()
-    return pulumi.Output.secret(creds)
+    targets = (source.ssh, source.winrm)
+    return pulumi.Output.secret({k: v for t in targets if t is not None for k, v in t.credentials().items()})
 
 
 END_OF_LIFE_PROPERTY = "publishingProfile.endOfLifeDate"
@@ -302,7 +261,7 @@ class CapturedImageVersion(pulumi.ComponentResource):
         self.vm = VmGeneralization(
             f"{name}-vm",
             {
-                "vm_id": source.id,
+                "vm_id": source.vm.id,
                 "arm": arm_props(args.azure),
                 "generalize": generalize,
                 "deallocate": source.deallocate or generalize,
@@ -333,7 +292,7 @@ class CapturedImageVersion(pulumi.ComponentResource):
             args.definition_path,
             self._child_urn(opts, name, VersionTestBoot.TYPE, f"{name}-test-boot"),
         )
-        self.register_outputs({"versionId": self.image_version.id, "sourceVmId": source.id})
+        self.register_outputs({"versionId": self.image_version.id, "sourceVmId": source.vm.id})
 
     @staticmethod
     def _child_urn(opts: pulumi.ResourceOptions | None, own_name: str, type_: str, name: str) -> str | None:

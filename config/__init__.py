@@ -6,8 +6,9 @@ these specs, never `pulumi.Config`.
 
 One module per job:
 - `constants`: the config's keys, the values Azure accepts, naming rules and shared defaults;
-- `specs`: the specs themselves, and `Secret` (private keys, passphrases and passwords are wrapped as soon as
-  they are read, so a spec can be printed or logged without leaking them);
+- `specs`: the specs themselves (a source VM's guest settings are hooks.targets' `SshTarget`, `WinRmTarget` and
+  `SysprepOptions`), and `Secret` (private keys, passphrases and passwords are wrapped as soon as they are read,
+  so they can be printed or logged without leaking them);
 - `reader`: `Node`, a mapping of the raw config with its key path, which records problems instead of raising;
 - `gallery`, `source_vms`, `images`, `versions`: one reader per section of the stack file;
 - `loader`: `load`, the sections in order and the rules across them;
@@ -66,12 +67,9 @@ from config.specs import (
     Secret,
     SourceVersionSpec,
     SourceVmSpec,
-    SshSpec,
     StackSpec,
-    SysprepSpec,
     TargetRegionSpec,
     TestBootSpec,
-    WinRmSpec,
 )
 from hooks.targets import (
     ON_ARM_UNREACHABLE,
@@ -124,12 +122,9 @@ __all__ = [
     "Secret",
     "SourceVersionSpec",
     "SourceVmSpec",
-    "SshSpec",
     "StackSpec",
-    "SysprepSpec",
     "TargetRegionSpec",
     "TestBootSpec",
-    "WinRmSpec",
     "declared_type_problems",
     "from_pulumi",
     "load",

@@ -1,6 +1,10 @@
 """`sourceVms`: the existing VMs that versions are captured from, and how each guest is reached (`ssh` for Linux,
 `winrm` with its `sysprep` options for Windows).
 
+Each guest's settings become hooks.targets' own types, the ones the guest step runs with (`SshTarget`,
+`WinRmTarget`, `SysprepOptions`): a field is named as its key, in snake_case (`certificateSha256` is
+`certificate_sha256`); here, once, the `...Minutes` durations become seconds and `useHttps` the `scheme`.
+
 What a Windows guest's settings may be is hooks.targets' rules (`winrm_problems`, `sysprep_problems`), the ones
 hooks.windows.sysprep.validate applies before it contacts a guest: here they are reported at the stack file's key
 paths (STACK_KEYS names each setting as the stack file does). The stack file adds its own policies on top: the
@@ -13,23 +17,24 @@ from collections.abc import Iterable
 
 from config.constants import HOST_NAME
 from config.reader import Node
-from config.specs import SourceVmSpec, SshSpec, SysprepSpec, WinRmSpec
+from config.specs import Secret, SourceVmSpec
 from hooks.host_keys import parse_host_key
-from hooks.targets import SHA256_FINGERPRINT, SettingProblem, Spelling, VmRef, sysprep_problems, winrm_problems
-
-STACK_KEYS = Spelling(
-    names={
-        "scheme": "useHttps",
-        "ca_bundle": "caCertificate",
-        "cert_sha256": "certificateSha256",
-        "insecure_skip_cert_validation": "insecureSkipCertificateValidation",
-        "extra_args": "extraArgs",
-        "skip_checks": "skipChecks",
-    },
-    https="useHttps: true",
-    http="useHttps: false",
+from hooks.targets import (
+    SHA256_FINGERPRINT,
+    SettingProblem,
+    Spelling,
+    SshTarget,
+    SysprepOptions,
+    VmRef,
+    WinRmTarget,
+    sysprep_problems,
+    winrm_problems,
 )
-"""The stack file's key of each WinRmTarget / SysprepOptions field whose name differs."""
+
+STACK_KEYS = Spelling(names={"scheme": "useHttps"}, camel_case=True, https="useHttps: true", http="useHttps: false")
+"""The stack file's key of each WinRmTarget / SysprepOptions field: its name in camelCase, but for `scheme`, which
+the stack file gives as `useHttps` (true or false)."""
+SECONDS_PER_MINUTE = 60.0
 
 
 def read_source_vms(node: Node | None) -> dict[str, SourceVmSpec | None]:
@@ -54,15 +59,15 @@ def read_source_vms(node: Node | None) -> dict[str, SourceVmSpec | None]:
         if ssh_node is not None and winrm_node is not None:
             vm_node.problems.append(f"{vm_node.path}: set ssh (Linux) or winrm (Windows), not both")
         ssh = read_ssh(ssh_node) if ssh_node is not None else None
-        winrm = read_winrm(winrm_node) if winrm_node is not None else None
+        winrm, sysprep = read_winrm(winrm_node) if winrm_node is not None else (None, SysprepOptions())
         deallocate = vm_node.boolean("deallocate", True)
         vm_node.done()
         if vm is not None and (ssh_node is None or ssh is not None) and (winrm_node is None or winrm is not None):
-            result[str(key)] = SourceVmSpec(str(key), vm, ssh, winrm, deallocate)
+            result[str(key)] = SourceVmSpec(str(key), vm, ssh, winrm, deallocate, sysprep)
     return result
 
 
-def read_ssh(node: Node) -> SshSpec | None:
+def read_ssh(node: Node) -> SshTarget | None:
     """`ssh`: how the waagent deprovision reaches a Linux guest."""
     host = node.string("host", None, HOST_NAME, "is not a host name or IP address", True)
     username = node.string("username", None, required=True)
@@ -94,36 +99,48 @@ def read_ssh(node: Node) -> SshSpec | None:
             "`az vm run-command invoke ... cat /etc/ssh/ssh_host_ed25519_key.pub`); "
             "set insecureIgnoreHostKey: true only for throwaway VMs",
         )
-    connect = node.positive("connectTimeoutMinutes", SshSpec.connect_timeout_minutes)
-    command = node.positive("commandTimeoutMinutes", SshSpec.command_timeout_minutes)
+    connect = _seconds(node, "connectTimeoutMinutes", SshTarget.connect_timeout)
+    command = _seconds(node, "commandTimeoutMinutes", SshTarget.command_timeout)
     node.done()
     if host is None or username is None:
         return None
-    return SshSpec(host, username, port, private_key, passphrase, password, host_key, insecure, connect, command)
+    return SshTarget(
+        host,
+        username,
+        port,
+        private_key=_reveal(private_key),
+        passphrase=_reveal(passphrase),
+        password=_reveal(password),
+        host_key=host_key,
+        insecure_ignore_host_key=insecure,
+        connect_timeout=connect,
+        command_timeout=command,
+    )
 
 
-def read_sysprep(node: Node | None) -> SysprepSpec:
+def read_sysprep(node: Node | None) -> SysprepOptions:
     """`winrm.sysprep`: how sysprep is run and watched (all optional)."""
     if node is None:
-        return SysprepSpec()
-    mode = "" if node.raw("mode") == "" else node.string("mode", SysprepSpec.mode)
+        return SysprepOptions()
+    mode = "" if node.raw("mode") == "" else node.string("mode", SysprepOptions.mode)
     extra = node.strings("extraArgs")
     skip = node.strings("skipChecks")
     _report(node, sysprep_problems(mode, extra, skip))
-    spec = SysprepSpec(
+    options = SysprepOptions(
         mode=mode,
         extra_args=extra,
         skip_checks=frozenset(skip),
-        agent_timeout_minutes=node.positive("agentTimeoutMinutes", SysprepSpec.agent_timeout_minutes),
-        timeout_minutes=node.positive("timeoutMinutes", SysprepSpec.timeout_minutes),
-        poll_interval_seconds=node.positive("pollIntervalSeconds", SysprepSpec.poll_interval_seconds),
+        agent_timeout=_seconds(node, "agentTimeoutMinutes", SysprepOptions.agent_timeout),
+        timeout=_seconds(node, "timeoutMinutes", SysprepOptions.timeout),
+        poll_interval=node.positive("pollIntervalSeconds", SysprepOptions.poll_interval),
     )
     node.done()
-    return spec
+    return options
 
 
-def read_winrm(node: Node) -> WinRmSpec | None:
-    """`winrm`: how sysprep reaches a Windows guest, and how the listener's certificate is verified."""
+def read_winrm(node: Node) -> tuple[WinRmTarget | None, SysprepOptions]:
+    """`winrm`: how sysprep reaches a Windows guest, and how the listener's certificate is verified; with
+    `winrm.sysprep`, how sysprep is run."""
     host = node.string("host", None, HOST_NAME, "is not a host name or IP address", True)
     username = node.string("username", None, required=True)
     password = node.secret("password")
@@ -145,7 +162,7 @@ def read_winrm(node: Node) -> WinRmSpec | None:
     elif allow_http:
         node.problem("allowUnencryptedHttp", "is only used with useHttps: false")
     port = node.integer("port", 5986 if use_https else 5985, 1, 65535)
-    transport = node.string("transport", WinRmSpec.transport)
+    transport = node.string("transport", WinRmTarget.transport)
     ca = node.string("caCertificate", None)
     pin = node.string("certificateSha256", None)
     insecure = node.boolean("insecureSkipCertificateValidation", False)
@@ -160,14 +177,33 @@ def read_winrm(node: Node) -> WinRmSpec | None:
         )
     if ca is not None and pin is not None:
         node.problem("certificateSha256", "set caCertificate or certificateSha256, not both")
-    connect = node.positive("connectTimeoutMinutes", WinRmSpec.connect_timeout_minutes)
+    connect = _seconds(node, "connectTimeoutMinutes", WinRmTarget.connect_timeout)
     sysprep = read_sysprep(node.child("sysprep"))
     node.done()
     if host is None or username is None or password is None:
-        return None
-    return WinRmSpec(
-        host, username, password, port, use_https, transport, ca, pin, insecure, connect, sysprep, allow_http
+        return None, sysprep
+    target = WinRmTarget(
+        host,
+        username,
+        password.reveal(),
+        port,
+        scheme="https" if use_https else "http",
+        transport=transport,
+        ca_certificate=ca,
+        certificate_sha256=pin,
+        insecure_skip_certificate_validation=insecure,
+        connect_timeout=connect,
     )
+    return target, sysprep
+
+
+def _seconds(node: Node, key: str, default: float) -> float:
+    """A `...Minutes` key in seconds, the unit of every duration in hooks.targets (`default` in seconds)."""
+    return node.positive(key, default / SECONDS_PER_MINUTE) * SECONDS_PER_MINUTE
+
+
+def _reveal(secret: Secret | None) -> str | None:
+    return secret.reveal() if secret is not None else None
 
 
 def _report(node: Node, problems: Iterable[SettingProblem]) -> None:

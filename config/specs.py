@@ -1,7 +1,9 @@
 """The typed, immutable specs a stack config becomes: what the components receive (never `pulumi.Config`).
 
-Secrets (private keys, passphrases, passwords) are `Secret`s, so a spec can be printed or logged without leaking
-them; the components hand them to Pulumi as secret outputs.
+A source VM's guest settings are hooks.targets' own types (`SshTarget`, `WinRmTarget`, `SysprepOptions`), the ones
+the guest step runs with: their secret fields are kept out of repr, so a spec can be printed or logged without
+leaking them, and the components hand them to Pulumi as a secret input. A secret value the reader has not placed in
+a spec yet is a `Secret`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from config.constants import PARTNER_CENTER_APPS, PUBLIC_CLOUD_GRAPH, PUBLISHER_ROLES, SUBNET_ID
-from hooks.targets import PUBLIC_CLOUD_ARM, ImageVersionRef, VmRef
+from hooks.targets import PUBLIC_CLOUD_ARM, ImageVersionRef, SshTarget, SysprepOptions, VmRef, WinRmTarget
 
 
 class Secret:
@@ -122,86 +124,21 @@ class AzureSpec:
 
 
 @dataclass(frozen=True)
-class SshSpec:
-    """SSH access to a Linux source VM (for `waagent -deprovision+user`)."""
-
-    host: str
-    """Address the machine running Pulumi can reach (private IP, DNS name, or a forwarded bastion port)."""
-    username: str
-    """Admin user with passwordless sudo; waagent deletes this user."""
-    port: int = 22
-    private_key: Secret | None = None
-    """OpenSSH private key (secret: `pulumi config set --secret --path ...`)."""
-    passphrase: Secret | None = None
-    """Passphrase of the private key, if any (secret)."""
-    password: Secret | None = None
-    """Password instead of a key (secret)."""
-    host_key: str | None = None
-    """Expected host key, `ssh-ed25519 AAAA...` or a known_hosts line. Required unless insecureIgnoreHostKey."""
-    insecure_ignore_host_key: bool = False
-    """Accept any host key. Loudly warned; only for throwaway test VMs."""
-    connect_timeout_minutes: float = 10.0
-    """Bound for connecting while the VM boots (retries with backoff)."""
-    command_timeout_minutes: float = 15.0
-    """Bound for the deprovision script."""
-
-
-@dataclass(frozen=True)
-class SysprepSpec:
-    """How sysprep is run and watched on a Windows source VM."""
-
-    mode: str = "vm"
-    """Value for `/mode:` (`vm`), or empty for none (hooks.targets.SYSPREP_MODES)."""
-    extra_args: tuple[str, ...] = ()
-    """Extra sysprep flags, only `/flag` or `/flag:value` words; none the step sets itself or that would defeat it,
-    such as `/unattend:...` (hooks.targets.SYSPREP_REFUSED_FLAGS)."""
-    skip_checks: frozenset[str] = frozenset()
-    """Pre-checks to skip by name (hooks.targets.SYSPREP_CHECKS): guest-agent, server-roles, bitlocker, appx,
-    pending-reboot, cdrom, removable-storage."""
-    agent_timeout_minutes: float = 10.0
-    """Bound for the Azure guest agent services to be Running."""
-    timeout_minutes: float = 60.0
-    """Bound for sysprep to reach IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE."""
-    poll_interval_seconds: float = 5.0
-    """Seconds between ImageState polls."""
-
-
-@dataclass(frozen=True)
-class WinRmSpec:
-    """WinRM access to a Windows source VM (for sysprep)."""
-
-    host: str
-    username: str
-    """Local administrator sysprep runs as (never SYSTEM)."""
-    password: Secret
-    """Password of that user (secret)."""
-    port: int = 5986
-    use_https: bool = True
-    transport: str = "ntlm"
-    """ntlm | kerberos | credssp | basic (hooks.targets.WINRM_TRANSPORTS)."""
-    ca_certificate: str | None = None
-    """PEM of the CA (or self-signed certificate) that issued the WinRM listener's certificate."""
-    certificate_sha256: str | None = None
-    """Pinned SHA-256 fingerprint of the listener certificate (instead of caCertificate)."""
-    insecure_skip_certificate_validation: bool = False
-    """Accept any certificate. Loudly warned; only for throwaway test VMs."""
-    connect_timeout_minutes: float = 10.0
-    sysprep: SysprepSpec = field(default_factory=SysprepSpec)
-    allow_unencrypted_http: bool = False
-    """`useHttps: false` was opted into explicitly (`allowUnencryptedHttp: true`); loudly warned."""
-
-
-@dataclass(frozen=True)
 class SourceVmSpec:
     """An existing VM that versions are captured from, and how to reach its guest."""
 
     key: str
     """Name under `sourceVms` that versions refer to."""
     vm: VmRef
-    ssh: SshSpec | None = None
-    winrm: WinRmSpec | None = None
+    """The VM, parsed from `id` once: it travels on as `vm.id`."""
+    ssh: SshTarget | None = None
+    """`ssh`: how the waagent deprovision reaches a Linux guest."""
+    winrm: WinRmTarget | None = None
+    """`winrm`: how sysprep reaches a Windows guest."""
     deallocate: bool = True
     """For Specialized definitions: deallocate before capture (recommended for a consistent disk)."""
+    sysprep: SysprepOptions = field(default_factory=SysprepOptions)
+    """`winrm.sysprep`: how sysprep is run and watched (used with `winrm` only)."""
 
     @property
     def id(self) -> str:

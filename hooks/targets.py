@@ -1,15 +1,21 @@
 """Plain, typed descriptions of what the imperative side talks to: the ARM endpoint, a VM, and a guest reachable
-over SSH or WinRM, and the rules a Windows guest's settings follow. Built by the dynamic providers from their
-inputs; usable directly without Pulumi.
+over SSH or WinRM, and the rules a Windows guest's settings follow. Usable directly without Pulumi.
 
-Secret fields (passwords, private keys) are excluded from repr so they cannot leak through logs or errors."""
+A guest's settings (SshTarget, WinRmTarget, SysprepOptions) are one type from the stack file to the guest: the config
+builds them, the components hand them to a dynamic resource with `to_props()` and `credentials()`, and its provider
+rebuilds them with `from_props`. Every field keeps its name on the way (the stack file spells it in camelCase, and
+gives `scheme` as `useHttps`), and every duration is in seconds (the config converts the stack file's minutes).
+
+Secret fields (passwords, private keys) are excluded from repr and from `to_props()`, so they cannot leak through
+logs, errors or the plain inputs; they travel in the dynamic resource's one secret input, `credentials`."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import MISSING, Field, dataclass, field, fields
+from types import UnionType
+from typing import TYPE_CHECKING, Any, ClassVar, Self, get_args, get_origin, get_type_hints
 
 if TYPE_CHECKING:
     from hooks.login import LoginSettings
@@ -155,72 +161,129 @@ def _parse_id(pattern: re.Pattern[str], resource_id: str, what: str, collection:
     return m["sub"].lower(), m["rg"], m["name"]
 
 
+SECRET = {"secret": True}
+"""Metadata of a secret field of a ProviderInput (always with repr=False): it travels in `credentials()`."""
+
+
+class ProviderInput:
+    """Settings that cross the props boundary as a dynamic resource's inputs, each field under its own name: the
+    components put `to_props()` in the plain inputs and `credentials()` in the secret `credentials` input, and the
+    provider rebuilds the settings with `from_props(props, credentials)`."""
+
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    def to_props(self) -> dict[str, Any]:
+        """The fields that are not secret, as plain JSON values (tuples as lists, sets as sorted lists)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if not f.metadata.get("secret")}
+
+    def credentials(self) -> dict[str, str]:
+        """The secret fields that are set."""
+        return {
+            f.name: value
+            for f in fields(self)
+            if f.metadata.get("secret") and (value := getattr(self, f.name)) is not None
+        }
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values, for redaction."""
+        return tuple(value for value in self.credentials().values() if value)
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, Any], credentials: Mapping[str, Any] | None = None) -> Self:
+        """The settings `to_props()` and `credentials()` gave. A key that is missing or null keeps the field's
+        default; values are read back as the field's type (the engine hands numbers over as floats, tuples and sets
+        as lists)."""
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            value = ((credentials or {}) if f.metadata.get("secret") else props).get(f.name)
+            if value is not None:
+                values[f.name] = _typed(hints[f.name], value)
+            elif f.default is MISSING and f.default_factory is MISSING:
+                where = "credentials" if f.metadata.get("secret") else "props"
+                raise ValueError(f"{cls.__name__}: no {f.name} in the {where}")
+        return cls(**values)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _typed(hint: Any, value: Any) -> Any:
+    """`value` as the type `hint` of a ProviderInput's field (`X | None` as X: a None never gets here)."""
+    if isinstance(hint, UnionType):
+        (hint,) = (arg for arg in get_args(hint) if arg is not type(None))
+    return (get_origin(hint) or hint)(value)
+
+
 @dataclass(frozen=True)
-class SshTarget:
-    """A Linux guest reachable over SSH."""
+class SshTarget(ProviderInput):
+    """A Linux guest reachable over SSH (the stack file's `sourceVms.<key>.ssh`)."""
 
     host: str
+    """Address the machine running Pulumi can reach (private IP, DNS name, or a forwarded bastion port)."""
     username: str
+    """Admin user with passwordless sudo; waagent deletes this user."""
     port: int = 22
-    private_key: str | None = field(default=None, repr=False)
+    private_key: str | None = field(default=None, repr=False, metadata=SECRET)
     """OpenSSH/PEM private key text (secret)."""
-    passphrase: str | None = field(default=None, repr=False)
+    passphrase: str | None = field(default=None, repr=False, metadata=SECRET)
     """Passphrase of the private key (secret)."""
-    password: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False, metadata=SECRET)
     """Password, when no key is used (secret)."""
     host_key: str | None = None
     """Expected host key: `ssh-ed25519 AAAA…` or a known_hosts line. Required unless insecure_ignore_host_key."""
     insecure_ignore_host_key: bool = False
-    """Accept any host key (logs a loud warning)."""
+    """Accept any host key (logs a loud warning); only for throwaway test VMs."""
     connect_timeout: float = 600.0
     """Bound in seconds for connecting, retrying with backoff while the VM boots."""
     command_timeout: float = 900.0
     """Bound in seconds for the deprovision script."""
 
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.private_key, self.passphrase, self.password) if s)
-
 
 @dataclass(frozen=True)
-class WinRmTarget:
-    """A Windows guest reachable over WinRM (WS-Management)."""
+class WinRmTarget(ProviderInput):
+    """A Windows guest reachable over WinRM (WS-Management) (the stack file's `sourceVms.<key>.winrm`)."""
 
     host: str
     username: str
-    password: str = field(repr=False)
-    """Password of the local administrator sysprep runs as (secret)."""
+    """Local administrator sysprep runs as (never SYSTEM)."""
+    password: str = field(repr=False, metadata=SECRET)
+    """Password of that user (secret)."""
     port: int = 5986
     scheme: str = "https"
+    """https, or http (the stack file's `useHttps`, false only with `allowUnencryptedHttp`)."""
     transport: str = "ntlm"
     """One of WINRM_TRANSPORTS."""
-    ca_bundle: str | None = None
-    """PEM text of the CA (or self-signed certificate) that must have issued the server certificate."""
-    cert_sha256: str | None = None
-    """Pinned SHA-256 fingerprint (hex) of the server certificate, instead of a CA."""
-    insecure_skip_cert_validation: bool = False
-    """Accept any server certificate (logs a loud warning)."""
+    ca_certificate: str | None = None
+    """PEM text of the CA (or self-signed certificate) that must have issued the listener's certificate."""
+    certificate_sha256: str | None = None
+    """Pinned SHA-256 fingerprint (hex) of the listener's certificate, instead of a CA."""
+    insecure_skip_certificate_validation: bool = False
+    """Accept any server certificate (logs a loud warning); only for throwaway test VMs."""
     connect_timeout: float = 600.0
     """Bound in seconds for connecting, retrying with backoff while the VM boots."""
 
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        return (self.password,) if self.password else ()
-
 
 @dataclass(frozen=True)
-class SysprepOptions:
-    """How sysprep is run and watched."""
+class SysprepOptions(ProviderInput):
+    """How sysprep is run and watched (the stack file's `sourceVms.<key>.winrm.sysprep`)."""
 
     mode: str = "vm"
     """One of SYSPREP_MODES: the value of /mode: ("vm"), or "" for no /mode flag."""
     extra_args: tuple[str, ...] = ()
-    """Extra sysprep flags, each matching SYSPREP_EXTRA_ARG and none of SYSPREP_REFUSED_FLAGS."""
+    """Extra sysprep flags, each matching SYSPREP_EXTRA_ARG and none of SYSPREP_REFUSED_FLAGS (such as
+    `/unattend:...`)."""
     skip_checks: frozenset[str] = frozenset()
     """Names of pre-checks to skip, from SYSPREP_CHECKS."""
     agent_timeout: float = 600.0
     """Bound in seconds for the Azure guest agent services to be Running."""
-    sysprep_timeout: float = 3600.0
+    timeout: float = 3600.0
     """Bound in seconds for sysprep to reach IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE."""
     poll_interval: float = 5.0
     """Seconds between ImageState polls."""
@@ -284,18 +347,25 @@ SHA256_FINGERPRINT = re.compile(r"^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$")
 
 @dataclass(frozen=True)
 class Spelling:
-    """How a rule's messages name the settings: by the fields of WinRmTarget and SysprepOptions unless the caller
-    gives its own names (the config gives the stack file's keys)."""
+    """How a rule's messages name the settings: by the fields of WinRmTarget and SysprepOptions, or as the caller
+    spells them (the config: the stack file's camelCase keys)."""
 
     names: Mapping[str, str] = field(default_factory=dict)
-    """Field -> the caller's name for it; a field not listed keeps its name."""
+    """Field -> the caller's name for it, where that is not the field's name in the caller's case."""
+    camel_case: bool = False
+    """The caller writes the fields' names in camelCase (`certificate_sha256` is `certificateSha256`)."""
     https: str = "scheme: https"
     """How the caller says "use https"."""
     http: str = "scheme: http"
     """How the caller says "plain http was chosen"."""
 
     def __call__(self, setting: str) -> str:
-        return self.names.get(setting, setting)
+        if setting in self.names:
+            return self.names[setting]
+        if not self.camel_case:
+            return setting
+        head, *rest = setting.split("_")
+        return head + "".join(word.capitalize() for word in rest)
 
 
 FIELD_NAMES = Spelling()
@@ -319,32 +389,34 @@ class SettingProblem:
 def winrm_problems(
     transport: str,
     https: bool,
-    ca_bundle: str | None,
-    cert_sha256: str | None,
-    insecure_skip_cert_validation: bool,
+    ca_certificate: str | None,
+    certificate_sha256: str | None,
+    insecure_skip_certificate_validation: bool,
     spelling: Spelling = FIELD_NAMES,
 ) -> list[SettingProblem]:
     """What is wrong with how a WinRM connection is secured (None: the setting is not given)."""
     problems = []
+    ca, pin, insecure = ca_certificate, certificate_sha256, insecure_skip_certificate_validation
     if transport not in WINRM_TRANSPORTS:
         problems.append(SettingProblem("transport", f"{transport!r} is not one of {_quoted(WINRM_TRANSPORTS)}"))
-    if ca_bundle is not None and CERTIFICATE_PEM_MARKER not in ca_bundle:
-        problems.append(SettingProblem("ca_bundle", f"must be a PEM certificate ({CERTIFICATE_PEM_MARKER} ...)"))
-    if cert_sha256 is not None and not SHA256_FINGERPRINT.fullmatch(cert_sha256):
-        problems.append(SettingProblem("cert_sha256", f"{cert_sha256!r} is not a SHA-256 fingerprint (64 hex digits)"))
-        cert_sha256 = None  # reported: the rules below see no pin
-    ca, pin = spelling("ca_bundle"), spelling("cert_sha256")
-    if insecure_skip_cert_validation and (ca_bundle is not None or cert_sha256 is not None):
+    if ca is not None and CERTIFICATE_PEM_MARKER not in ca:
+        problems.append(SettingProblem("ca_certificate", f"must be a PEM certificate ({CERTIFICATE_PEM_MARKER} ...)"))
+    if pin is not None and not SHA256_FINGERPRINT.fullmatch(pin):
+        problems.append(SettingProblem("certificate_sha256", f"{pin!r} is not a SHA-256 fingerprint (64 hex digits)"))
+        pin = None  # reported: the rules below see no pin
+    if insecure and (ca is not None or pin is not None):
         problems.append(
             SettingProblem(
-                "insecure_skip_cert_validation", f"contradicts {ca}/{pin}: remove one (verification is the safe choice)"
+                "insecure_skip_certificate_validation",
+                f"contradicts {spelling('ca_certificate')}/{spelling('certificate_sha256')}: remove one (verification "
+                "is the safe choice)",
             )
         )
-    if not https and (ca_bundle is not None or cert_sha256 is not None or insecure_skip_cert_validation):
-        which = "cert_sha256" if cert_sha256 is not None else "ca_bundle" if ca_bundle is not None else None
+    if not https and (ca is not None or pin is not None or insecure):
+        which = "certificate_sha256" if pin is not None else "ca_certificate" if ca is not None else None
         problems.append(
             SettingProblem(
-                which or "insecure_skip_cert_validation",
+                which or "insecure_skip_certificate_validation",
                 f"contradicts {spelling.http}: there is no certificate to verify over http",
             )
         )

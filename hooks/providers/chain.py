@@ -1,8 +1,10 @@
 """The dynamic resources of the generalization chain: the guest half (`GuestGeneralization`) and the ARM half
 (`VmGeneralization`), each run by its provider (hooks/pipeline.py does the work).
 
-Props are snake_case plain values (the components build them from the specs). Secrets travel in the single
-`credentials` input, which the components mark secret; it is never copied into outputs.
+Props are snake_case plain values. The guest's settings are hooks.targets' own types on both sides: the components
+put `SshTarget` / `WinRmTarget` / `SysprepOptions.to_props()` in the inputs `ssh` / `winrm` / `winrm.sysprep`, and
+the guest half rebuilds them with `from_props`. Secrets travel in the single `credentials` input (the targets'
+`credentials()`), which the components mark secret; it is never copied into outputs.
 
 The "capture" input (what the VM is captured into) drives the capture-time checks of hooks/preflight.py: in
 `check` (preview and up; GET only, skipped for what is not known yet) and again in `create` before anything
@@ -68,48 +70,6 @@ def _recorded_flag(olds: Mapping[str, Any], key: str) -> bool | None:
     return None
 
 
-def _ssh_target(props: Mapping[str, Any], creds: Mapping[str, Any]) -> SshTarget:
-    s = props["ssh"]
-    return SshTarget(
-        host=s["host"],
-        port=int(s["port"]),
-        username=s["username"],
-        private_key=creds.get("private_key"),
-        passphrase=creds.get("passphrase"),
-        password=creds.get("password"),
-        host_key=s.get("host_key"),
-        insecure_ignore_host_key=bool(s.get("insecure_ignore_host_key", False)),
-        connect_timeout=float(s["connect_timeout"]),
-        command_timeout=float(s["command_timeout"]),
-    )
-
-
-def _winrm_target(props: Mapping[str, Any], creds: Mapping[str, Any]) -> tuple[WinRmTarget, SysprepOptions]:
-    w = props["winrm"]
-    target = WinRmTarget(
-        host=w["host"],
-        port=int(w["port"]),
-        username=w["username"],
-        password=str(creds.get("password") or ""),
-        scheme=w["scheme"],
-        transport=w["transport"],
-        ca_bundle=w.get("ca_certificate"),
-        cert_sha256=w.get("certificate_sha256"),
-        insecure_skip_cert_validation=bool(w.get("insecure_skip_certificate_validation", False)),
-        connect_timeout=float(w["connect_timeout"]),
-    )
-    s = w["sysprep"]
-    options = SysprepOptions(
-        mode=s["mode"],
-        extra_args=tuple(s.get("extra_args") or ()),
-        skip_checks=frozenset(s.get("skip_checks") or ()),
-        agent_timeout=float(s["agent_timeout"]),
-        sysprep_timeout=float(s["timeout"]),
-        poll_interval=float(s["poll_interval"]),
-    )
-    return target, options
-
-
 def _secrets(creds: Mapping[str, Any] | None) -> list[str]:
     return [str(v) for v in (creds or {}).values() if v]
 
@@ -126,17 +86,17 @@ def _capture_target(props: Mapping[str, Any]) -> preflight.CaptureTarget | None:
 
 
 def _capture_check(
-    olds: Mapping[str, Any], news: Mapping[str, Any], replace_keys: tuple[str, ...], login: LoginSettings
+    vm: VmRef, olds: Mapping[str, Any], news: Mapping[str, Any], replace_keys: tuple[str, ...], login: LoginSettings
 ) -> list[CheckFailure]:
-    """The capture-time checks as CheckFailures, each reason starting with the config key to change.
+    """The capture-time checks of `vm` (the parsed `vm_id`) as CheckFailures, each reason starting with the config
+    key to change.
 
-    Nothing is read when the VM is not known yet (preview of a new stack), nor when the resource already exists
-    for the same VM: then `create` will not run again (only these keys replace it), and the source VM may well
-    have been deleted after its capture."""
-    vm_id = news.get("vm_id")
+    Nothing is read when the VM is not known yet (preview of a new stack: `check` does not call this), nor when the
+    resource already exists for the same VM: then `create` will not run again (only these keys replace it), and the
+    source VM may well have been deleted after its capture."""
     if news.get("read_in_check") is False:
         return []  # the update, not a preview: `create` runs these checks before it changes anything
-    if not isinstance(news.get("capture"), Mapping) or not isinstance(vm_id, str) or not known(vm_id):
+    if not isinstance(news.get("capture"), Mapping):
         return []
     if olds and all(same_input(k, olds.get(k), news.get(k)) for k in replace_keys):
         return []
@@ -151,7 +111,7 @@ def _capture_check(
     from hooks import preflight
 
     log = log_for(news, "capture")
-    problems = preflight.run_checks(arm_settings(news, login), VmRef.parse(vm_id), target, log)
+    problems = preflight.run_checks(arm_settings(news, login), vm, target, log)
     return [CheckFailure(p.input, str(p)) for p in problems]
 
 
@@ -169,15 +129,16 @@ class _ChainStepProvider(DynamicProvider):
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
+        vm: VmRef | None = None  # not known yet in the preview of a new stack: nothing to read then
         vm_id = news.get("vm_id")
         if isinstance(vm_id, str) and known(vm_id):
             try:
-                VmRef.parse(vm_id)
+                vm = VmRef.parse(vm_id)
             except ValueError as exc:
                 failures.append(CheckFailure("vm_id", str(exc)))
         failures.extend(self._check_inputs(news))
-        if not failures:
-            failures.extend(_capture_check(olds, news, self.replace_keys, self.login_settings()))
+        if vm is not None and not failures:
+            failures.extend(_capture_check(vm, olds, news, self.replace_keys, self.login_settings()))
         return CheckResult(news, failures)
 
     def _reruns(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
@@ -238,8 +199,9 @@ class GuestGeneralizationProvider(_ChainStepProvider):
         log = log_for(props, self.default_name, secrets=_secrets(creds))
         vm = VmRef.parse(props["vm_id"])
         os_type = props["os_type"]
-        ssh = _ssh_target(props, creds) if os_type == "Linux" else None
-        winrm, sysprep = _winrm_target(props, creds) if os_type == "Windows" else (None, SysprepOptions())
+        ssh = SshTarget.from_props(props["ssh"], creds) if os_type == "Linux" else None
+        winrm = WinRmTarget.from_props(props["winrm"], creds) if os_type == "Windows" else None
+        sysprep = SysprepOptions.from_props(props["winrm"]["sysprep"]) if os_type == "Windows" else SysprepOptions()
         settings = arm_settings(props, self.login_settings())
         target = _capture_target(props)
         checks = None

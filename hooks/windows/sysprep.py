@@ -448,7 +448,7 @@ class WindowsSysprep:
         """Poll until sysprep has finished: ImageState RESEAL_TO_OOBE and the process gone or its success tag written.
         The state alone is not enough: sysprep sets it before its last actions, and only a finished sysprep may be
         handed to the ARM half (which deallocates)."""
-        deadline = Deadline(self.options.sysprep_timeout, f"sysprep on {self.host} to finish ({RESEAL_TO_OOBE})")
+        deadline = Deadline(self.options.timeout, f"sysprep on {self.host} to finish ({RESEAL_TO_OOBE})")
         last: list[ImageState] = []
 
         def read() -> ImageState:
@@ -681,12 +681,12 @@ def validate(target: WinRmTarget, options: SysprepOptions) -> None:
     broken = winrm_problems(
         target.transport,
         target.scheme != "http",
-        target.ca_bundle or None,
-        target.cert_sha256 or None,
-        target.insecure_skip_cert_validation,
+        target.ca_certificate or None,
+        target.certificate_sha256 or None,
+        target.insecure_skip_certificate_validation,
     ) + sysprep_problems(options.mode, options.extra_args, sorted(options.skip_checks))
     problems += [f"{p.where(FIELD_NAMES)}: {p.message}" for p in broken]
-    for name in ("agent_timeout", "sysprep_timeout", "poll_interval"):
+    for name in ("agent_timeout", "timeout", "poll_interval"):
         if getattr(options, name) <= 0:
             problems.append(f"{name}: must be positive")
     if problems:

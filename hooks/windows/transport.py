@@ -92,7 +92,7 @@ class WinRmGuest:
         self.backoff = backoff
         self.ca_file = ca_file
         self.where = f"{target.host}:{target.port}"
-        self.pin = normalize_fingerprint(target.cert_sha256) if target.cert_sha256 else None
+        self.pin = normalize_fingerprint(target.certificate_sha256) if target.certificate_sha256 else None
 
     @classmethod
     @contextlib.contextmanager
@@ -100,9 +100,9 @@ class WinRmGuest:
         """A guest ready to run scripts: certificate pin checked (before any credentials are sent)."""
         ca_file = None
         try:
-            if target.ca_bundle and not target.insecure_skip_cert_validation:
+            if target.ca_certificate and not target.insecure_skip_certificate_validation:
                 with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False, encoding="ascii") as handle:
-                    handle.write(target.ca_bundle)
+                    handle.write(target.ca_certificate)
                     ca_file = handle.name
             guest = cls(target, log, backoff, ca_file)
             guest._announce()
@@ -116,18 +116,18 @@ class WinRmGuest:
 
     def _announce(self) -> None:
         t = self.target
-        if t.scheme == "https" and t.insecure_skip_cert_validation:
+        if t.scheme == "https" and t.insecure_skip_certificate_validation:
             self.log.warn(
-                f"the TLS certificate of {self.where} is NOT validated (insecure_skip_cert_validation): anyone on the "
-                "path can impersonate the VM and read the password. Use only for throwaway test VMs; set ca_bundle or "
-                "cert_sha256 instead."
+                f"the TLS certificate of {self.where} is NOT validated (insecure_skip_certificate_validation): anyone "
+                "on the path can impersonate the VM and read the password. Use only for throwaway test VMs; set "
+                "ca_certificate or certificate_sha256 instead."
             )
         how = (
             "not validated"
-            if t.insecure_skip_cert_validation
+            if t.insecure_skip_certificate_validation
             else "pinned SHA-256"
             if self.pin
-            else ("validated against ca_bundle" if self.ca_file else "validated against the system trust store")
+            else ("validated against ca_certificate" if self.ca_file else "validated against the system trust store")
         )
         cert = f", certificate {how}" if t.scheme == "https" else ", message encryption by the auth protocol"
         self.log.info(f"connecting to WinRM at {t.scheme}://{self.where} as {t.username} ({t.transport}{cert})")
@@ -280,7 +280,7 @@ class WinRmGuest:
             "proxy": "",
         }
         if t.scheme == "https":
-            if t.insecure_skip_cert_validation or (self.pin and not self.ca_file):
+            if t.insecure_skip_certificate_validation or (self.pin and not self.ca_file):
                 kwargs["server_cert_validation"] = "ignore"
             else:
                 kwargs["server_cert_validation"] = "validate"
@@ -325,7 +325,7 @@ class WinRmGuest:
                 f"the TLS certificate of WinRM at {self.where} does not match the pinned fingerprint: expected "
                 f"SHA-256 {colons(self.pin or '')}, presented {colons(presented)}. No credentials were sent. If the "
                 "certificate was replaced on purpose, verify the new one out of band (in the VM: "
-                "Get-ChildItem Cert:\\LocalMachine\\My) and update cert_sha256; otherwise someone may be "
+                "Get-ChildItem Cert:\\LocalMachine\\My) and update certificate_sha256; otherwise someone may be "
                 "intercepting the connection."
             )
         self.log.info(f"TLS certificate of {self.where} matches the pinned SHA-256")
@@ -338,14 +338,14 @@ class WinRmGuest:
         if self.pin and "fingerprints did not match" in reason.lower():
             expected = f"the pinned SHA-256 {colons(self.pin)}"
         elif self.ca_file:
-            expected = "a certificate issued by ca_bundle for this host name"
+            expected = "a certificate issued by ca_certificate for this host name"
         else:
             expected = "a certificate trusted by the system trust store for this host name"
         return HostKeyMismatch(
             f"the TLS certificate of WinRM at {self.where} is not the one configured: expected {expected}, "
-            f"presented SHA-256 {presented} ({_summarize_ssl(reason)}). No credentials were sent. Set ca_bundle to "
-            "the CA (or self-signed certificate) of the VM's WinRM listener and connect by a name the certificate "
-            "carries, or pin it with cert_sha256 after verifying it out of band."
+            f"presented SHA-256 {presented} ({_summarize_ssl(reason)}). No credentials were sent. Set ca_certificate "
+            "to the CA (or self-signed certificate) of the VM's WinRM listener and connect by a name the certificate "
+            "carries, or pin it with certificate_sha256 after verifying it out of band."
         )
 
 

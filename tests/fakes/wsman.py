@@ -1067,7 +1067,7 @@ def winrm_target(wsman_server: FakeWsman, guest: GuestModel) -> WinRmTarget:
         username=guest.username,
         password=guest.password,
         transport="basic",
-        ca_bundle=wsman_server.ca_pem,
+        ca_certificate=wsman_server.ca_pem,
         connect_timeout=5.0,
     )
 
@@ -1098,7 +1098,7 @@ def ntlm_guest(
                 username=guest.username,
                 password=guest.password,
                 scheme=request.param,
-                ca_bundle=server.ca_pem if https else None,
+                ca_certificate=server.ca_pem if https else None,
                 connect_timeout=5.0,
             ),
         )

@@ -49,7 +49,7 @@ from tests.fakes.wsman import (  # noqa: F401  (fixtures)
     wsman_server,
 )
 
-FAST = SysprepOptions(poll_interval=0.05, agent_timeout=5.0, sysprep_timeout=20.0)
+FAST = SysprepOptions(poll_interval=0.05, agent_timeout=5.0, timeout=20.0)
 PRECHECK_SCRIPTS = (
     "check-server-roles",
     "check-bitlocker",
@@ -246,7 +246,7 @@ def test_failed_sysprep_is_reported_within_seconds_with_the_panther_log_tail(
     guest: GuestModel, winrm_target: WinRmTarget
 ) -> None:
     guest.sysprep = SysprepBehaviour(outcome="fail", undeployable_after=0.1, runtime=0.3)
-    options = dataclasses.replace(FAST, sysprep_timeout=10.0)
+    options = dataclasses.replace(FAST, timeout=10.0)
 
     outcome = run(winrm_target, options)
     message = expect(outcome, SysprepFailed)
@@ -336,7 +336,7 @@ def test_logons_refused_for_good_while_sysprep_runs_are_bounded(guest: GuestMode
 
 def test_hanging_sysprep_times_out_naming_the_last_image_state(guest: GuestModel, winrm_target: WinRmTarget) -> None:
     guest.sysprep = SysprepBehaviour(outcome="hang", undeployable_after=0.1)
-    outcome = run(winrm_target, dataclasses.replace(FAST, sysprep_timeout=0.8))
+    outcome = run(winrm_target, dataclasses.replace(FAST, timeout=0.8))
     message = expect(outcome, WaitTimeout)
     assert "gave up after 0.8s" in message
     assert f"ImageState {UNDEPLOYABLE}, sysprep running" in message
@@ -633,19 +633,19 @@ def test_certificate_from_another_ca_is_refused_before_credentials(
     guest: GuestModel, winrm_target: WinRmTarget, wsman_server: FakeWsman
 ) -> None:
     other = trustme.CA().cert_pem.bytes().decode()
-    outcome = run(winrm_target, ca_bundle=other, connect_timeout=30.0)
+    outcome = run(winrm_target, ca_certificate=other, connect_timeout=30.0)
     message = expect(outcome, HostKeyMismatch)
     assert winrm_target.host in message and str(winrm_target.port) in message
     assert transport.colons(wsman_server.cert_sha256) in message, "the presented fingerprint is named"
     assert "certificate verify failed" in message and "No credentials were sent" in message
-    assert "ca_bundle" in message and "cert_sha256" in message
+    assert "ca_certificate" in message and "certificate_sha256" in message
     assert guest.requests == [] and guest.auth_failures == 0
     assert outcome.seconds < 2.0
 
 
 def test_certificate_is_validated_by_default(guest: GuestModel, winrm_target: WinRmTarget) -> None:
-    # No ca_bundle, no pin: the fake's private CA is not in the system trust store.
-    expect(run(winrm_target, ca_bundle=None), HostKeyMismatch)
+    # No ca_certificate, no pin: the fake's private CA is not in the system trust store.
+    expect(run(winrm_target, ca_certificate=None), HostKeyMismatch)
     assert guest.requests == []
 
 
@@ -653,7 +653,7 @@ def test_wrong_pinned_fingerprint_is_refused_before_credentials(
     guest: GuestModel, winrm_target: WinRmTarget, wsman_server: FakeWsman
 ) -> None:
     pin = "ab" * 32
-    message = expect(run(winrm_target, ca_bundle=None, cert_sha256=pin), HostKeyMismatch)
+    message = expect(run(winrm_target, ca_certificate=None, certificate_sha256=pin), HostKeyMismatch)
     assert f"expected SHA-256 {transport.colons(pin)}" in message
     assert f"presented {transport.colons(wsman_server.cert_sha256)}" in message
     assert guest.requests == []
@@ -663,16 +663,16 @@ def test_pinned_fingerprint_connects_without_a_ca(
     guest: GuestModel, winrm_target: WinRmTarget, wsman_server: FakeWsman
 ) -> None:
     pin = transport.colons(wsman_server.cert_sha256).lower()  # colons and case do not matter
-    outcome = run(winrm_target, ca_bundle=None, cert_sha256=pin)
+    outcome = run(winrm_target, ca_certificate=None, certificate_sha256=pin)
     succeeded(outcome)
     assert any("matches the pinned SHA-256" in line for line in outcome.log.lines)
 
 
 def test_insecure_opt_out_connects_and_warns_loudly(guest: GuestModel, winrm_target: WinRmTarget) -> None:
-    outcome = run(winrm_target, ca_bundle=None, insecure_skip_cert_validation=True)
+    outcome = run(winrm_target, ca_certificate=None, insecure_skip_certificate_validation=True)
     succeeded(outcome)
     warnings = [line for line in outcome.log.lines if "WARNING" in line]
-    assert any("NOT validated" in line and "insecure_skip_cert_validation" in line for line in warnings)
+    assert any("NOT validated" in line and "insecure_skip_certificate_validation" in line for line in warnings)
 
 
 def test_unreachable_host_gives_up_within_connect_timeout(guest: GuestModel, winrm_target: WinRmTarget) -> None:
@@ -714,14 +714,16 @@ def test_connection_lost_for_good_during_sysprep_is_bounded(guest: GuestModel, w
         pytest.param({"skip_checks": frozenset({"antivirus"})}, {}, "skip_checks", id="unknown-check"),
         pytest.param({"extra_args": ("/Abcdefghij:Abcdefghij",) * 10}, {}, "extra_args: 229 characters", id="too-long"),
         pytest.param({}, {"transport": "digest"}, "transport", id="transport"),
-        pytest.param({}, {"scheme": "http", "ca_bundle": None}, "send the password in clear", id="basic-over-http"),
+        pytest.param(
+            {}, {"scheme": "http", "ca_certificate": None}, "send the password in clear", id="basic-over-http"
+        ),
         pytest.param(
             {}, {"scheme": "http", "transport": "ntlm"}, "no certificate to verify over http", id="ca-over-http"
         ),
-        pytest.param({}, {"cert_sha256": "not-hex"}, "cert_sha256", id="pin-format"),
-        pytest.param({}, {"insecure_skip_cert_validation": True}, "contradicts", id="insecure-and-ca"),
+        pytest.param({}, {"certificate_sha256": "not-hex"}, "certificate_sha256", id="pin-format"),
+        pytest.param({}, {"insecure_skip_certificate_validation": True}, "contradicts", id="insecure-and-ca"),
         pytest.param({}, {"connect_timeout": 0.0}, "connect_timeout: must be positive", id="no-connect-time"),
-        pytest.param({"sysprep_timeout": 0.0}, {}, "sysprep_timeout: must be positive", id="no-sysprep-time"),
+        pytest.param({"timeout": 0.0}, {}, "- timeout: must be positive", id="no-sysprep-time"),
         pytest.param({"poll_interval": -1.0}, {}, "poll_interval: must be positive", id="negative-poll"),
     ],
 )

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 import config
 from commands import stack_file
 from hooks.errors import ConfigError
+from hooks.targets import SysprepOptions
 
 TODAY = date(2026, 11, 22)
 SUBSCRIPTION = "81bfe33b-d336-4213-9088-9360410b0807"
@@ -180,12 +181,12 @@ def test_base_config_loads_with_documented_defaults() -> None:
     assert linux.vm.name == "linux-build-01" and linux.id == vm_id("linux-build-01")
     assert linux.ssh is not None and linux.winrm is None and linux.deallocate
     assert linux.ssh.port == 22 and linux.ssh.host_key == host_key()
-    assert linux.ssh.private_key == config.Secret(PRIVATE_KEY) and linux.ssh.password is None
+    assert linux.ssh.private_key == PRIVATE_KEY and linux.ssh.password is None
 
     win = stack.source_vms["win-build"].winrm
-    assert win is not None and win.password.reveal() == PASSWORD
-    assert (win.port, win.use_https, win.transport, win.certificate_sha256) == (5986, True, "ntlm", PIN)
-    assert win.sysprep == config.SysprepSpec()
+    assert win is not None and win.password == PASSWORD
+    assert (win.port, win.scheme, win.transport, win.certificate_sha256) == (5986, "https", "ntlm", PIN)
+    assert stack.source_vms["win-build"].sysprep == SysprepOptions()
     assert [r.name for r in windows.versions[0].target_regions] == ["westeurope", "northeurope"]
 
 
@@ -282,13 +283,14 @@ def test_every_optional_field_is_read() -> None:
     assert version.allow_deletion_of_replicated_locations and version.block_deletion_before_end_of_life
     linux = stack.source_vms["linux-build"]
     assert not linux.deallocate
-    assert linux.ssh is not None and linux.ssh.port == 2222 and linux.ssh.passphrase == config.Secret(PASSPHRASE)
-    assert (linux.ssh.connect_timeout_minutes, linux.ssh.command_timeout_minutes) == (1.0, 2.0)
+    assert linux.ssh is not None and linux.ssh.port == 2222 and linux.ssh.passphrase == PASSPHRASE
+    # Durations are minutes in the stack file, seconds from there on.
+    assert (linux.ssh.connect_timeout, linux.ssh.command_timeout) == (60.0, 120.0)
     win = stack.source_vms["win-build"].winrm
     assert win is not None
-    assert (win.use_https, win.port, win.transport, win.connect_timeout_minutes) == (False, 5985, "kerberos", 3.0)
-    assert win.sysprep == config.SysprepSpec(
-        "", ("/Custom", "/Flag:Value1"), frozenset({"appx", "bitlocker"}), 4, 90, 0.5
+    assert (win.scheme, win.port, win.transport, win.connect_timeout) == ("http", 5985, "kerberos", 180.0)
+    assert stack.source_vms["win-build"].sysprep == SysprepOptions(
+        "", ("/Custom", "/Flag:Value1"), frozenset({"appx", "bitlocker"}), 4 * 60, 90 * 60, 0.5
     )
 
 
@@ -379,7 +381,7 @@ def test_dev_stack_loads() -> None:
     ubuntu = stack.source_vms["ubuntu-build"].ssh
     win = stack.source_vms["win2022-build"].winrm
     assert ubuntu is not None and win is not None
-    assert ubuntu.private_key == config.Secret(stack_file.SECRET) and win.password == config.Secret(stack_file.SECRET)
+    assert ubuntu.private_key == stack_file.SECRET and win.password == stack_file.SECRET
     assert "v1:" not in repr(stack)  # no ciphertext either
 
 
@@ -391,7 +393,7 @@ def test_secrets_never_show_in_repr_or_str() -> None:
     for text in (repr(stack), str(stack), f"{stack}", repr(stack.source_vms), str(stack.images)):
         for value in (PRIVATE_KEY.splitlines()[1], PASSPHRASE, PASSWORD):
             assert value not in text
-        assert "Secret([secret])" in text
+        assert "SshTarget(host=" in text, "the source VMs' settings are shown, without their secrets"
     secret = config.Secret(PASSWORD)
     assert PASSWORD not in f"{secret} {secret!r} {[secret]}"
     assert secret.reveal() == PASSWORD

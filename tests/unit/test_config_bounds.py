@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-import config
+from hooks.targets import SshTarget, WinRmTarget
 from tests.unit.test_config import SSH, WINRM, assert_reported, base_config, config_with, load, problems_of
 
 
@@ -14,8 +14,8 @@ def test_connect_timeouts_default_to_ten_minutes() -> None:
     stack = load(base_config())
     linux, win = stack.source_vms["linux-build"], stack.source_vms["win-build"]
     assert linux.ssh is not None and win.winrm is not None
-    assert linux.ssh.connect_timeout_minutes == 10.0
-    assert win.winrm.connect_timeout_minutes == 10.0
+    assert linux.ssh.connect_timeout == 600.0
+    assert win.winrm.connect_timeout == 600.0
 
 
 @pytest.mark.parametrize("key", ["minMemoryGb", "maxMemoryGb"])
@@ -51,4 +51,4 @@ def test_connect_timeouts_must_be_positive(section: str, value: Any) -> None:
 def test_equal_minimum_and_maximum_memory_is_accepted() -> None:
     stack = load(config_with({"images[0].recommended": {"minMemoryGb": 8, "maxMemoryGb": 8}}))
     assert (stack.images[0].min_memory_gb, stack.images[0].max_memory_gb) == (8, 8)
-    assert config.SshSpec.connect_timeout_minutes == config.WinRmSpec.connect_timeout_minutes == 10.0
+    assert SshTarget.connect_timeout == WinRmTarget.connect_timeout == 600.0

@@ -45,7 +45,7 @@ def test_winrm_over_http_needs_the_opt_in_and_is_warned() -> None:
     winrm["allowUnencryptedHttp"] = True
     stack = config.load(raw, ["sourceVms"], TODAY)
     spec = stack.source_vms["win-src"].winrm
-    assert spec is not None and spec.allow_unencrypted_http and spec.port == 5985
+    assert spec is not None and spec.scheme == "http" and spec.port == 5985
     assert any("plain http" in w for w in stack.warnings)
 
 
