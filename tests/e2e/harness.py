@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ENGINE_BUILD = ROOT / "tools" / "engine" / "build.sh"
 PROGRAM_SERVER = ROOT / "tools" / "engine" / "program.py"
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "config", "components", "hooks", "pyproject.toml", "uv.lock")
+# What older revisions (the upgrade tests) had instead of today's files: config was one module before config/.
+FORMER_PROJECT_FILES = ("config.py",)
 PASSPHRASE = "e2e-passphrase-not-a-secret"
 PROJECT = "image-gallery"
 BUILD_TIMEOUT = 1800.0
@@ -133,15 +135,22 @@ class Workspace:
 
     def copy_project(self, rev: str | None = None) -> None:
         """Lay the project files into the workspace: the working tree's, or those of git revision `rev`."""
-        for name in PROJECT_FILES:
+        for name in (*PROJECT_FILES, *FORMER_PROJECT_FILES):
             target = self.project / name
             if target.is_dir():
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
         if rev is not None:
+            listed = subprocess.run(
+                ["git", "-C", str(ROOT), "ls-tree", "--name-only", rev],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+            names = [n for n in (*PROJECT_FILES, *FORMER_PROJECT_FILES) if n in listed]
             archive = subprocess.run(
-                ["git", "-C", str(ROOT), "archive", "--format=tar", rev, *PROJECT_FILES],
+                ["git", "-C", str(ROOT), "archive", "--format=tar", rev, *names],
                 capture_output=True,
                 check=True,
             )
