@@ -15,6 +15,7 @@ to the same verdict.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import re
@@ -128,6 +129,11 @@ def _check(node: Node, full: str, name: str, value: str) -> bool:
     """One setting's value against its kind; True when it is usable for the rules across settings."""
     kind = AZURE_NATIVE_SETTINGS[name]
     problem: str | None = None
+    if len(value) > 1 and value[0] == value[-1] == '"':
+        # A value handed over as JSON text ("\"<GUID>\""): azure-native and the VM steps read the text inside.
+        with contextlib.suppress(ValueError):
+            inner = json.loads(value)
+            value = inner if isinstance(inner, str) else value
     if kind != "tenants" and value[:1] in "[{" and _json_structure(value):
         problem = f"must be one value, not {'a list' if value.startswith('[') else 'a mapping'}"
     elif kind == "boolean":

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
+from config import vm_sizes
 from config.constants import (
     ARCHITECTURES,
     CONFIDENTIAL_SECURITY_TYPES,
@@ -27,12 +28,21 @@ from config.constants import (
     TEST_BOOT_VM_SIZES,
 )
 from config.reader import MISSING, Node, read_future_date
-from config.specs import ImageDefinitionSpec, PurchasePlanSpec, SourceVmSpec, TestBootSpec
+from config.specs import ImageDefinitionSpec, ImageVersionSpec, PurchasePlanSpec, SourceVmSpec, TestBootSpec
 from config.versions import read_version
+from hooks.steps import MARKETPLACE_DATA_DISK_SOURCE
 
 _IDENTIFIER_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_VM_SIZE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{2,63}$")
-_ADMIN_USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,19}$")
+# Size names: letters, digits, '_', and '-' in constrained-vCPU sizes (Standard_E4-2ds_v5).
+_VM_SIZE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{2,63}$")
+# OSProfile.adminUsername (https://learn.microsoft.com/rest/api/compute/virtual-machines/create-or-update#osprofile):
+# 1-64 characters on Linux, at most 20 on Windows, not ending in "." on Windows, and not one of RESERVED_ADMIN_NAMES.
+# Linux: the guest's useradd takes POSIX portable names in lower case (Debian and Ubuntu refuse upper case), and most
+# distributions at most 32 characters (warned). Windows: user names are case-insensitive, may hold upper case, and
+# not the characters sAMAccountName refuses (https://learn.microsoft.com/windows/win32/adschema/a-samaccountname).
+_LINUX_ADMIN = re.compile(r"[a-z_][a-z0-9_-]{0,63}")
+_WINDOWS_FORBIDDEN = set('"/\\[]:;|=,+*?<>')
+_WINDOWS_MAX, _USERADD_MAX = 20, 32
 
 
 def read_definition(
@@ -56,6 +66,12 @@ def read_definition(
         node.problem("securityType", f"{fields['security_type']} needs hyperVGeneration V2")
     if fields["architecture"] == "Arm64" and fields["hyper_v_generation"] == "V1":
         node.problem("architecture", "Arm64 images need hyperVGeneration V2")
+    if fields["architecture"] == "Arm64" and fields["security_type"] in CONFIDENTIAL_SECURITY_TYPES:
+        node.problem(
+            "securityType",
+            f"{fields['security_type']} needs an x64 definition: confidential VMs run on AMD SEV-SNP or Intel TDX "
+            f"sizes only, none of them Arm64 ({vm_sizes.CONFIDENTIAL_VM_SIZES}); use TrustedLaunch or Standard",
+        )
     ident = node.child("identifier", required=True)
     publisher = offer = sku = None
     if ident is not None:
@@ -94,6 +110,10 @@ def read_definition(
         rec.done()
     parsed = [(n.path, read_version(n, fields, source_vms, today)) for n in node.items("versions")]
     versions = [v for _, v in parsed if v]
+    _check_plan_data_disks(node, parsed)
+    test_boot = extras["test_boot"]
+    if test_boot is not None and rec is not None:
+        _check_boot_size_against_recommended(node, test_boot.vm_size, limits)
     seen: set[str] = set()
     for path, v in parsed:
         if v is None:
@@ -194,14 +214,24 @@ def _test_boot(node: Node, fields: Mapping[str, Any]) -> TestBootSpec | None:
     )
     confidential = fields.get("security_type") in CONFIDENTIAL_SECURITY_TYPES
     default_size = TEST_BOOT_VM_SIZES["confidential" if confidential else str(fields.get("architecture") or "x64")]
-    size = child.string("vmSize", default_size, _VM_SIZE, "is not a VM size like Standard_D2s_v5")
+    size: str | None = child.string("vmSize", default_size, _VM_SIZE, "is not a VM size like Standard_D2s_v5")
+    if size is not None:
+        boot = vm_sizes.boot_problems(
+            size, fields.get("architecture"), fields.get("security_type"), fields.get("hyper_v_generation")
+        )
+        for problem in boot:
+            child.problem("vmSize", problem)
+        size = None if boot else size
     timeout = child.positive("timeoutMinutes", TestBootSpec.timeout_minutes)
-    username = child.string(
-        "adminUsername", TestBootSpec.admin_username, _ADMIN_USERNAME, "is not a valid administrator name"
-    )
-    if username in RESERVED_ADMIN_NAMES:
-        child.problem("adminUsername", f"{username!r} is a name Azure refuses for a VM administrator; choose another")
+    username: str | None = child.string("adminUsername", TestBootSpec.admin_username)
+    if username is not None and (refused := _admin_name_problem(username, fields.get("os_type"))):
+        child.problem("adminUsername", refused)
         username = None
+    elif username is not None and fields.get("os_type") == "Linux" and len(username) > _USERADD_MAX:
+        child.shared.warnings.append(
+            f"{child.at('adminUsername')}: {username!r} has {len(username)} characters; Azure allows 64, but most "
+            f"distributions' useradd refuses more than {_USERADD_MAX}, which fails the test VM's provisioning"
+        )
     child.done()
     if not validate:
         node.problem("validation", "is only used with validate: true (set it, or remove validation)")
@@ -209,6 +239,56 @@ def _test_boot(node: Node, fields: Mapping[str, Any]) -> TestBootSpec | None:
     if rg is None or subnet is None or size is None or username is None:
         return None
     return TestBootSpec(rg, subnet, size, timeout, username)
+
+
+def _check_plan_data_disks(node: Node, parsed: list[tuple[str, ImageVersionSpec | None]]) -> None:
+    """Marketplace: every image of a plan has the same number of data disks (MARKETPLACE_DATA_DISK_SOURCE); versions
+    that declare different dataDiskLuns counts are warned about (a plan may publish only some of them)."""
+    declared = [(path, len(v.data_disk_luns)) for path, v in parsed if v and v.data_disk_luns is not None]
+    if not node.shared.marketplace or len({n for _, n in declared}) < 2:
+        return
+    shown = ", ".join(f"{path}: {n}" for path, n in declared)
+    node.shared.warnings.append(
+        f"{node.at('versions')}: the versions declare different numbers of data disks ({shown}); every image of a "
+        f"Marketplace plan needs the same number ({MARKETPLACE_DATA_DISK_SOURCE})"
+    )
+
+
+def _check_boot_size_against_recommended(node: Node, size: str, limits: Mapping[str, Any]) -> None:
+    """The test VM's size outside the definition's own `recommended` vCPUs: Azure allows it, but it is probably not
+    the size meant."""
+    parsed = vm_sizes.parse(size)
+    if parsed is None:
+        return
+    low, high = limits.get("min_vcpus"), limits.get("max_vcpus")
+    if (low is not None and parsed.vcpus < low) or (high is not None and parsed.vcpus > high):
+        node.shared.warnings.append(
+            f"{node.at('validation.vmSize')}: {size} has {parsed.vcpus} vCPUs, outside the definition's recommended "
+            f"{low or 1}-{high or 'any'} (recommended.minVCpus/maxVCpus); the test boot uses it anyway"
+        )
+
+
+def _admin_name_problem(name: str, os_type: str | None) -> str | None:
+    """Why Azure (or the guest) refuses `name` as the test VM's administrator, by the definition's OS; None when
+    the OS is not known (its own problem is reported)."""
+    if name.lower() in RESERVED_ADMIN_NAMES:
+        return f"{name!r} is a name Azure refuses for a VM administrator; choose another"
+    if os_type == "Linux" and not _LINUX_ADMIN.fullmatch(name):
+        return (
+            f"{name!r} is not a valid Linux administrator name: 1-64 lower-case letters, digits, '_' or '-', not "
+            "starting with a digit or '-' (the test VM's useradd refuses others), e.g. igvalidate"
+        )
+    if os_type == "Windows":
+        bad = sorted(set(name) & _WINDOWS_FORBIDDEN)
+        if len(name) > _WINDOWS_MAX:
+            return f"{name!r} has {len(name)} characters; a Windows administrator name has at most {_WINDOWS_MAX}"
+        if name.endswith(".") or not name.strip(". "):
+            return (
+                f"{name!r} is not a valid Windows administrator name: it must not end in '.' or be only dots and spaces"
+            )
+        if bad:
+            return f"{name!r} is not a valid Windows administrator name: it must not contain {' '.join(bad)}"
+    return None
 
 
 def _purchase_plan(node: Node) -> PurchasePlanSpec | None:

@@ -19,6 +19,8 @@ from config.constants import (
 )
 from config.reader import MISSING, Node, read_future_date, read_region
 from config.specs import ImageVersionSpec, SourceVersionSpec, SourceVmSpec, TargetRegionSpec
+from hooks.regions import known_regions
+from hooks.steps import MARKETPLACE_DATA_DISK_SOURCE, MARKETPLACE_MAX_DATA_DISKS
 from hooks.targets import ImageVersionRef
 
 # Gallery image versions: Major.Minor.Patch of ASCII digits (`\d` would let full-width digits through).
@@ -72,6 +74,13 @@ def _data_disk_luns(node: Node) -> tuple[int, ...] | None:
     if len(set(value)) != len(value):
         node.problem("dataDiskLuns", "lists a LUN more than once")
         return None
+    if node.shared.marketplace and len(value) > MARKETPLACE_MAX_DATA_DISKS:
+        node.problem(
+            "dataDiskLuns",
+            f"lists {len(value)} data disks; a Marketplace image has at most {MARKETPLACE_MAX_DATA_DISKS} "
+            f"({MARKETPLACE_DATA_DISK_SOURCE}): detach the others from the source VM, or set marketplace: false",
+        )
+        return None
     return tuple(sorted(value))
 
 
@@ -87,6 +96,7 @@ def _check_encryption(
             f"is only for confidential definitions (securityType {', '.join(CONFIDENTIAL_SECURITY_TYPES)}); the "
             f"definition's securityType is {security}: remove it or change securityType",
         )
+    _check_encryption_set_regions(node, regions)
     for i, region in enumerate(regions):
         at = f"{node.at('targetRegions')}[{i}].confidentialVmDiskEncryptionSetId"
         if cvm_type == "EncryptedWithCmk" and region.confidential_vm_disk_encryption_set_id is None:
@@ -96,6 +106,47 @@ def _check_encryption(
             )
         if cvm_type != "EncryptedWithCmk" and region.confidential_vm_disk_encryption_set_id is not None:
             node.problems.append(f"{at}: is only used with confidentialVmEncryptionType EncryptedWithCmk")
+
+
+def _check_encryption_set_regions(node: Node, regions: list[TargetRegionSpec]) -> None:
+    """A disk encryption set belongs to one region, and a version's replica in a region is encrypted with a set of
+    that region (https://learn.microsoft.com/azure/virtual-machines/image-version-encryption): the same set in two
+    target regions is refused. Which region a set is in only ARM knows (preview); a set whose name says another
+    target region is warned about."""
+    for key, field in (
+        ("diskEncryptionSetId", "disk_encryption_set_id"),
+        ("confidentialVmDiskEncryptionSetId", "confidential_vm_disk_encryption_set_id"),
+    ):
+        first: dict[str, tuple[int, str]] = {}
+        for i, region in enumerate(regions):
+            des: str | None = getattr(region, field)
+            if des is None:
+                continue
+            at = f"{node.at('targetRegions')}[{i}].{key}"
+            seen = first.setdefault(des.lower(), (i, region.name))
+            if seen[0] != i:
+                node.problems.append(
+                    f"{at}: is also targetRegions[{seen[0]}]'s ({seen[1]}); a disk encryption set belongs to one "
+                    f"region, so {region.name} needs its own, created in {region.name} "
+                    "(https://learn.microsoft.com/azure/virtual-machines/image-version-encryption)"
+                )
+                continue
+            named = _region_in_name(des.rsplit("/", 1)[-1])
+            if named is not None and named != region.name:
+                node.shared.warnings.append(
+                    f"{at}: the name of {des.rsplit('/', 1)[-1]!r} says {named}, but it encrypts the replica in "
+                    f"{region.name}: a disk encryption set must be in the region it encrypts; check it is in "
+                    f"{region.name}"
+                )
+
+
+def _region_in_name(name: str) -> str | None:
+    """A known region named by a whole part of a resource name (`des-westeurope-01`), else None."""
+    known = known_regions()
+    for part in re.split(r"[-_.]", name.lower()):
+        if part in known:
+            return part
+    return None
 
 
 def read_version(

@@ -55,6 +55,10 @@ MARKETPLACE_VHD_SOURCE = (
 MARKETPLACE_DATA_DISK_SOURCE = (
     "https://learn.microsoft.com/partner-center/marketplace-offers/azure-vm-plan-technical-configuration"
 )
+MARKETPLACE_MAX_DATA_DISKS = 16
+MARKETPLACE_MAX_DATA_DISK_GB = 1023
+"""MARKETPLACE_DATA_DISK_SOURCE's limits: here, where both the capture-time checks and the config (a declared
+dataDiskLuns) read them without importing the checks."""
 
 # hooks.preflight.run_checks, in the order it reports problems (`pulumi preview`, and the chain before any step).
 CAPTURE_CHECKS: tuple[str, ...] = (
@@ -73,7 +77,8 @@ CAPTURE_CHECKS: tuple[str, ...] = (
     "NVMe among diskControllerTypes; acceleratedNetwork and hibernate need an OS disk that supports them)",
     "marketplace (unless marketplace: false): the OS disk is 1-1023 GB (Linux) or 30-250 GB (Windows) "
     f"({MARKETPLACE_VHD_SOURCE})",
-    f"marketplace: at most 16 data disks, each at most 1023 GB ({MARKETPLACE_DATA_DISK_SOURCE}); a warning: every "
+    f"marketplace: at most {MARKETPLACE_MAX_DATA_DISKS} data disks, each at most {MARKETPLACE_MAX_DATA_DISK_GB} GB "
+    f"({MARKETPLACE_DATA_DISK_SOURCE}); a warning: every "
     "image of a plan needs the same number of data disks",
     "data disks: Azure captures every data disk of the VM with its LUN (listed in the preview's log); with "
     "dataDiskLuns, the VM's LUNs must be exactly those; a target region's diskEncryptionSetId needs dataDiskLuns "

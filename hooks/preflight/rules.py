@@ -14,12 +14,12 @@ from hooks.arm import ImageVersionFacts, VmFacts, VmStatus
 from hooks.pipeline import RUNNABLE_POWER_STATES
 from hooks.preflight.target import PUBLISHER_TENANT_PATH, CaptureTarget, Mismatch
 from hooks.steps import MARKETPLACE_DATA_DISK_SOURCE, MARKETPLACE_VHD_SOURCE
+from hooks.steps import MARKETPLACE_MAX_DATA_DISK_GB as MARKETPLACE_MAX_DATA_DISK_GB  # re-exported (hooks.preflight)
+from hooks.steps import MARKETPLACE_MAX_DATA_DISKS as MARKETPLACE_MAX_DATA_DISKS
 from hooks.targets import GalleryRef, VmRef
 
 # Marketplace certification rules (README "Publishing to Partner Center").
 MARKETPLACE_OS_DISK_GB = {"Linux": (1, 1023), "Windows": (30, 250)}
-MARKETPLACE_MAX_DATA_DISKS = 16
-MARKETPLACE_MAX_DATA_DISK_GB = 1023
 MARKETPLACE_PATH = "marketplace"
 
 SUPPORTED_ONLY_SECURITY_TYPES = frozenset(

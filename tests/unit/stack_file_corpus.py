@@ -666,9 +666,104 @@ LOGIN_GOOD = [
     c("sovereign-graph", CONFIG, top("image-gallery:graphEndpoint: https://graph.microsoft.us/")),
 ]
 
-BAD += YAML_BAD + LOGIN_BAD
-GOOD = [*YAML_GOOD, *LOGIN_GOOD]
-WARNED = [*YAML_WARNED, *LOGIN_WARNED]
+# Rules across fields where Azure would refuse later (the test boot's size, disk encryption sets, Marketplace data
+# disks), and administrator names by OS.
+LINUX_HEAD = (
+    "      hyperVGeneration: V2\n      architecture: x64\n      securityType: TrustedLaunch\n      identifier:\n"
+)
+LINUX_HEAD += "        publisher: contoso\n        offer: ubuntu-hardened\n"
+LINUX_TAIL = "      description: Ubuntu 22.04 LTS, CIS hardened, Trusted Launch\n"
+WINDOWS_TAIL = "      description: Windows Server 2022 Datacenter with the Contoso baseline\n"
+SUBNET = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet-build"
+    "/subnets/validate"
+)
+DES = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-keys/providers/Microsoft.Compute/diskEncryptionSets/{{}}"
+REGIONS = (
+    "            - name: westeurope\n              replicaCount: 2\n              storageAccountType: Standard_ZRS\n"
+    "            - name: northeurope\n              replicaCount: 1\n"
+)
+
+
+def validation(tail: str, **settings: str) -> str:
+    """The definition that ends its head with `tail`, with `validate: true` and these validation settings."""
+    lines = "".join(f"        {k}: {v}\n" for k, v in settings.items())
+    block = f"      validate: true\n      validation:\n        resourceGroup: rg-validate\n        subnetId: {SUBNET}\n"
+    return tail + block + lines
+
+
+def booted_linux(
+    id: str, names: str = "", architecture: str = "x64", security: str = "TrustedLaunch", **v: str
+) -> Case:
+    """images[0] (Linux) with another architecture or security type and a test boot."""
+    head = LINUX_HEAD.replace("architecture: x64", f"architecture: {architecture}")
+    head = head.replace("securityType: TrustedLaunch", f"securityType: {security}")
+    old = LINUX_HEAD + "        sku: 22_04-lts-gen2\n" + LINUX_TAIL
+    return c(id, old, validation(head + "        sku: 22_04-lts-gen2\n" + LINUX_TAIL, **v), names)
+
+
+def booted_windows(id: str, names: str = "", **v: str) -> Case:
+    return c(id, WINDOWS_TAIL, validation(WINDOWS_TAIL, **v), names)
+
+
+def encrypted(id: str, first: str, second: str, names: str = "") -> Case:
+    regions = REGIONS.replace(
+        "storageAccountType: Standard_ZRS\n",
+        f"storageAccountType: Standard_ZRS\n              diskEncryptionSetId: {DES.format(first)}\n",
+    )
+    regions += f"              diskEncryptionSetId: {DES.format(second)}\n"
+    return c(id, REGIONS, regions, names)
+
+
+def luns(id: str, count: int, names: str = "") -> Case:
+    listed = ", ".join(str(n) for n in range(count))
+    return c(
+        id,
+        "          createTimeoutMinutes: 180\n",
+        f"          createTimeoutMinutes: 180\n          dataDiskLuns: [{listed}]\n",
+        names,
+    )
+
+
+BOOT = f"{L}.validation"
+CROSS_BAD = [
+    booted_linux("boot-x64-size-arm64-image", f"{BOOT}.vmSize", architecture="Arm64", vmSize="Standard_D2s_v5"),
+    booted_linux("boot-arm64-size-x64-image", f"{BOOT}.vmSize", vmSize="Standard_D2ps_v5"),
+    booted_linux("boot-sgx-size-cvm-image", f"{BOOT}.vmSize", security="ConfidentialVM", vmSize="Standard_DC2s_v3"),
+    booted_linux("boot-plain-size-cvm-image", f"{BOOT}.vmSize", security="ConfidentialVM", vmSize="Standard_D2s_v5"),
+    booted_linux("boot-gen1-size-gen2-image", f"{BOOT}.vmSize", vmSize="Standard_A2_v2"),
+    booted_linux("arm64-confidential-definition", f"{L}.securityType", architecture="Arm64", security="ConfidentialVM"),
+    booted_linux("linux-admin-upper-case", f"{BOOT}.adminUsername", adminUsername="ImageAdmin"),
+    booted_linux("linux-admin-65", f"{BOOT}.adminUsername", adminUsername="v" * 65),
+    booted_windows("windows-admin-21", f"{W}.validation.adminUsername", adminUsername="a" * 21),
+    booted_windows("windows-admin-ends-dot", f"{W}.validation.adminUsername", adminUsername="Admin."),
+    booted_windows("windows-admin-reserved-case", f"{W}.validation.adminUsername", adminUsername="Administrator"),
+    booted_windows("windows-admin-domain", f"{W}.validation.adminUsername", adminUsername="'CONTOSO\\igvalidate'"),
+    encrypted("des-in-two-regions", "des-images", "des-images", f"{LV}.targetRegions[1].diskEncryptionSetId"),
+    luns("marketplace-17-data-disks", 17, f"{LV}.dataDiskLuns"),
+]
+CROSS_WARNED = [
+    encrypted("des-named-for-other-region", "des-westeurope", "des-westeurope-2", f"{LV}.targetRegions[1]"),
+    booted_linux("boot-size-above-recommended", f"{BOOT}.vmSize", vmSize="Standard_D32s_v5"),
+    booted_linux("linux-admin-33", f"{BOOT}.adminUsername", adminUsername="v" * 33),
+]
+CROSS_GOOD = [
+    booted_linux("boot-arm64", architecture="Arm64", vmSize="Standard_D2ps_v5"),
+    booted_linux("boot-arm64-default-size", architecture="Arm64"),
+    booted_linux("boot-confidential", security="ConfidentialVM", vmSize="Standard_DC2as_v5"),
+    booted_linux("boot-confidential-tdx", security="ConfidentialVM", vmSize="Standard_EC4es_v5"),
+    booted_linux("boot-constrained-vcpus", vmSize="Standard_E4-2ds_v5"),
+    booted_linux("linux-admin-32", adminUsername="v" * 32),
+    booted_linux("linux-admin-underscore", adminUsername="_image-admin2"),
+    booted_windows("windows-admin-upper-case", adminUsername="ImageAdmin"),
+    booted_windows("windows-admin-20", adminUsername="Validate.Admin-2026x"),
+    encrypted("des-per-region", "des-westeurope", "des-northeurope"),
+    luns("marketplace-16-data-disks", 16),
+]
+
+BAD += YAML_BAD + LOGIN_BAD + CROSS_BAD
+GOOD = [*YAML_GOOD, *LOGIN_GOOD, *CROSS_GOOD]
+WARNED = [*YAML_WARNED, *LOGIN_WARNED, *CROSS_WARNED]
 
 
 def run(case: Case, root: Path, expect: str) -> str | None:

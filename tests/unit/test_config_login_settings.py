@@ -70,6 +70,7 @@ GOOD = [
     {"azure-native:clientId": CLIENT, "azure-native:tenantId": TENANT},
     {"azure-native:tenantId": "contoso.onmicrosoft.com"},
     {"azure-native:subscriptionId": sc.SUBSCRIPTION},
+    {"azure-native:subscriptionId": f'"{sc.SUBSCRIPTION}"'},  # handed over as JSON text
     {"azure-native:auxiliaryTenantIds": f'["{TENANT}", "contoso.onmicrosoft.com", "{CLIENT}"]'},
     {"azure-native:environment": "usgovernment"},
     {"azure-native:environment": "China"},
