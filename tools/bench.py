@@ -214,6 +214,20 @@ def check_wait_behind_creates(creates: int) -> float:
             fake.stop()
 
 
+def corpus_figures(say: Callable[[str], None]) -> dict[str, float]:
+    """The stack-file corpus (tests/unit/stack_file_corpus.py) through `make plan`'s code: bad stack files it lets
+    through without a word, and legitimate ones it refuses (issue 22); both should be 0."""
+    from tests.unit import stack_file_corpus
+
+    counts = stack_file_corpus.counts()
+    for label, key, total in (
+        ("bad files accepted", "bad_configs_accepted", "bad_configs"),
+        ("good files refused", "good_configs_refused", "good_configs"),
+    ):
+        say(f"{'stack-file corpus: ' + label:<58} {counts[key]:5d} of {counts[total]}")
+    return {k: counts[k] for k in ("bad_configs_accepted", "good_configs_refused")}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--format", choices=("text", "json"), default="text")
@@ -249,6 +263,7 @@ def main() -> int:
     raw = config.parse_engine_values(values, project)
     median, best = timed(lambda: config.load(raw, ["sourceVms"]), 50)
     report("config validation, dev stack", median * 1000, best * 1000, "ms")
+    figures.update(corpus_figures(say))
 
     for provider in (GuestGeneralizationProvider(), VmGeneralizationProvider()):
         blob = serialize_provider(provider)
