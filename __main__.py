@@ -82,5 +82,5 @@ for d_index, definition in enumerate(stack.images):
 pulumi.export("galleryId", gallery.gallery.id)
 pulumi.export("definitionIds", {name: d.id for name, d in gallery.definitions.items()})
 pulumi.export("versionIds", version_ids)
-# What a Marketplace plan's technical configuration asks for (README "Publishing to Partner Center").
+# What a Marketplace plan's technical configuration asks for (docs/partner-center.md).
 pulumi.export("partnerCenter", partner_center_outputs(stack, version_ids))

@@ -69,7 +69,7 @@ PARTNER_CENTER_APPS = (
     ("Compute Image Registry", "5947d96b-019a-46ba-ad4b-8ffc6f493b2e"),
 )
 """Partner Center's first-party applications (display name, application ID); their service principals in the
-publisher's tenant get Compute Gallery Image Reader on the gallery (README "Publishing to Partner Center")."""
+publisher's tenant get Compute Gallery Image Reader on the gallery (docs/partner-center.md)."""
 PARTNER_CENTER_NAMESPACE = "Microsoft.PartnerCenterIngestion"
 PUBLIC_CLOUD_GRAPH = "https://graph.microsoft.com"
 DISK_CONTROLLER_TYPES = ("SCSI", "NVMe")

@@ -23,7 +23,7 @@ from hooks.errors import PreCheckFailed
 from hooks.log import Log
 from hooks.targets import ArmSettings, GuestResult, SshTarget, SysprepOptions, VmRef, WinRmTarget
 
-# The steps below, in words (what `make plan` prints and the README documents): hooks/steps.py, which the
+# The steps below, in words (what `make plan` prints and docs/ documents): hooks/steps.py, which the
 # offline plan imports without the Azure SDK. Keep them in step with the functions below.
 
 RUNNABLE_POWER_STATES = ("running", "starting")

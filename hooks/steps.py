@@ -1,6 +1,6 @@
 """What the step flows do, in words: the steps of the generalization chain's two halves and of the test boot, in
-the order they run, and the capture-time checks. `make plan` prints them for each resource, and the README
-documents them.
+the order they run, and the capture-time checks. `make plan` prints them for each resource, and
+docs/checks-and-failures.md documents them.
 
 They sit in this module, which imports nothing, so that the offline plan reads them without the Azure SDK,
 paramiko or pywinrm (the modules that run the steps import those). Each list names the function that runs it:

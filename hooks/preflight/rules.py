@@ -18,7 +18,7 @@ from hooks.steps import MARKETPLACE_MAX_DATA_DISK_GB as MARKETPLACE_MAX_DATA_DIS
 from hooks.steps import MARKETPLACE_MAX_DATA_DISKS as MARKETPLACE_MAX_DATA_DISKS
 from hooks.targets import GalleryRef, VmRef
 
-# Marketplace certification rules (README "Publishing to Partner Center").
+# Marketplace certification rules (docs/partner-center.md).
 MARKETPLACE_OS_DISK_GB = {"Linux": (1, 1023), "Windows": (30, 250)}
 MARKETPLACE_PATH = "marketplace"
 

@@ -3,7 +3,7 @@
 #
 # The binaries are cached outside the clone, keyed by the CLI version and a hash of this module's go.mod/go.sum
 # (and the launcher): a warm run does not rebuild, a changed pin does. A cold build downloads the CLI's Go
-# modules from the Go module proxy and compiles them (see README for time and disk use).
+# modules from the Go module proxy and compiles them (docs/testing.md "Cold and warm caches" gives time and disk use).
 #
 #   IMAGE_GALLERY_ENGINE_CACHE  cache root (default /var/cache/image-gallery/engine when writable, else
 #                               ~/.cache/image-gallery/engine)
