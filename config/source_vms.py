@@ -13,6 +13,7 @@ listener's certificate is verified explicitly, and plain http needs an explicit 
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 
 from config.constants import HOST_NAME
@@ -163,6 +164,7 @@ def read_winrm(node: Node) -> tuple[WinRmTarget | None, SysprepOptions]:
         node.problem("allowUnencryptedHttp", "is only used with useHttps: false")
     port = node.integer("port", 5986 if use_https else 5985, 1, 65535)
     transport = node.string("transport", WinRmTarget.transport)
+    _check_logon(node, host, username, transport)
     ca = node.string("caCertificate", None)
     pin = node.string("certificateSha256", None)
     insecure = node.boolean("insecureSkipCertificateValidation", False)
@@ -204,6 +206,35 @@ def _seconds(node: Node, key: str, default: float) -> float:
 
 def _reveal(secret: Secret | None) -> str | None:
     return secret.reveal() if secret is not None else None
+
+
+def _check_logon(node: Node, host: str | None, username: str | None, transport: str | None) -> None:
+    """Windows logons that cannot work whatever the guest does, each with what was probably meant."""
+    if transport == "kerberos" and host is not None and _is_ip_address(host):
+        # Kerberos finds the guest by its service principal name (HTTP/<host name>); an IP address has none:
+        # https://learn.microsoft.com/powershell/module/microsoft.powershell.core/about/about_remote_troubleshooting
+        # ("How to use an IP address in a remote command").
+        node.problem(
+            "transport",
+            f"kerberos cannot authenticate to {host}, an IP address (Kerberos finds the guest by its host name, "
+            "HTTP/<host name>): give the VM's DNS name as host, or use transport: ntlm",
+        )
+    if transport == "basic" and username is not None and ("\\" in username or "@" in username):
+        # Basic authentication takes local accounts only:
+        # https://learn.microsoft.com/windows/win32/winrm/connectionoptions-username
+        node.problem(
+            "transport",
+            f"basic works with local accounts only, and {username!r} is a domain account: use transport: ntlm "
+            "(or kerberos) for it, or a local administrator's name with basic",
+        )
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _report(node: Node, problems: Iterable[SettingProblem]) -> None:

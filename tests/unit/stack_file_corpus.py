@@ -761,8 +761,35 @@ CROSS_GOOD = [
     luns("marketplace-16-data-disks", 16),
 ]
 
-BAD += YAML_BAD + LOGIN_BAD + CROSS_BAD
-GOOD = [*YAML_GOOD, *LOGIN_GOOD, *CROSS_GOOD]
+# Windows logons that cannot work (config.source_vms).
+WINRM_LOGON = "        host: 10.20.0.5\n        port: 5986\n        username: imageadmin\n        transport: ntlm\n"
+LOGON_BAD = [
+    c("winrm-kerberos-to-ip", WINRM_LOGON, WINRM_LOGON.replace("ntlm", "kerberos"), f"{WR}.transport"),
+    c(
+        "winrm-basic-domain-account",
+        WINRM_LOGON,
+        WINRM_LOGON.replace("ntlm", "basic").replace("imageadmin", "CONTOSO\\imageadmin"),
+        f"{WR}.transport",
+    ),
+    c(
+        "winrm-basic-upn",
+        WINRM_LOGON,
+        WINRM_LOGON.replace("ntlm", "basic").replace("imageadmin", "imageadmin@contoso.com"),
+        f"{WR}.transport",
+    ),
+]
+LOGON_GOOD = [
+    c(
+        "winrm-kerberos-to-host-name",
+        WINRM_LOGON,
+        WINRM_LOGON.replace("ntlm", "kerberos").replace("10.20.0.5", "win2022-build-01.contoso.local"),
+    ),
+    c("winrm-ntlm-domain-account", WINRM_LOGON, WINRM_LOGON.replace("imageadmin", "CONTOSO\\imageadmin")),
+    c("winrm-basic-local-account", WINRM_LOGON, WINRM_LOGON.replace("ntlm", "basic")),
+]
+
+BAD += YAML_BAD + LOGIN_BAD + CROSS_BAD + LOGON_BAD
+GOOD = [*YAML_GOOD, *LOGIN_GOOD, *CROSS_GOOD, *LOGON_GOOD]
 WARNED = [*YAML_WARNED, *LOGIN_WARNED, *CROSS_WARNED]
 
 

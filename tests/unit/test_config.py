@@ -243,6 +243,7 @@ def test_every_optional_field_is_read() -> None:
                 f"{WINRM}.useHttps": False,
                 f"{WINRM}.allowUnencryptedHttp": True,
                 f"{WINRM}.transport": "kerberos",
+                f"{WINRM}.host": "win-build-01.contoso.local",  # Kerberos needs the host's name, not an IP address
                 f"{WINRM}.certificateSha256": DELETE,
                 f"{WINRM}.connectTimeoutMinutes": 3,
                 f"{SYSPREP}": {

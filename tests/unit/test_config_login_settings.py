@@ -264,3 +264,50 @@ def test_an_arm_endpoint_below_another_path_is_warned_about() -> None:
     assert stack.azure.arm_endpoint == "https://proxy.contoso.example/arm"
     (warning,) = stack.warnings
     assert warning.startswith("armEndpoint: 'https://proxy.contoso.example/arm' has a path (/arm)")
+
+
+# --- Windows logons that cannot work ------------------------------------------------------------------------------
+
+WINRM = "sourceVms.win-src.winrm"
+
+
+def with_winrm(**fields: Any) -> dict[str, Any]:
+    """The base config's changes (`load` adds them to sc.base()) for the Windows source VM's winrm block."""
+    vms = sc.base()["sourceVms"]
+    vms["win-src"]["winrm"].update(fields)
+    return {"sourceVms": vms}
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"transport": "kerberos"}, "kerberos cannot authenticate to 10.0.0.5, an IP address"),
+        ({"transport": "kerberos", "host": "fd00::5"}, "kerberos cannot authenticate to fd00::5, an IP address"),
+        (
+            {"transport": "basic", "username": "CONTOSO\\imageadmin"},
+            "basic works with local accounts only, and 'CONTOSO\\\\imageadmin' is a domain account: use transport: "
+            "ntlm",
+        ),
+        (
+            {"transport": "basic", "username": "imageadmin@contoso.com"},
+            "basic works with local accounts only, and 'imageadmin@contoso.com' is a domain account",
+        ),
+    ],
+)
+def test_a_windows_logon_that_cannot_work_is_refused_with_what_would(fields: dict[str, Any], fragment: str) -> None:
+    found = the_problem(with_winrm(**fields))
+    assert found.startswith(f"{WINRM}.transport: {fragment}"), found
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"transport": "kerberos", "host": "build01.contoso.local", "username": "imageadmin@CONTOSO.LOCAL"},
+        {"transport": "basic", "username": "imageadmin"},
+        {"transport": "ntlm", "username": "CONTOSO\\imageadmin"},
+        {"transport": "credssp", "username": "imageadmin@contoso.com"},
+    ],
+)
+def test_windows_logons_that_can_work_are_accepted(fields: dict[str, Any]) -> None:
+    winrm = load(with_winrm(**fields)).source_vms["win-src"].winrm
+    assert winrm is not None and winrm.transport == fields["transport"]
