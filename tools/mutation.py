@@ -45,6 +45,9 @@ EXCLUSIONS = ROOT / "tools" / "mutation_exclusions.txt"
 
 CONFIG_TESTS = (
     "tests/unit/test_config.py",
+    "tests/unit/test_config_login_settings.py",
+    "tests/unit/test_config_cross_field.py",
+    "tests/unit/test_stack_yaml.py",
     "tests/unit/test_config_bounds.py",
     "tests/unit/test_stack_file_rules.py",
     "tests/unit/test_project_files.py",
@@ -88,7 +91,18 @@ TESTS: dict[str, tuple[str, ...]] = {
     },
     **{
         f"config/{name}.py": CONFIG_TESTS
-        for name in ("reader", "gallery", "source_vms", "images", "versions", "loader", "engine_values")
+        for name in (
+            "reader",
+            "gallery",
+            "source_vms",
+            "images",
+            "versions",
+            "loader",
+            "engine_values",
+            "stack_yaml",
+            "azure_login",
+            "vm_sizes",
+        )
     },
     "hooks/windows/scripts.py": ("tests/unit/test_windows_scripts.py", "tests/integration/test_windows_guest.py"),
     "hooks/windows/sysprep.py": ("tests/integration/test_windows_guest.py",),
