@@ -1,6 +1,6 @@
 """Recover a stack after a killed `pulumi up`, in one command for people and CI:
 
-    python -m commands.recover STACK [--preview-only] [--wait-minutes N] [--cwd DIR]
+    python -m commands.recover STACK [--preview-only] [--wait-minutes N] [--deprovisioned NAME] [--cwd DIR]
     (make recover STACK=dev [ARGS=--preview-only]; the `recover` option of the up workflow runs the same)
 
 A `pulumi up` that was killed (a cancelled CI job, a lost runner) leaves the stack locked, and a pending create in
@@ -13,14 +13,21 @@ the state for each step that was running. What that step left in Azure decides w
      there, the pending create is cleared and `pulumi up` creates it;
    - a step of a chain (a dynamic resource: the guest's or the VM's generalization, a test boot, a promotion's
      checks) is cleared: each step starts again from the VM's real state and never repeats what is done;
+   - except a Linux guest's step (commands/killed_deprovision.py): a deprovision the killed run started runs to its
+     end in the guest and leaves it unreachable, so recovery looks first (read-only, waiting for a deprovision
+     still running): when the guest's host keys are gone, the VM is marked generalized in Azure (deallocate,
+     generalize: the step's ARM half) before the step is cleared, and `pulumi up` skips the guest; when it cannot
+     tell, it stops, changing nothing;
    a pending update or delete is dropped too: the resource is still in the state, and `pulumi up` redoes it;
 2. release the lock (`pulumi cancel`) when a killed update holds it; stop if a `pulumi` of this machine holds it;
+   mark the VMs generalized whose deprovision went through (with --preview-only, where there is one, nothing is
+   changed at all: `pulumi stack import` would drop the pending step, the only record of the deprovision);
 3. write the state back (`pulumi stack import`) and refresh what was imported (`pulumi refresh --target`), so its
    outputs are the provider's own;
 4. an imported version still replicating is shown region by region and waited for, bounded by its
    createTimeoutMinutes (or --wait-minutes), so `pulumi up` never runs against a half-made version;
 5. `pulumi up`, or with --preview-only `pulumi preview`: what `pulumi up` will do (the state is repaired either way;
-   nothing in Azure is touched before `pulumi up`).
+   with --preview-only nothing in Azure is touched).
 
 Not `pulumi refresh --import-pending-creates URN ID`: in the pinned CLI (v3.274.1) that turns the pending create
 into a pending import which the refresh then drops: the resource is forgotten, not imported (its snapshot keeps
@@ -52,12 +59,14 @@ from urllib.parse import unquote, urlsplit
 
 from azure.core.credentials import TokenCredential
 
+from commands import killed_deprovision
 from commands.replication import UsageError, load_stack
 from commands.stack_file import ROOT, StackFileError, read_stack
 from config import ImageVersionSpec, StackSpec
-from hooks import arm
+from hooks import arm, pipeline
 from hooks.errors import ArmError, ConfigError, WaitTimeout
-from hooks.targets import ArmSettings
+from hooks.log import Log
+from hooks.targets import ArmSettings, SshTarget, VmRef
 from hooks.waiting import Deadline, poll
 
 EXIT_RECOVERED, EXIT_REFUSED, EXIT_ERROR, EXIT_STILL_REPLICATING = 0, 1, 2, 3
@@ -66,6 +75,8 @@ SUBSCRIPTION_ENV = ("ARM_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID")
 """Where azure-native takes the subscription from when its provider config has none."""
 DYNAMIC_PREFIXES = ("pulumi-python:dynamic", "pulumi-nodejs:dynamic")
 PROVIDER_PREFIX = "pulumi:providers:"
+GUEST_TOKEN = "pulumi-python:dynamic/generalization:GuestGeneralization"
+"""The guest half of a chain (hooks/providers/chain.py): the step that deprovisions a Linux guest."""
 SIG_KEY = "4dabf18193072939515e22adb298388d"
 """Marks a secret (or another special value) in the state's JSON."""
 PULUMI_TIMEOUT = 3 * 3600.0
@@ -198,6 +209,14 @@ def _is_special(value: Any) -> bool:
     return isinstance(value, Mapping) and SIG_KEY in value
 
 
+def _plain(value: Any) -> Mapping[str, Any] | None:
+    """A decrypted secret of `pulumi stack export --show-secrets` (`{SIG_KEY: …, "plaintext": "<JSON>"}`) as its
+    value; a plain mapping as it is."""
+    if _is_special(value) and isinstance(value.get("plaintext"), str):
+        value = json.loads(value["plaintext"])
+    return value if isinstance(value, Mapping) else None
+
+
 def resource_id(kind: AzureType, inputs: Mapping[str, Any], subscription_id: str | None) -> str:
     """The ID the program gives the resource: its path with the create's inputs (azure-native's own rule)."""
     values: dict[str, str] = {}
@@ -217,10 +236,12 @@ def resource_id(kind: AzureType, inputs: Mapping[str, Any], subscription_id: str
 
 
 class Action(Enum):
-    """What becomes of a pending operation: imported as the resource Azure has, cleared, or recovery refused."""
+    """What becomes of a pending operation: imported as the resource Azure has, cleared (after marking its VM
+    generalized, for a Linux guest whose deprovision went through), or recovery refused."""
 
     IMPORT = "import"
     CLEAR = "clear"
+    GENERALIZE = "generalize"
     REFUSE = "refuse"
 
 
@@ -237,6 +258,8 @@ class Decision:
     found: Mapping[str, Any] | None = field(default=None, repr=False)
     """ARM's answer for an imported resource (its outputs until the refresh)."""
     kind: AzureType | None = None
+    vm_id: str | None = None
+    """GENERALIZE: the VM to mark generalized before the step is cleared."""
 
     @property
     def name(self) -> str:
@@ -247,18 +270,29 @@ class Decision:
         return str(self.resource.get("type", ""))
 
     def line(self) -> str:
-        verb = {Action.IMPORT: "import", Action.CLEAR: "clear", Action.REFUSE: "REFUSED"}[self.action]
+        verb = {
+            Action.IMPORT: "import",
+            Action.CLEAR: "clear",
+            Action.GENERALIZE: "mark the VM generalized, then clear",
+            Action.REFUSE: "REFUSED",
+        }[self.action]
         return f"  {self.name} ({self.type}): {verb}: {self.reason}"
 
 
 Reader = Callable[[AzureType, str, str], Mapping[str, Any] | None]
 """(type, ARM ID, subscription) → ARM's answer, or None when it is not there (404)."""
+GuestLooker = Callable[[str, Mapping[str, Any]], Decision]
+"""(URN, the pending guest step's resource) → what becomes of a Linux guest's step, after looking at the guest."""
 
 
 def decide(
-    operation: Mapping[str, Any], subscription_of: Callable[[Mapping[str, Any]], str | None], read: Reader
+    operation: Mapping[str, Any],
+    subscription_of: Callable[[Mapping[str, Any]], str | None],
+    read: Reader,
+    look_at_guest: GuestLooker | None = None,
 ) -> Decision:
-    """What to do with one pending operation of the exported state."""
+    """What to do with one pending operation of the exported state; `look_at_guest` decides for a Linux guest's
+    step (without it, the step is cleared like every other)."""
     resource = operation.get("resource") or {}
     urn, rtype = str(resource.get("urn", "")), str(resource.get("type", ""))
     op = str(operation.get("type", ""))
@@ -266,6 +300,9 @@ def decide(
         return Decision(
             urn, Action.CLEAR, f"a pending {op}: the resource is still in the state, `pulumi up` redoes it", resource
         )
+    inputs = resource.get("inputs") or {}
+    if rtype == GUEST_TOKEN and inputs.get("os_type") == "Linux" and look_at_guest is not None:
+        return look_at_guest(urn, resource)
     if rtype.startswith(DYNAMIC_PREFIXES):
         return Decision(
             urn,
@@ -278,7 +315,6 @@ def decide(
     kind = AZURE_TYPES.get(rtype)
     if kind is None:
         return Decision(urn, Action.REFUSE, f"recovery does not know where a {rtype} lives in Azure", resource)
-    inputs = resource.get("inputs") or {}
     subscription = subscription_of(resource) if "subscriptionId" in kind.placeholders else None
     try:
         rid = resource_id(kind, inputs, subscription)
@@ -481,6 +517,8 @@ class Recovery:
     preview_only: bool = False
     wait_minutes: float | None = None
     """None: each version's createTimeoutMinutes."""
+    deprovisioned: Sequence[str] = ()
+    """Guest steps (by resource name) whose guest the user says was deprovisioned: not looked at."""
     say: Callable[[str], None] = print
 
     def run(self) -> int:
@@ -488,18 +526,41 @@ class Recovery:
         deployment = state.get("deployment") or {}
         pending = list(deployment.get("pending_operations") or [])
         subscription_of = subscription_finder(deployment.get("resources") or [], os.environ)
-        decisions = [decide(op, subscription_of, self.read) for op in pending]
         self.say(f"Recovering stack '{self.cli.stack}' after a killed `pulumi up`:")
-        self.say("\n".join(d.line() for d in decisions) if decisions else "  no pending operation in the state")
+        decisions = []
+        for op in pending:
+            decisions.append(decide(op, subscription_of, self.read, self.look_at_guest))
+            self.say(decisions[-1].line())
+        if not decisions:
+            self.say("  no pending operation in the state")
         refused = [d for d in decisions if d.action is Action.REFUSE]
         if refused:
+            advice = (
+                " If that resource belongs to this stack after all, delete it in Azure and run again; otherwise give "
+                "this stack's resource another name (e.g. another version number) in the stack file."
+                if any(d.kind is not None for d in refused)
+                else ""
+            )
             raise Refused(
                 "; ".join(f"{d.name}: {d.reason}" for d in refused)
-                + ". Nothing was changed: the stack is still locked and its pending creates are as they were. If "
-                "that resource belongs to this stack after all, delete it in Azure and run again; otherwise give "
-                "this stack's resource another name (e.g. another version number) in the stack file."
+                + ". Nothing was changed: the stack is still locked and its pending creates are as they were."
+                + advice
             )
+        to_generalize = [d for d in decisions if d.action is Action.GENERALIZE]
+        if to_generalize and self.preview_only:
+            # `pulumi stack import` drops every pending operation: repaired without the VM marked generalized, the
+            # state would no longer say that the guest was deprovisioned, and a `pulumi up` would try it again.
+            for d in to_generalize:
+                self.say(f"{d.name}: `make recover STACK={self.cli.stack}` marks {d.vm_id} generalized, then clears it")
+            self.say(
+                "Nothing was changed (--preview-only does not touch Azure, and the state is repaired only once that "
+                "is done). What `pulumi up` will do then:"
+            )
+            done = self.cli.run("preview", stream=True, check=False)
+            return EXIT_RECOVERED if done.returncode == 0 else EXIT_REFUSED
         self.release_lock()
+        for d in to_generalize:
+            self.generalize(d)
         if pending:
             state = repaired(state, decisions)
             self.cli.import_state(state)
@@ -539,6 +600,78 @@ class Recovery:
             return None
         body = response.json()
         return body if isinstance(body, dict) else {}
+
+    # a Linux guest's step
+
+    def look_at_guest(self, urn: str, resource: Mapping[str, Any]) -> Decision:
+        """What becomes of the pending step of a Linux guest: Azure's word first (a VM it reports generalized, or
+        not running, is left to the step), then the guest's (commands/killed_deprovision.py)."""
+        inputs = resource.get("inputs") or {}
+        name = urn.rsplit("::", 1)[-1]
+        vm_id = str(inputs.get("vm_id") or "")
+        try:
+            vm = VmRef.parse(vm_id)
+        except ValueError as exc:
+            return Decision(urn, Action.REFUSE, f"the pending guest step has no VM ID in its inputs ({exc})", resource)
+        log = Log(name, sink=lambda line: self.say(f"    {line}"))
+        status = arm.get_status(self.settings, vm, log, credential=self.credential)
+        if status.generalized:
+            reason = "Azure reports the VM generalized: `pulumi up` skips the guest"
+            return Decision(urn, Action.CLEAR, reason, resource)
+        if status.power_state not in pipeline.RUNNABLE_POWER_STATES:
+            reason = (
+                f"the VM is {status.power_state} and not generalized: `pulumi up` runs the step, which says what to do"
+            )
+            return Decision(urn, Action.CLEAR, reason, resource)
+        if name in self.deprovisioned:
+            reason = f"deprovisioned, as --deprovisioned {name} says; `pulumi up` then skips the guest"
+            return Decision(urn, Action.GENERALIZE, reason, resource, vm_id=vm.id)
+        ssh = inputs.get("ssh")
+        try:
+            target = SshTarget.from_props(ssh if isinstance(ssh, Mapping) else {}, self.credentials_of(urn))
+        except (ValueError, TypeError) as exc:
+            return Decision(urn, Action.REFUSE, f"the pending guest step has no usable SSH settings ({exc})", resource)
+        try:
+            found = killed_deprovision.find_out(target, self.say, interval=max(self.settings.poll_interval, 0.5))
+        except killed_deprovision.LoginRefused as exc:
+            return Decision(
+                urn,
+                Action.REFUSE,
+                f"{exc}. If it was deprovisioned, say so: `python -m commands.recover {self.cli.stack} "
+                f"--deprovisioned {name}` marks {vm} generalized and goes on; otherwise fix the credentials in the "
+                "stack file and run again",
+                resource,
+            )
+        except (killed_deprovision.CannotTell, WaitTimeout) as exc:
+            return Decision(
+                urn,
+                Action.REFUSE,
+                f"cannot tell whether the killed run deprovisioned {vm}: {exc}. Make the guest reachable over SSH "
+                "(or let its deprovision end) and run again",
+                resource,
+            )
+        if found.deprovisioned:
+            reason = f"{found.detail}; `pulumi up` then skips the guest, and nothing is deprovisioned twice"
+            return Decision(urn, Action.GENERALIZE, reason, resource, vm_id=vm.id)
+        return Decision(urn, Action.CLEAR, f"{found.detail}: `pulumi up` deprovisions it, once", resource)
+
+    def credentials_of(self, urn: str) -> Mapping[str, Any] | None:
+        """The decrypted `credentials` input of a pending operation (`pulumi stack export --show-secrets`, held in
+        memory only, never written)."""
+        exported = json.loads(self.cli.run("stack", "export", "--show-secrets").stdout)
+        for op in exported.get("deployment", {}).get("pending_operations") or []:
+            resource = op.get("resource") or {}
+            if resource.get("urn") == urn:
+                return _plain((resource.get("inputs") or {}).get("credentials"))
+        return None
+
+    def generalize(self, decision: Decision) -> None:
+        """Mark the VM generalized as the step's ARM half does (hooks/pipeline.py: wait until stopped,
+        deallocate, generalize, verify; each skipped when done), so `pulumi up` skips the guest."""
+        assert decision.vm_id is not None
+        self.say(f"{decision.name}: marking {decision.vm_id} generalized (its guest was deprovisioned)")
+        log = Log(decision.name, sink=lambda line: self.say(f"    {line}"))
+        pipeline.generalize_vm(pipeline.VmRequest(VmRef.parse(decision.vm_id), self.settings), log)
 
     # the lock
 
@@ -692,6 +825,14 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         help="how long to wait for a version still replicating (default: its createTimeoutMinutes)",
     )
+    parser.add_argument(
+        "--deprovisioned",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="the Linux guest of this pending guest step (e.g. ubuntu-2204-1.0.0-guest) was deprovisioned: mark its "
+        "VM generalized without looking (when recovery cannot tell: its user is gone, the host key kept)",
+    )
     parser.add_argument("--cwd", type=Path, default=ROOT, help="the project directory (default: this checkout)")
     return parser
 
@@ -715,7 +856,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         with arm.SharedLogin() as login:
             recovery = Recovery(
-                PulumiCli(args.stack, args.cwd), project, spec, settings, login, args.preview_only, args.wait_minutes
+                PulumiCli(args.stack, args.cwd),
+                project,
+                spec,
+                settings,
+                login,
+                args.preview_only,
+                args.wait_minutes,
+                args.deprovisioned,
             )
             return recovery.run()
     except Refused as exc:

@@ -421,9 +421,18 @@ class Fault:
     """Send this text as the body instead of `body` (plain text, an HTML page from a gateway)."""
     content_type: str = "text/plain; charset=utf-8"
     """The Content-Type of a `raw` body."""
+    when: Callable[[], bool] | None = None
+    """Match only while this holds (e.g. once another request was seen); None: always."""
+    release: threading.Event | None = None
+    """Hold matching requests until this is set (or the fake stops), then answer as usual: a point in a run that a
+    test reaches for certain (`reached`), e.g. to kill the client there (`FakeArm.hold`)."""
+    reached: threading.Event = field(default_factory=threading.Event)
+    """Set when a request matches, before it is held or answered."""
 
     def matches(self, method: str, path: str) -> bool:
         if self.times is not None and self.times <= 0:
+            return False
+        if self.when is not None and not self.when():
             return False
         if self.method is not None and self.method.upper() != method:
             return False
@@ -1010,6 +1019,17 @@ exit 2
         """Answer matching requests as usual, but only after `seconds`."""
         return self.add_fault(0, method=method, path=path, times=times, delay=seconds)
 
+    def hold(
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        times: int | None = 1,
+        when: Callable[[], bool] | None = None,
+    ) -> Fault:
+        """Hold matching requests until the fault's `release` is set, then answer them as usual (Azure acts on a
+        request whose client is gone). `fault.reached` says one arrived."""
+        return self.add_fault(0, method=method, path=path, times=times, when=when, release=threading.Event())
+
     def fail_next_lro(
         self, code: str = "InternalExecutionError", message: str = "An internal execution error occurred."
     ) -> None:
@@ -1068,7 +1088,13 @@ exit 2
             fault = next((f for f in self.faults if f.matches(method, path)), None)
             if fault is not None and fault.times is not None:
                 fault.times -= 1
+        if fault is not None:
+            fault.reached.set()
 
+        if fault is not None and fault.release is not None:
+            while not fault.release.wait(0.05) and not self._stopping.is_set():
+                pass
+            fault = None
         if fault is not None and fault.delay:
             self._stopping.wait(fault.delay)
             fault = None

@@ -10,6 +10,8 @@ It answers exactly what hooks/linux.py sends, and nothing else:
   runs nothing before that), the guest answers with what the script prints on an Ubuntu VM whose
   ``waagent -force -deprovision+user`` succeeds: its own ``say`` lines (read from the script, so they follow
   it), with waagent's warnings after step 3, then exit status 0;
+- ``ps -eo args=`` (what `make recover` lists to see whether a deprovision still runs, commands/
+  killed_deprovision.py): a few system processes, and ``sudo -n sh -s`` while a script runs;
 - anything else: exit status 127 and a message on stderr naming the command, so a change in hooks/linux.py
   fails loudly here instead of passing against a stand-in that does not know the new command.
 
@@ -52,6 +54,8 @@ SCRIPT_COMMAND = "sudo -n sh -s"
 """How hooks/linux.py runs deprovision.sh for a user other than root."""
 ROOT_SCRIPT_COMMAND = "sh -s"
 """How hooks/linux.py runs it when it logs in as root."""
+PS_COMMAND = "ps -eo args="
+"""How `make recover` lists the guest's processes (commands/killed_deprovision.py)."""
 
 _MAX_SCRIPT_BYTES = 1 << 20
 _POLL = 0.1
@@ -111,6 +115,8 @@ class ScriptedLinuxGuest:
         """Every exec request received, in order."""
         self.deprovisioned = False
         """True once waagent -force -deprovision+user has "run"."""
+        self.scripts_running = 0
+        """deprovision.sh sessions under way (being read or answered): `ps` shows their command."""
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._listener: socket.socket | None = None
@@ -233,7 +239,19 @@ class ScriptedLinuxGuest:
                 time.sleep(_REPLY_GRACE)
                 _finish(channel, 127, stderr="bash: line 1: sudo: command not found\n")
             elif command in (SCRIPT_COMMAND, ROOT_SCRIPT_COMMAND):
-                self._run_script(channel, as_root=command == SCRIPT_COMMAND or self.username == "root")
+                with self._lock:
+                    self.scripts_running += 1
+                try:
+                    self._run_script(channel, as_root=command == SCRIPT_COMMAND or self.username == "root")
+                finally:
+                    with self._lock:
+                        self.scripts_running -= 1
+            elif command == PS_COMMAND:
+                time.sleep(_REPLY_GRACE)
+                with self._lock:
+                    running = [SCRIPT_COMMAND] * self.scripts_running
+                processes = ["/sbin/init", "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups", *running]
+                _finish(channel, 0, stdout="".join(p + "\n" for p in processes))
             else:
                 time.sleep(_REPLY_GRACE)
                 _finish(

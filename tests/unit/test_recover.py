@@ -6,18 +6,24 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
 
 from commands.recover import (
     AZURE_TYPES,
+    GUEST_TOKEN,
     Action,
     AzureType,
+    Decision,
+    PulumiCli,
     RecoverError,
+    Recovery,
     creating_version,
     decide,
     file_backend_root,
@@ -112,6 +118,88 @@ def test_a_resource_azure_does_not_have_is_cleared_and_a_chain_step_never_asks_a
     assert decide(step, always(SUB), azure.read).action is Action.CLEAR
     assert decide(pending("pulumi:providers:azure-native", {}), always(SUB), azure.read).action is Action.CLEAR
     assert azure.reads == [VERSION_ID]
+
+
+def test_a_linux_guests_step_is_looked_at_and_a_windows_guests_is_cleared() -> None:
+    """A deprovision the killed run started leaves the guest unreachable: recovery looks at a Linux guest before
+    clearing its step. Sysprep is watched by the step itself, which reads the guest's image state."""
+    looked: list[str] = []
+
+    def look(urn: str, resource: Mapping[str, Any]) -> Decision:
+        looked.append(urn)
+        return Decision(urn, Action.GENERALIZE, "deprovisioned", resource, vm_id=VM)
+
+    linux = pending(GUEST_TOKEN, {"vm_id": VM, "os_type": "Linux"}, name="img-1.0.0-guest")
+    windows = pending(GUEST_TOKEN, {"vm_id": VM, "os_type": "Windows"}, name="win-1.0.0-guest")
+    assert decide(linux, always(SUB), Azure().read, look).action is Action.GENERALIZE
+    assert decide(windows, always(SUB), Azure().read, look).action is Action.CLEAR
+    assert looked == [linux["resource"]["urn"]]
+    d = decide(linux, always(SUB), Azure().read, look)
+    assert d.line() == f"  img-1.0.0-guest ({GUEST_TOKEN}): mark the VM generalized, then clear: deprovisioned"
+
+
+@dataclass
+class FakeCli:
+    """The CLI as Recovery drives it (PulumiCli's methods): the exported state, and every command run."""
+
+    exported: dict[str, Any]
+    stack: str = "dev"
+    commands: list[tuple[str, ...]] = field(default_factory=list)
+
+    def run(self, *args: str, stream: bool = False, stack: bool = True, check: bool = True) -> Any:
+        self.commands.append(args)
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    def export(self) -> dict[str, Any]:
+        return self.exported
+
+    def backend_url(self) -> str:
+        return "https://api.pulumi.com"  # not a file backend: `pulumi cancel` releases the lock
+
+    def import_state(self, state: Mapping[str, Any]) -> None:
+        self.commands.append(("stack", "import"))
+
+
+class DeprovisionedGuest(Recovery):
+    """A recovery whose Linux guest the killed run deprovisioned; marking its VM generalized is recorded."""
+
+    def look_at_guest(self, urn: str, resource: Mapping[str, Any]) -> Decision:
+        return Decision(urn, Action.GENERALIZE, "host keys gone", resource, vm_id=VM)
+
+    def generalize(self, decision: Decision) -> None:
+        cast(FakeCli, self.cli).commands.append(("generalize", str(decision.vm_id)))
+
+
+def recovery_of_a_killed_deprovision(said: list[str], preview_only: bool = False) -> tuple[Recovery, FakeCli]:
+    step = pending(GUEST_TOKEN, {"vm_id": VM, "os_type": "Linux"}, name="img-1.0.0-guest")
+    cli = FakeCli({"version": 3, "deployment": {"resources": [], "pending_operations": [step]}})
+    unused: Any = None  # the stack spec, ARM settings and login: not reached here
+    recovery = DeprovisionedGuest(
+        cast(PulumiCli, cli), "image-gallery", unused, unused, unused, preview_only=preview_only, say=said.append
+    )
+    return recovery, cli
+
+
+def test_a_deprovisioned_guests_vm_is_marked_generalized_before_the_step_is_cleared() -> None:
+    recovery, cli = recovery_of_a_killed_deprovision([])
+    assert recovery.run() == 0
+    assert [c[:2] for c in cli.commands] == [
+        ("cancel", "--yes"),
+        ("generalize", VM),
+        ("stack", "import"),
+        ("up", "--yes"),
+    ]
+
+
+def test_a_preview_of_a_deprovisioned_guest_changes_nothing() -> None:
+    """`pulumi stack import` drops every pending operation: repairing the state before the VM is marked
+    generalized would lose the only record that its guest was deprovisioned."""
+    said: list[str] = []
+    recovery, cli = recovery_of_a_killed_deprovision(said, preview_only=True)
+    assert recovery.run() == 0
+    assert cli.commands == [("preview",)]
+    assert f"img-1.0.0-guest: `make recover STACK=dev` marks {VM} generalized, then clears it" in said
+    assert any(line.startswith("Nothing was changed (--preview-only does not touch Azure") for line in said)
 
 
 def test_an_interrupted_update_is_dropped_and_an_unknown_type_is_refused() -> None:
