@@ -11,6 +11,8 @@ One module per job:
   so they can be printed or logged without leaking them);
 - `reader`: `Node`, a mapping of the raw config with its key path, which records problems instead of raising;
 - `gallery`, `source_vms`, `images`, `versions`: one reader per section of the stack file;
+- `azure_login`: the stack's `azure-native:*` login settings; `vm_sizes`: what a VM size's name says (the test
+  boot's size against the definition);
 - `loader`: `load`, the sections in order and the rules across them;
 - `stack_yaml`: a stack file's YAML as the Pulumi CLI reads it (go-yaml v3's scalars) and hands it over;
 - `engine_values`: the config as the engine and the stack file hand it over;

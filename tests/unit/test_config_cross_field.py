@@ -239,3 +239,8 @@ def test_versions_of_a_marketplace_definition_with_different_data_disks_are_warn
     assert warning.startswith("images[0].versions: the versions declare different numbers of data disks")
     assert load(with_luns([0], [1])).warnings == ()
     assert load(with_luns([0], [0, 1], marketplace=False)).warnings == ()
+
+
+def test_a_misspelt_test_boot_key_is_refused_with_the_key_meant() -> None:
+    found = the_problem(booted(LINUX, vmsize="Standard_D4s_v5"))
+    assert found.startswith("images[0].validation.vmsize: unknown key") and "did you mean 'vmSize'?" in found, found
