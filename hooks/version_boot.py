@@ -203,16 +203,22 @@ class _Arm:
             )
         accepted = f"ARM had accepted the request to {doing} {target}, so it may still be running in Azure. {NEXT_RUN}"
         while True:
-            status, body, answer = self.send(
-                "GET",
-                url,
-                f"follow the operation to {doing}",
-                target,
-                "",
-                within=deadline,
-                bound_source=bound_source,
-                accepted=accepted,
-            )
+            try:
+                status, body, answer = self.send(
+                    "GET",
+                    url,
+                    f"follow the operation to {doing}",
+                    target,
+                    "",
+                    within=deadline,
+                    bound_source=bound_source,
+                    accepted=accepted,
+                )
+            except arm.WaitEnded:
+                # The end of the wait cut this poll short: the operation is still running as far as we know.
+                raise WaitTimeout(
+                    f"{deadline.timeout()}: the operation to {doing} {target} is still running. {NEXT_RUN}"
+                ) from None
             if monitor:
                 if status != 202:
                     return
@@ -228,7 +234,9 @@ class _Arm:
                         f"{error.get('code') or 'no code'}: {message}"
                     )
             if deadline.expired:
-                raise WaitTimeout(f"{deadline.timeout()}: the operation to {doing} {target} is still running")
+                raise WaitTimeout(
+                    f"{deadline.timeout()}: the operation to {doing} {target} is still running. {NEXT_RUN}"
+                )
             deadline.sleep(_retry_after(answer, self.settings.poll_interval))
 
     def delete(self, path: str, api_version: str, what: str, permission: str, deadline: Deadline) -> bool:
@@ -437,15 +445,18 @@ def wait_ready(client: _Arm, r: TestBootRequest, log: Log, deadline: Deadline) -
     last = ("not created yet", "no agent status")
     interval = min(max(client.settings.poll_interval, 0.05), 15.0)
     while True:
-        body = client.get(
-            r.vm_path,
-            COMPUTE_API_VERSION,
-            f"the throwaway VM {r.base_name}-vm",
-            "Microsoft.Compute/virtualMachines/read",
-            "&$expand=instanceView",
-            within=deadline,
-            bound_source=f"{r.path}.timeoutMinutes",
-        )
+        try:
+            body = client.get(
+                r.vm_path,
+                COMPUTE_API_VERSION,
+                f"the throwaway VM {r.base_name}-vm",
+                "Microsoft.Compute/virtualMachines/read",
+                "&$expand=instanceView",
+                within=deadline,
+                bound_source=f"{r.path}.timeoutMinutes",
+            )
+        except arm.WaitEnded:
+            body = None  # the end of the wait cut this read short: the timeout below says what was seen last
         if body is not None:
             props = body.get("properties") or {}
             view = props.get("instanceView") or {}

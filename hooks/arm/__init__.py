@@ -16,6 +16,7 @@ One module per job:
 
 from __future__ import annotations
 
+from hooks.arm.budget import WaitEnded
 from hooks.arm.errors import (
     Call,
     LoginRefused,
@@ -103,6 +104,7 @@ __all__ = [
     "VersionSourceFacts",
     "VmFacts",
     "VmStatus",
+    "WaitEnded",
     "access_token",
     "arm_errors",
     "azure_error_detail",

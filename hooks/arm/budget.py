@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure.core.exceptions import AzureError, ServiceRequestError
+from azure.core.exceptions import AzureError, ServiceRequestError, ServiceResponseError
 from azure.core.pipeline.policies import RequestHistory, RetryPolicy
 from azure.core.rest import HttpRequest, HttpResponse
 from azure.mgmt.core.polling.arm_polling import ARMPolling
@@ -99,6 +99,23 @@ class OperationBound(Exception):
         self.status = status
         self.next_poll = next_poll
         """Seconds ARM asked to wait before the next poll, when that is what ended the wait early."""
+
+
+class WaitEnded(Exception):
+    """A request within a longer wait (`Budget.within`) got no answer before that wait ended: the wait's end cut it
+    short, ARM did not fail. Not an AzureError, so it is not translated: the wait reports its own timeout, with
+    what it saw last. A reset, or a request that failed before the end, is ARM's failure and stays one."""
+
+
+def raise_if_wait_ended(exc: AzureError, budget: Budget) -> None:
+    """Raise WaitEnded when `exc` is a request left unanswered because the longer wait it is part of ended."""
+    if (
+        budget.within is not None
+        and isinstance(exc, ServiceResponseError)
+        and not is_reset(exc)
+        and budget.within.remaining <= CUT_BY_THE_BOUND
+    ):
+        raise WaitEnded(f"{budget.what}: the wait for {budget.within.what} ended") from exc
 
 
 class BoundedRetryPolicy(RetryPolicy[HttpRequest, HttpResponse]):

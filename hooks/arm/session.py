@@ -16,14 +16,14 @@ from typing import Any
 
 import requests
 from azure.core.credentials import AccessToken, TokenCredential
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceResponseError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest, HttpResponse
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from hooks import login as azure_login
-from hooks.arm.budget import BoundedRetryPolicy, Budget
+from hooks.arm.budget import BoundedRetryPolicy, Budget, raise_if_wait_ended
 from hooks.arm.errors import Call, LoginRefused, arm_errors
 from hooks.arm.sdk_guard import guard_compute_models
 from hooks.log import Log
@@ -289,12 +289,17 @@ def request(
     `url`: a path on the ARM endpoint (`/subscriptions/…?api-version=…`), or an absolute URL on it (an operation
     to follow). An answer of 400 or more raises the `hooks.errors` type for it, unless its status is in `accept`:
     then it is returned for the caller to decide (e.g. 404: not there). `within`: the longer wait the request is
-    part of (an operation followed until it ends): the request is bounded by what is left of it too."""
+    part of (an operation followed until it ends): the request is bounded by what is left of it too, and raises
+    WaitEnded when the end of that wait cut it short (the caller reports its wait's timeout)."""
     body: dict[str, Any] = {"json": json} if json is not None else {}
     raw = HttpRequest(method, url, params=dict(params) if params else None, **body)
     budget = Budget(call.settings, f"{call.doing} {call.target}", log, within)
     with resources_client(call.settings, subscription_id, credential) as client, arm_errors(call, budget):
-        response: HttpResponse = client.send_request(raw, **budget.options())
+        try:
+            response: HttpResponse = client.send_request(raw, **budget.options())
+        except ServiceResponseError as exc:
+            raise_if_wait_ended(exc, budget)
+            raise
         if response.status_code >= 400 and response.status_code not in accept:
             raise HttpResponseError(response=response)
         return response

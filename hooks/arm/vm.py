@@ -16,7 +16,17 @@ from azure.core.exceptions import HttpResponseError, ServiceResponseError
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import VirtualMachineInstanceView
 
-from hooks.arm.budget import CUT_BY_THE_BOUND, BoundedPolling, Budget, OperationBound, bound_text, is_reset, no_answer
+from hooks.arm.budget import (
+    CUT_BY_THE_BOUND,
+    BoundedPolling,
+    Budget,
+    OperationBound,
+    WaitEnded,
+    bound_text,
+    is_reset,
+    no_answer,
+    raise_if_wait_ended,
+)
 from hooks.arm.errors import Call, arm_errors, azure_error_detail
 from hooks.arm.session import compute_client
 from hooks.errors import ArmError, WaitTimeout
@@ -105,22 +115,33 @@ def _read_status(
     log: Log | None,
     within: Deadline | None = None,
 ) -> VmStatus:
-    """The VM's status; `within`: the longer wait the read is part of, which bounds it too."""
+    """The VM's status; `within`: the longer wait the read is part of, which bounds it too (WaitEnded when the end
+    of that wait cut the read short)."""
     call = Call(settings, "read the instance view of", str(vm), PERMISSION_VM_INSTANCE_VIEW, vm)
     budget = Budget(settings, f"read the instance view of {vm}", log, within)
     with arm_errors(call, budget):
-        view = client.virtual_machines.instance_view(vm.resource_group, vm.name, **budget.options())
+        try:
+            view = client.virtual_machines.instance_view(vm.resource_group, vm.name, **budget.options())
+        except ServiceResponseError as exc:
+            raise_if_wait_ended(exc, budget)
+            raise
         return VmStatus.from_instance_view(view)
 
 
 def _settled_probe(
-    client: ComputeManagementClient, vm: VmRef, settings: ArmSettings, log: Log, deadline: Deadline
+    client: ComputeManagementClient, vm: VmRef, settings: ArmSettings, log: Log, deadline: Deadline, seen: VmStatus
 ) -> Callable[[], tuple[bool, VmStatus]]:
     """A `poll` probe that is done once the VM is no longer stopping or deallocating; each read bounded by what
-    is left of the wait."""
+    is left of the wait. A read that the end of the wait cut short leaves the last status seen (`seen`, at first)
+    for the wait's timeout to report, rather than ARM's silence."""
+    last = [seen]
 
     def probe() -> tuple[bool, VmStatus]:
-        status = _read_status(client, vm, settings, log, deadline)
+        try:
+            status = _read_status(client, vm, settings, log, deadline)
+        except WaitEnded:
+            return False, last[0]
+        last[0] = status
         return status.power_state not in _TRANSITIONAL_POWER_STATES, status
 
     return probe
@@ -135,10 +156,12 @@ def get_status(settings: ArmSettings, vm: VmRef, log: Log, credential: TokenCred
 
 
 def _wait_settled(
-    client: ComputeManagementClient, settings: ArmSettings, vm: VmRef, log: Log, deadline: Deadline
+    client: ComputeManagementClient, settings: ArmSettings, vm: VmRef, log: Log, deadline: Deadline, seen: VmStatus
 ) -> VmStatus:
+    """Wait (within `deadline`) until the VM, last `seen` stopping or deallocating, has stopped."""
+    probe = _settled_probe(client, vm, settings, log, deadline, seen)
     try:
-        return poll(_settled_probe(client, vm, settings, log, deadline), deadline, settings.poll_interval, describe=str)
+        return poll(probe, deadline, settings.poll_interval, describe=str)
     except WaitTimeout as exc:
         raise WaitTimeout(
             f"{exc}. Check the VM in the Azure portal, then run again (or raise {settings.bound_source})."
@@ -163,7 +186,7 @@ def wait_until_stopped(
         if first.power_state not in _TRANSITIONAL_POWER_STATES:
             return first
         log.info(f"{vm} is {first.power_state}; waiting for it to stop")
-        status = _wait_settled(client, settings, vm, log, deadline)
+        status = _wait_settled(client, settings, vm, log, deadline, first)
     log.info(f"{vm} is {status.power_state}")
     return status
 
@@ -190,7 +213,7 @@ def deallocate(
             if status.power_state in _TRANSITIONAL_POWER_STATES:
                 # A stop or deallocation (an earlier run's, or ours whose answer was lost) is going: let it finish.
                 log.info(f"{vm} is {status.power_state}; waiting for that to finish first")
-                status = _wait_settled(client, settings, vm, log, deadline)
+                status = _wait_settled(client, settings, vm, log, deadline, status)
             if status.power_state == "deallocated":
                 went = "deallocated: the request ARM did not answer went through" if sends else "already deallocated"
                 log.info(f"{vm} is {went}")

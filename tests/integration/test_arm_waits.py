@@ -13,6 +13,7 @@ faults injected, through the real azure-core pipeline.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import TYPE_CHECKING
 
@@ -228,3 +229,19 @@ def test_a_provider_registration_that_takes_long_ends_at_its_bound_not_a_poll_in
     )
     assert time.monotonic() - started < 2.5, "the 5 s poll interval was cut to the 1 s bound"
     assert "is still Registering after 1s" in message
+
+
+def test_a_read_the_end_of_a_wait_cuts_short_reports_the_wait_and_what_was_seen_last(
+    fake_arm_env: FakeArm, log: Log
+) -> None:
+    # Each read within a wait is bounded by what is left of it; the read the wait's end cuts off is not ARM's
+    # silence: the wait's own timeout is reported, with the state seen last.
+    vm = fake_arm_env.add_vm(power_state="deallocating", settles_to="deallocated", settle_after_reads=10_000)
+    fake_arm_env.slow_down(method="GET", path=r"/instanceView$", seconds=1.0)
+    seen = arm.VmStatus("deallocating", False, "updating", ("ProvisioningState/updating", "PowerState/deallocating"))
+    wait = functools.partial(arm.wait_until_stopped, current=seen)
+    started = time.monotonic()
+    message = expect_error(fake_arm_env, WaitTimeout, wait, fake_arm_env.settings(operation_timeout=0.5), vm.ref, log)
+    assert time.monotonic() - started < 1.5
+    assert "gave up after 0.5s" in message and "PowerState/deallocating" in message
+    assert "did not answer" not in message

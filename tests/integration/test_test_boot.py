@@ -230,3 +230,17 @@ def test_a_failure_after_arm_accepted_a_request_says_it_may_still_run_and_what_t
     assert "may still be running in Azure" in details and "The next run removes what a test boot" in details
     assert time.monotonic() - started < 8
     assert nothing_left(fake_arm), "the clean-up removed the NIC"
+
+
+def test_a_read_the_end_of_the_boot_wait_cuts_short_is_reported_as_the_boot_timing_out(
+    fake_arm: FakeArm, host: DynamicHost
+) -> None:
+    v = version(fake_arm)
+    subnet = fake_arm.add_vnet()
+    fake_arm.boot_script.agent_never_ready = True
+    fake_arm.slow_down(method="GET", path=r"/virtualMachines/igtb[0-9a-f]+-vm$", seconds=1.0)
+    with pytest.raises(HostError) as raised:
+        host.create(URN, props(fake_arm, v.id, subnet, timeout=0.5))
+    assert "did not boot within" in raised.value.details, raised.value.details
+    assert "images[0].validation.timeoutMinutes" in raised.value.details
+    assert nothing_left(fake_arm)
