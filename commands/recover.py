@@ -1,7 +1,7 @@
 """Recover a stack after a killed `pulumi up`, in one command for people and CI:
 
     python -m commands.recover STACK [--preview-only] [--wait-minutes N] [--deprovisioned NAME] [--cwd DIR]
-    (make recover STACK=dev [ARGS=--preview-only]; the `recover` option of the up workflow runs the same)
+    (make recover STACK=dev [PREVIEW=1] [WAIT_MINUTES=N]; the `recover` option of the up workflow runs the same)
 
 A `pulumi up` that was killed (a cancelled CI job, a lost runner) leaves the stack locked, and a pending create in
 the state for each step that was running. What that step left in Azure decides what becomes of it:
