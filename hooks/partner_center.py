@@ -7,6 +7,7 @@ token for its own audience from the same credential chain."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 from urllib.parse import quote
 
@@ -39,7 +40,9 @@ def register(settings: ArmSettings, subscription_id: str, namespace: str, log: L
     log.info(f"registering {namespace} on subscription {subscription_id} (was {state})")
     deadline = Deadline(settings.operation_timeout, f"{target} to be Registered")
     while True:
-        state = registration_state(settings, subscription_id, namespace, within=deadline)
+        # A read the end of the wait cuts short leaves `state` as last seen, for the timeout below.
+        with contextlib.suppress(arm.WaitEnded):
+            state = registration_state(settings, subscription_id, namespace, within=deadline)
         if state.lower() == "registered":
             log.info(f"{namespace} is registered on subscription {subscription_id}")
             return state

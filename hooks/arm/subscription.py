@@ -95,7 +95,8 @@ def provider_registration_state(
     settings: ArmSettings, subscription_id: str, namespace: str, within: Deadline | None = None
 ) -> str:
     """A resource provider's registrationState on the subscription (Registered, NotRegistered, Registering, ...).
-    `within`: the longer wait the read is part of, which bounds it too."""
+    `within`: the longer wait the read is part of, which bounds it too (WaitEnded when its end cut the read short:
+    see `request`)."""
     target = f"resource provider {namespace} on subscription {subscription_id}"
     call = Call(settings, "read", target, PERMISSION_PROVIDER_READ)
     path = f"/subscriptions/{subscription_id}/providers/{namespace}"

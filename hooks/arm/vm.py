@@ -114,16 +114,20 @@ def _read_status(
     settings: ArmSettings,
     log: Log | None,
     within: Deadline | None = None,
+    *,
+    polling: bool = False,
 ) -> VmStatus:
-    """The VM's status; `within`: the longer wait the read is part of, which bounds it too (WaitEnded when the end
-    of that wait cut the read short)."""
+    """The VM's status; `within`: the longer wait the read is part of, which bounds it too. `polling`: the read is
+    one of the wait's polls, which raises WaitEnded when the end of the wait cut it short (the wait then reports
+    its own timeout); any other read so cut is ARM not answering within the bound."""
     call = Call(settings, "read the instance view of", str(vm), PERMISSION_VM_INSTANCE_VIEW, vm)
     budget = Budget(settings, f"read the instance view of {vm}", log, within)
     with arm_errors(call, budget):
         try:
             view = client.virtual_machines.instance_view(vm.resource_group, vm.name, **budget.options())
         except ServiceResponseError as exc:
-            raise_if_wait_ended(exc, budget)
+            if polling:
+                raise_if_wait_ended(exc, budget)
             raise
         return VmStatus.from_instance_view(view)
 
@@ -138,7 +142,7 @@ def _settled_probe(
 
     def probe() -> tuple[bool, VmStatus]:
         try:
-            status = _read_status(client, vm, settings, log, deadline)
+            status = _read_status(client, vm, settings, log, deadline, polling=True)
         except WaitEnded:
             return False, last[0]
         last[0] = status

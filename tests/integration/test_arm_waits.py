@@ -245,3 +245,29 @@ def test_a_read_the_end_of_a_wait_cuts_short_reports_the_wait_and_what_was_seen_
     assert time.monotonic() - started < 1.5
     assert "gave up after 0.5s" in message and "PowerState/deallocating" in message
     assert "did not answer" not in message
+
+
+def test_a_first_read_the_bound_cuts_short_is_arm_not_answering(fake_arm_env: FakeArm, log: Log) -> None:
+    # Only the polls of a wait end as the wait's timeout; a read before anything was seen is ARM not answering.
+    vm = fake_arm_env.add_vm(power_state="deallocating", settles_to="deallocated", settle_after_reads=10_000)
+    fake_arm_env.slow_down(method="GET", path=r"/instanceView$", seconds=1.0)
+    settings = fake_arm_env.settings(operation_timeout=0.5)
+    message = expect_error(fake_arm_env, ArmUnreachable, arm.wait_until_stopped, settings, vm.ref, log)
+    assert "did not answer in time" in message
+
+
+def test_a_registration_read_the_end_of_the_wait_cuts_short_is_the_wait_timing_out(
+    fake_arm_env: FakeArm, log: Log
+) -> None:
+    fake_arm_env.register_polls = 1000
+    fake_arm_env.slow_down(method="GET", path=r"/providers/Microsoft\.PartnerCenterIngestion$", seconds=1.0)
+    message = expect_error(
+        fake_arm_env,
+        WaitTimeout,
+        partner_center.register,
+        fake_arm_env.settings(operation_timeout=1.5, poll_interval=0.1),
+        fake_arm_env.subscription_id,
+        "Microsoft.PartnerCenterIngestion",
+        log,
+    )
+    assert "is still Registering after 1.5s" in message
