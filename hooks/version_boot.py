@@ -15,7 +15,8 @@ The steps, in order (hooks.steps.TEST_BOOT_STEPS, which `make plan` prints):
 6. delete the VM, its disks and the NIC, whether the boot succeeded or not.
 
 Every request goes through the process-wide ARM session of hooks.arm (one login, bounded requests, errors
-translated); long-running operations are polled here, only at URLs on the ARM endpoint itself.
+translated), as raw requests whose long-running operations are followed by `arm.ArmRequests` (hooks/arm/operations.py),
+only at URLs on the ARM endpoint itself.
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ import hashlib
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from hooks import arm
 from hooks.errors import ArmError, TestBootFailed, WaitTimeout
@@ -121,150 +121,10 @@ class TestBootOutcome:
     leftovers_removed: tuple[str, ...]
 
 
-# --- ARM requests --------------------------------------------------------------------------------------------
-
-
-class _Arm:
-    """Raw ARM requests for one subscription, through the process-wide session (auth, retries, bounds)."""
-
-    def __init__(self, settings: ArmSettings, subscription_id: str, log: Log) -> None:
-        self.settings = settings
-        self.subscription_id = subscription_id
-        self.log = log
-
-    def send(
-        self,
-        method: str,
-        url: str,
-        doing: str,
-        target: str,
-        permission: str,
-        body: Any = None,
-        *,
-        within: Deadline | None = None,
-        bound_source: str | None = None,
-        accepted: str = "",
-    ) -> tuple[int, Any, Mapping[str, str]]:
-        """One request; returns (status, JSON body or None, headers). 4xx/5xx other than 404 raise ArmError.
-
-        `within`: the wait this request is part of, which bounds it too (`bound_source`: its config key);
-        `accepted`: set when the request follows an operation ARM accepted, and ends every error."""
-        call = arm.Call(self._bounded(within, bound_source), doing, target, permission, accepted=accepted)
-        response = arm.request(call, self.subscription_id, method, url, json=body, accept=(404,), within=within)
-        try:
-            data = response.json() if response.content else None
-        except ValueError:
-            data = None
-        return response.status_code, data, response.headers
-
-    def _bounded(self, within: Deadline | None, bound_source: str | None) -> ArmSettings:
-        """The settings a request's messages name: the wait `within` it is part of (its config key
-        `bound_source`) when that is the tighter bound; `arm.request` bounds the request by what is left of it."""
-        if within is None or within.seconds >= self.settings.operation_timeout:
-            return self.settings
-        bounded = replace(self.settings, operation_timeout=within.seconds)
-        return replace(bounded, bound_source=bound_source) if bound_source else bounded
-
-    def get(
-        self,
-        path: str,
-        api_version: str,
-        target: str,
-        permission: str,
-        query: str = "",
-        *,
-        within: Deadline | None = None,
-        bound_source: str | None = None,
-    ) -> Any | None:
-        url = f"{path}?api-version={api_version}{query}"
-        status, body, _ = self.send("GET", url, "read", target, permission, within=within, bound_source=bound_source)
-        return None if status == 404 else body
-
-    def wait_operation(
-        self,
-        headers: Mapping[str, str],
-        doing: str,
-        target: str,
-        deadline: Deadline,
-        bound_source: str | None = None,
-    ) -> None:
-        """Poll an asynchronous operation (Azure-AsyncOperation, else Location) until it ends, each poll within
-        `deadline` (`bound_source`: its config key); a Failed one raises ArmError quoting Azure's error. Any other
-        failure says the operation may still be running in Azure, and that the next run removes what is left."""
-        url = headers.get("Azure-AsyncOperation") or headers.get("azure-asyncoperation")
-        monitor = url is None
-        url = url or headers.get("Location") or headers.get("location")
-        if not url:
-            return
-        if not _on_endpoint(url, self.settings.endpoint):
-            raise ArmError(
-                f"ARM answered the request to {doing} {target} with an operation URL outside {self.settings.endpoint} "
-                f"({urlsplit(url).netloc}); it is not followed (the token is never sent elsewhere)."
-            )
-        accepted = f"ARM had accepted the request to {doing} {target}, so it may still be running in Azure. {NEXT_RUN}"
-        while True:
-            try:
-                status, body, answer = self.send(
-                    "GET",
-                    url,
-                    f"follow the operation to {doing}",
-                    target,
-                    "",
-                    within=deadline,
-                    bound_source=bound_source,
-                    accepted=accepted,
-                )
-            except arm.WaitEnded:
-                # The end of the wait cut this poll short: the operation is still running as far as we know.
-                raise WaitTimeout(
-                    f"{deadline.timeout()}: the operation to {doing} {target} is still running. {NEXT_RUN}"
-                ) from None
-            if monitor:
-                if status != 202:
-                    return
-            else:
-                state = str((body or {}).get("status") or "InProgress")
-                if state.lower() == "succeeded":
-                    return
-                if state.lower() in ("failed", "canceled"):
-                    error = (body or {}).get("error") or {}
-                    message = arm.quote_azure(str(error.get("message") or "no details"))
-                    raise ArmError(
-                        f"Azure could not {doing} {target}: the operation ended {state} with "
-                        f"{error.get('code') or 'no code'}: {message}"
-                    )
-            if deadline.expired:
-                raise WaitTimeout(
-                    f"{deadline.timeout()}: the operation to {doing} {target} is still running. {NEXT_RUN}"
-                )
-            deadline.sleep(_retry_after(answer, self.settings.poll_interval))
-
-    def delete(self, path: str, api_version: str, what: str, permission: str, deadline: Deadline) -> bool:
-        """Delete and wait; False when it was not there."""
-        status, _, headers = self.send("DELETE", f"{path}?api-version={api_version}", "delete", what, permission)
-        if status in (204, 404):
-            return False
-        self.wait_operation(headers, "delete", what, deadline)
-        return True
-
-
-def _on_endpoint(url: str, endpoint: str) -> bool:
-    u, e = urlsplit(url), urlsplit(endpoint)
-    return u.scheme == "https" and u.netloc.lower() == e.netloc.lower()
-
-
-def _retry_after(headers: Mapping[str, str], default: float) -> float:
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else default
-    except ValueError:
-        return default
-
-
 # --- the steps -----------------------------------------------------------------------------------------------
 
 
-def remove_leftovers(client: _Arm, r: TestBootRequest, deadline: Deadline) -> list[str]:
+def remove_leftovers(client: arm.ArmRequests, r: TestBootRequest, deadline: Deadline) -> list[str]:
     """Step 1: delete what an interrupted boot of this version left in the resource group (VMs first, then disks
     and NICs, which a VM holds)."""
     removed: list[str] = []
@@ -289,7 +149,7 @@ def remove_leftovers(client: _Arm, r: TestBootRequest, deadline: Deadline) -> li
     return removed
 
 
-def read_version_luns(client: _Arm, r: TestBootRequest) -> tuple[int, ...]:
+def read_version_luns(client: arm.ArmRequests, r: TestBootRequest) -> tuple[int, ...]:
     """Step 2a: the version exists; its data disk LUNs (the VM gets one data disk per LUN)."""
     body = client.get(
         r.version_id, GALLERY_API_VERSION, f"image version {r.version_id}", arm.PERMISSION_IMAGE_VERSION_READ
@@ -300,7 +160,7 @@ def read_version_luns(client: _Arm, r: TestBootRequest) -> tuple[int, ...]:
     return tuple(sorted(int(d["lun"]) for d in images if isinstance(d, dict) and "lun" in d))
 
 
-def check_subnet(client: _Arm, r: TestBootRequest) -> None:
+def check_subnet(client: arm.ArmRequests, r: TestBootRequest) -> None:
     """Step 2b: the subnet exists and its virtual network is in the region the VM is created in."""
     vnet_path = r.subnet_id.rsplit("/subnets/", 1)[0]
     subnet = client.get(
@@ -323,7 +183,7 @@ def check_subnet(client: _Arm, r: TestBootRequest) -> None:
         )
 
 
-def create_nic(client: _Arm, r: TestBootRequest, deadline: Deadline) -> str:
+def create_nic(client: arm.ArmRequests, r: TestBootRequest, deadline: Deadline) -> str:
     """Step 3: a NIC on the subnet, with a private IP only."""
     body = {
         "location": r.location,
@@ -411,7 +271,7 @@ def vm_body(r: TestBootRequest, luns: tuple[int, ...], password: str | None) -> 
     return {"location": r.location, "tags": r.tags, "properties": props}
 
 
-def create_vm(client: _Arm, r: TestBootRequest, luns: tuple[int, ...], password: str | None) -> None:
+def create_vm(client: arm.ArmRequests, r: TestBootRequest, luns: tuple[int, ...], password: str | None) -> None:
     """Step 4: PUT the VM; its provisioning is awaited by `wait_ready` (the VM's own state says more than the
     operation: the instance view carries the provisioning error and the agent's status)."""
     client.send(
@@ -440,7 +300,7 @@ def _errors(view: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def wait_ready(client: _Arm, r: TestBootRequest, log: Log, deadline: Deadline) -> tuple[str, str]:
+def wait_ready(client: arm.ArmRequests, r: TestBootRequest, log: Log, deadline: Deadline) -> tuple[str, str]:
     """Step 5: poll the VM with its instance view until provisioning Succeeded and the agent is Ready."""
     last = ("not created yet", "no agent status")
     interval = min(max(client.settings.poll_interval, 0.05), 15.0)
@@ -483,7 +343,7 @@ def wait_ready(client: _Arm, r: TestBootRequest, log: Log, deadline: Deadline) -
         deadline.sleep(interval)
 
 
-def delete_all(client: _Arm, r: TestBootRequest, deadline: Deadline, luns: tuple[int, ...]) -> list[str]:
+def delete_all(client: arm.ArmRequests, r: TestBootRequest, deadline: Deadline, luns: tuple[int, ...]) -> list[str]:
     """Step 6: the VM (with it, Azure deletes the disks and NIC marked deleteOption Delete), then whatever is left."""
     gone = []
     compute = f"{r.group_path}/providers/Microsoft.Compute"
@@ -515,7 +375,7 @@ def boot_and_delete(settings: ArmSettings, r: TestBootRequest, log: Log) -> Test
     """Run the steps; the clean-up (step 6) runs whatever happened after step 3 started. A failed boot raises
     TestBootFailed; a clean-up that fails raises ArmError saying what is left (the next run removes it)."""
     started = time.monotonic()
-    client = _Arm(settings, r.subscription_id, log)
+    client = arm.ArmRequests(settings, r.subscription_id, log, NEXT_RUN)
     cleanup = Deadline(settings.operation_timeout, f"the clean-up of test boot {r.base_name}")
     leftovers = remove_leftovers(client, r, cleanup)
     luns = read_version_luns(client, r)

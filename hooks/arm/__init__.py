@@ -6,6 +6,7 @@ One module per job:
 - `budget`: how long a call may take (the operation's bound, retries, throttling, long-running-operation polls);
 - `errors`: Azure's errors translated into `hooks.errors` types, never carrying a token;
 - `session`: one login and one connection pool per process and endpoint, and the raw `request()`;
+- `operations`: raw requests for one subscription and the asynchronous operations they start (`ArmRequests`);
 - `sdk_guard`: the azure-mgmt-compute model guard, put in place by the first session;
 - `vm`: a VM's power state and operations; `vm_facts`: what a capture checks of a VM;
 - `gallery`: image versions, their replication, image definitions; `subscription`: tenant, locations, providers;
@@ -40,6 +41,7 @@ from hooks.arm.gallery import (
     get_replication_status,
     get_version_source,
 )
+from hooks.arm.operations import ArmRequests
 from hooks.arm.sdk_guard import guard_compute_models
 from hooks.arm.session import (
     ArmSession,
@@ -91,6 +93,7 @@ __all__ = [
     "POST_SENDS",
     "PROVIDERS_API_VERSION",
     "SUBSCRIPTIONS_API_VERSION",
+    "ArmRequests",
     "ArmSession",
     "Call",
     "DataDiskFacts",
