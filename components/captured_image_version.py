@@ -79,7 +79,7 @@ def guest_props(source: SourceVmSpec, definition: ImageDefinitionSpec, azure: Az
 
 
 def capture_props(args: CapturedImageVersionArgs) -> dict[str, Any]:
-    """What the capture-time checks compare the source VM with (hooks/preflight.py), and where it came from."""
+    """What the capture-time checks compare the source VM with (hooks/preflight/), and where it came from."""
     d, v = args.definition, args.version
     return {
         "definition": {

@@ -3,7 +3,7 @@ and again right before the version is created.
 
 A promoted version is a copy Azure makes of another gallery image version (`storageProfile.source.id`): no VM,
 no guest, nothing generalized. Azure refuses the copy only when the version is created; the rules here say why
-before that, each with the config key to change. Like hooks/preflight.py: small pure rules over facts read
+before that, each with the config key to change. Like hooks/preflight/: small pure rules over facts read
 through ARM (GET only, bounded), `run_checks` to read and compare, `require_match` for the create path. The
 `VersionPromotion` dynamic resource (hooks/providers/promotion.py) runs them: its `check` in preview and up, its
 `create` before the version.

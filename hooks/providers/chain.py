@@ -6,7 +6,7 @@ put `SshTarget` / `WinRmTarget` / `SysprepOptions.to_props()` in the inputs `ssh
 the guest half rebuilds them with `from_props`. Secrets travel in the single `credentials` input (the targets'
 `credentials()`), which the components mark secret; it is never copied into outputs.
 
-The "capture" input (what the VM is captured into) drives the capture-time checks of hooks/preflight.py: in
+The "capture" input (what the VM is captured into) drives the capture-time checks of hooks/preflight/: in
 `check` (preview and up; GET only, skipped for what is not known yet) and again in `create` before anything
 irreversible. The guest step carries it for Generalized definitions, the ARM half for Specialized ones.
 """

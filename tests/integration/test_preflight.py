@@ -1,4 +1,4 @@
-"""Capture-time checks (hooks/preflight.py) through the real dynamic provider host, against the HTTPS fake of ARM.
+"""Capture-time checks (hooks/preflight/) through the real dynamic provider host, against the HTTPS fake of ARM.
 
 Every check here is `Check` as the engine calls it in `pulumi preview` and `pulumi up`; the fake records every
 request, so each test also proves that a check only ever sends GETs."""
