@@ -74,7 +74,9 @@ def read_login(foreign: Mapping[str, object], shared: Shared, problems: list[str
             continue
         if encrypted or not isinstance(value, str) or value == "":
             continue  # encrypted: not readable offline, and preview must agree with the plan
-        if _check(node, full, name, value):
+        found = len(problems)
+        _check(node, full, name, value)
+        if len(problems) == found:
             readable[name] = value
     return LoginValues(readable)
 
@@ -125,8 +127,8 @@ def _warn_near_miss_namespace(shared: Shared, full: str, namespace: str, name: s
     shared.warnings.append(f"{full} {what}; did you mean {AZURE_NATIVE}:{meant}?")
 
 
-def _check(node: Node, full: str, name: str, value: str) -> bool:
-    """One setting's value against its kind; True when it is usable for the rules across settings."""
+def _check(node: Node, full: str, name: str, value: str) -> None:
+    """One setting's value against its kind; a problem is recorded on `node`."""
     kind = AZURE_NATIVE_SETTINGS[name]
     problem: str | None = None
     if len(value) > 1 and value[0] == value[-1] == '"':
@@ -137,11 +139,9 @@ def _check(node: Node, full: str, name: str, value: str) -> bool:
     if kind != "tenants" and value[:1] in "[{" and _json_structure(value):
         problem = f"must be one value, not {'a list' if value.startswith('[') else 'a mapping'}"
     elif kind == "boolean":
-        if value.lower() in ("true", "false"):
-            return True
-        # azure-native and the VM steps would read anything else differently (the VM steps: only "true" is true).
-        node.boolean(full, False)  # reports it, with what YAML 1.1's yes/no/on/off are to the CLI
-        return False
+        if value.lower() not in ("true", "false"):
+            # azure-native and the VM steps would read anything else differently (the VM steps: only "true" is).
+            node.boolean(full, False)  # reports it, with what YAML 1.1's yes/no/on/off are to the CLI
     elif kind in ("application", "subscription", "guid"):
         problem = _guid_problem(kind, value)
     elif kind == "tenant":
@@ -162,7 +162,7 @@ def _check(node: Node, full: str, name: str, value: str) -> bool:
                 "Stack, leave it unset)"
             )
     elif kind == "region":
-        return read_region(node, full) is not None
+        read_region(node, full)
     elif kind == "path":
         if value.lstrip().startswith("-----BEGIN"):
             problem = "is the certificate itself; give the path of the file that holds it (PEM or PKCS12)"
@@ -179,8 +179,6 @@ def _check(node: Node, full: str, name: str, value: str) -> bool:
         problem = scope_problem(value)
     if problem:
         node.problems.append(f"{full}: {problem}")
-        return False
-    return True
 
 
 def scope_problem(audience: str) -> str | None:

@@ -163,10 +163,10 @@ def _origin(url: str) -> str:
 def _arm_path_problem(root: Node, endpoint: str) -> str | None:
     """A path after ARM's host: a resource path or an API version is refused (the VM steps add both themselves, so
     they would be doubled); any other path is warned about (a proxy may serve ARM below a path)."""
-    path = urlsplit(endpoint).path.strip("/")
-    if not path:
+    segments = [s for s in urlsplit(endpoint).path.split("/") if s]
+    if not segments:
         return None
-    segments = path.split("/")
+    path = "/".join(segments)
     if segments[0].lower() in _ARM_PATH_ROOTS or any(_API_VERSION.fullmatch(s) for s in segments):
         return (
             f"has a path (/{path}): the VM steps add ARM's resource paths and api-version themselves; write "

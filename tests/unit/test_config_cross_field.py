@@ -244,3 +244,29 @@ def test_versions_of_a_marketplace_definition_with_different_data_disks_are_warn
 def test_a_misspelt_test_boot_key_is_refused_with_the_key_meant() -> None:
     found = the_problem(booted(LINUX, vmsize="Standard_D4s_v5"))
     assert found.startswith("images[0].validation.vmsize: unknown key") and "did you mean 'vmSize'?" in found, found
+
+
+def test_a_tag_name_of_blanks_is_refused() -> None:
+    raw = sc.base()
+    raw["galleryTags"] = {" ": "x"}
+    assert the_problem(raw) == "galleryTags. : a tag name must not be empty"
+
+
+def test_the_publisher_is_a_user_unless_said_otherwise() -> None:
+    raw = sc.base()
+    del raw["publisherPrincipalType"]
+    publisher = load(raw).publisher
+    assert publisher is not None and publisher.principal_type == "User"
+
+
+def test_a_plain_http_link_for_customers_is_accepted() -> None:
+    raw = sc.base()
+    raw["images"][0]["privacyStatementUri"] = "http://contoso.example/privacy"
+    assert load(raw).images[0].privacy_statement_uri == "http://contoso.example/privacy"
+
+
+def test_a_plan_image_type_outside_the_marketplace_is_one_problem() -> None:
+    raw = sc.base()
+    raw["marketplace"] = False
+    raw["images"][0]["planImageType"] = "x64Gen1"  # would not fit the V2 definition either: not said twice
+    assert the_problem(raw) == "images[0].planImageType: is a Marketplace rule: remove it, or set marketplace: true"

@@ -311,3 +311,42 @@ def test_a_windows_logon_that_cannot_work_is_refused_with_what_would(fields: dic
 def test_windows_logons_that_can_work_are_accepted(fields: dict[str, Any]) -> None:
     winrm = load(with_winrm(**fields)).source_vms["win-src"].winrm
     assert winrm is not None and winrm.transport == fields["transport"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (
+            {"armEndpoint": "https://management.azure.com/tenants"},
+            "armEndpoint: 'https://management.azure.com/tenants'",
+        ),
+        (
+            {"armEndpoint": "https://management.azure.com/?api-version=2024-03-03"},
+            "must be a plain https://host[:port][/path] URL (no credentials, query or fragment)",
+        ),
+        ({"armEndpoint": "https://user:pw@management.azure.com"}, "no credentials, query or fragment"),
+        ({"armEndpoint": "https://management.azure.com#top"}, "no credentials, query or fragment"),
+    ],
+)
+def test_an_endpoint_with_more_than_a_host_and_path_is_refused(extra: dict[str, Any], fragment: str) -> None:
+    found = the_problem(extra)
+    assert fragment in found and found.startswith("armEndpoint: "), found
+
+
+def test_only_the_trailing_slash_of_an_endpoint_is_removed() -> None:
+    stack = load(
+        {
+            "armEndpoint": "https://MANAGEMENT.CONTOSO.BOX/",
+            "graphEndpoint": "https://GRAPH.CONTOSO.BOX/",
+            "publisherAccess": "partnerCenterServicePrincipals",
+        }
+    )
+    assert stack.azure.arm_endpoint == "https://MANAGEMENT.CONTOSO.BOX"
+    assert stack.publisher is not None and stack.publisher.graph_endpoint == "https://GRAPH.CONTOSO.BOX"
+    owner = load({"graphEndpoint": "https://GRAPH.CONTOSO.BOX/"})
+    assert owner.publisher is not None and owner.publisher.graph_endpoint == "https://GRAPH.CONTOSO.BOX"
+
+
+def test_a_misspelt_key_in_a_misspelt_namespace_is_warned_about_with_both_fixed() -> None:
+    (warning,) = load({"azure-nativ:clientSceret": "x"}, secret=("azure-nativ:clientSceret",)).warnings
+    assert warning.endswith("did you mean azure-native:clientSecret?"), warning
