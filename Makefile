@@ -58,11 +58,13 @@ replication: $(VENV_STAMP)
 
 # After a killed `pulumi up` (CI cancelled, runner lost): releases the stack's lock, imports what the killed run
 # created in Azure and clears the rest of its pending creates, then `pulumi up` (PREVIEW=1: `pulumi preview`
-# instead). WAIT_MINUTES bounds the wait for a version still replicating. The up workflow's `recover` runs it too.
+# instead). WAIT_MINUTES bounds the wait for a version still replicating. DEPROVISIONED names the pending guest
+# steps (space-separated) whose Linux guest was deprovisioned, when recovery cannot tell and says so. The up
+# workflow's `recover` runs it too.
 .PHONY: recover
 recover: $(VENV_STAMP)
 	@$(UV) run --frozen --no-sync python -m commands.recover $(STACK) $(if $(PREVIEW),--preview-only) \
-	  $(if $(WAIT_MINUTES),--wait-minutes $(WAIT_MINUTES))
+	  $(if $(WAIT_MINUTES),--wait-minutes $(WAIT_MINUTES)) $(foreach name,$(DEPROVISIONED),--deprovisioned $(name))
 
 lint: $(VENV_STAMP)
 	$(UV) run --frozen --no-sync ruff check .

@@ -1,5 +1,5 @@
 """A `pulumi up` killed at each step boundary (SIGKILL to the CLI and every plugin), recovered with the one documented
-command (`make recover STACK=…`, commands/recover.py) under the real CLI and the strict azure-native stand-in.
+command (`make recover STACK=…`, commands/recover/) under the real CLI and the strict azure-native stand-in.
 
 At every point the stack converges (a preview after it shows no change), nothing irreversible runs twice (the
 guests' logs: one deprovision or sysprep; the fake ARM's request log: one deallocate, one generalize, one create of

@@ -10,7 +10,7 @@ It answers exactly what hooks/linux.py sends, and nothing else:
   runs nothing before that), the guest answers with what the script prints on an Ubuntu VM whose
   ``waagent -force -deprovision+user`` succeeds: its own ``say`` lines (read from the script, so they follow
   it), with waagent's warnings after step 3, then exit status 0;
-- ``ps -eo args=`` (what `make recover` lists to see whether a deprovision still runs, commands/
+- ``ps -eo args=`` (what `make recover` lists to see whether a deprovision still runs, commands/recover/
   killed_deprovision.py): a few system processes, and ``sudo -n sh -s`` while a script runs;
 - anything else: exit status 127 and a message on stderr naming the command, so a change in hooks/linux.py
   fails loudly here instead of passing against a stand-in that does not know the new command.
@@ -55,7 +55,7 @@ SCRIPT_COMMAND = "sudo -n sh -s"
 ROOT_SCRIPT_COMMAND = "sh -s"
 """How hooks/linux.py runs it when it logs in as root."""
 PS_COMMAND = "ps -eo args="
-"""How `make recover` lists the guest's processes (commands/killed_deprovision.py)."""
+"""How `make recover` lists the guest's processes (commands/recover/killed_deprovision.py)."""
 
 _MAX_SCRIPT_BYTES = 1 << 20
 _POLL = 0.1

@@ -1,4 +1,4 @@
-"""What `make recover` finds in a Linux guest a killed run was deprovisioning (commands/killed_deprovision.py),
+"""What `make recover` finds in a Linux guest a killed run was deprovisioning (commands/recover/killed_deprovision.py),
 against ScriptedLinuxGuest (tests/fakes/ssh_guest.py) deprovisioned by the real Linux step. The sandbox's path
 (waagent deleting the host keys while recovery watches) runs under the real CLI in tests/e2e/test_recovery.py."""
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from commands.killed_deprovision import CannotTell, LoginRefused, find_out
+from commands.recover.killed_deprovision import CannotTell, LoginRefused, find_out
 from hooks.linux import deprovision
 from tests.fakes.ssh_guest import ScriptedLinuxGuest
 from tests.integration.test_linux_guest import Recorder

@@ -1,4 +1,4 @@
-"""commands/recover.py without Pulumi or Azure: what becomes of each pending operation, the repaired state, the
+"""commands/recover/ without Pulumi or Azure: what becomes of each pending operation, the repaired state, the
 lock files of a file backend. The whole command runs under the real CLI in tests/e2e/test_recovery.py."""
 
 from __future__ import annotations
@@ -15,24 +15,19 @@ from typing import Any, cast
 import pytest
 import yaml
 
-from commands.recover import (
-    AZURE_TYPES,
-    GUEST_TOKEN,
-    Action,
-    AzureType,
-    Decision,
-    PulumiCli,
-    RecoverError,
-    Recovery,
-    creating_version,
-    decide,
-    file_backend_root,
-    repaired,
-    resource_id,
-    stack_locks,
-    subscription_finder,
-    version_coordinates,
-)
+from commands.recover import guest_step, killed_deprovision
+from commands.recover.azure import AZURE_TYPES, AzureType, resource_id, subscription_finder
+from commands.recover.decisions import GUEST_TOKEN, Action, Decision, decide
+from commands.recover.errors import RecoverError
+from commands.recover.guest_step import LinuxGuestStep
+from commands.recover.lock import file_backend_root, stack_locks
+from commands.recover.pulumi_cli import PulumiCli
+from commands.recover.recovery import Recovery
+from commands.recover.repair import repaired
+from commands.recover.replicating import version_coordinates
+from commands.recover.state import creating_version
+from hooks.arm.vm import VmStatus
+from hooks.targets import ArmSettings
 
 SUB = "00000000-0000-0000-0000-00000000aaaa"
 GALLERY = f"/subscriptions/{SUB}/resourceGroups/rg-gallery/providers/Microsoft.Compute/galleries/gal"
@@ -345,3 +340,50 @@ def test_people_and_ci_run_the_same_command() -> None:
     assert step["if"] == "inputs.recover"
     assert 'make recover STACK="$STACK"' in step["run"]
     assert "clear-pending-creates" not in step["run"]
+
+
+def test_make_passes_each_deprovisioned_step_and_the_other_variables() -> None:
+    """`make recover STACK=… DEPROVISIONED=<step> <step>` (what a refusal for a guest recovery cannot tell about
+    says to run) reaches the command as one --deprovisioned per step."""
+    root = Path(__file__).resolve().parents[2]
+    make = ["make", "-n", "-s", "-C", str(root), "recover", "STACK=dev"]
+    printed = subprocess.run(
+        [*make, "DEPROVISIONED=a-guest b-guest", "PREVIEW=1", "WAIT_MINUTES=5"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    argv = printed.replace("\\\n", " ").split("python -m commands.recover", 1)[1].split()
+    assert argv == [
+        "dev",
+        "--preview-only",
+        "--wait-minutes",
+        "5",
+        "--deprovisioned",
+        "a-guest",
+        "--deprovisioned",
+        "b-guest",
+    ]
+    plain = subprocess.run(make, capture_output=True, text=True, check=True).stdout
+    assert plain.replace("\\\n", " ").split("python -m commands.recover", 1)[1].split() == ["dev"]
+
+
+def test_a_guest_that_keeps_its_host_key_but_refuses_the_login_is_refused_naming_the_make_form(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    running = VmStatus(power_state="running", generalized=False, provisioning_state="succeeded", codes=())
+    monkeypatch.setattr(guest_step.arm, "get_status", lambda *args, **kwargs: running)
+
+    def login_refused(*args: Any, **kwargs: Any) -> Any:
+        raise killed_deprovision.LoginRefused("sshd on 10.0.0.4:22 still offers the stack's host key, but refuses")
+
+    monkeypatch.setattr(guest_step.killed_deprovision, "find_out", login_refused)
+    step = pending(GUEST_TOKEN, {"vm_id": VM, "os_type": "Linux", "ssh": {"host": "10.0.0.4", "username": "u"}})
+    said: list[str] = []
+    look = LinuxGuestStep(ArmSettings(), cast(Any, None), "dev", (), lambda urn: None, said.append)
+    d = look.decide(step["resource"]["urn"], step["resource"])
+    assert d.action is Action.REFUSE
+    assert "`make recover STACK=dev DEPROVISIONED=img-1.0.0` marks VM vm1 (resource group rg-build)" in d.reason
+    told = LinuxGuestStep(ArmSettings(), cast(Any, None), "dev", ("img-1.0.0",), lambda urn: None, said.append)
+    confirmed = told.decide(step["resource"]["urn"], step["resource"])
+    assert confirmed.action is Action.GENERALIZE and confirmed.vm_id == VM

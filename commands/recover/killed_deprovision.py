@@ -1,5 +1,5 @@
 """What a killed `pulumi up` left in a Linux guest it was deprovisioning, looked at from outside and read-only, for
-`make recover` (commands/recover.py).
+`make recover` (guest_step.py).
 
 deprovision.sh ignores the hang-up of its SSH session, so a deprovision the killed run started runs to its end in
 the guest: waagent deletes the SSH host keys (unless its configuration keeps them, as Ubuntu's does), then the
@@ -43,7 +43,7 @@ RUNNING_MARKS = ("-deprovision", "sudo -n sh -s")
 """What the processes of a deprovision under way show in `ps`: waagent's flag, or the step's command (its
 script arrives on stdin, so the command line is all `ps` sees of it)."""
 PS_COMMAND = "ps -eo args="
-_PARAMIKO_LOG = "commands.killed_deprovision.paramiko"
+_PARAMIKO_LOG = f"{__name__}.paramiko"
 """paramiko's log channel for these connections: its transport thread logs a traceback for every connection closed
 before the banner, which is the very answer looked for here. Quiet unless the application configures logging."""
 logging.getLogger(_PARAMIKO_LOG).addHandler(logging.NullHandler())
