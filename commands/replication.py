@@ -35,7 +35,7 @@ from commands.stack_file import ROOT, StackFileError, read_stack_config
 from config import StackSpec
 from hooks.arm import RegionReplication, ReplicationStatus, SharedLogin, get_replication_status
 from hooks.errors import ArmError, ConfigError, WaitTimeout
-from hooks.targets import ArmSettings
+from hooks.targets import ArmSettings, ImageVersionRef
 from hooks.waiting import Deadline, poll
 
 SUBSCRIPTION_KEY = "azure-native:subscriptionId"
@@ -223,11 +223,7 @@ class Reader:
                 v,
                 get_replication_status(
                     self.settings,
-                    g.subscription_id,
-                    g.resource_group,
-                    g.name,
-                    v.image,
-                    v.version,
+                    ImageVersionRef(g.subscription_id, g.resource_group, g.name, v.image, v.version),
                     credential=self.login,
                 ),
             )

@@ -338,15 +338,7 @@ def run_checks(
         ok, facts = reads.read(
             f"source version{what}",
             t.source_config_key,
-            lambda s: arm.get_version_source(
-                s,
-                source.subscription_id,
-                source.resource_group,
-                source.gallery,
-                source.image,
-                source.version,
-                credential=source_credential,
-            ),
+            lambda s: arm.get_version_source(s, source, credential=source_credential),
         )
         missing = check_source_exists(source, facts, t) if ok else None
         if missing is not None:
@@ -389,11 +381,9 @@ def run_checks(
                 f"{t.version_path}.version",
                 lambda s: arm.get_version_source(
                     s,
-                    gallery.subscription_id,
-                    gallery.resource_group,
-                    gallery.name,
-                    t.definition_name,
-                    t.version,
+                    ImageVersionRef(
+                        gallery.subscription_id, gallery.resource_group, gallery.name, t.definition_name, t.version
+                    ),
                     credential=shared,
                 ),
             )

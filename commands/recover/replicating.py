@@ -16,19 +16,15 @@ from hooks.errors import WaitTimeout
 from hooks.targets import ArmSettings, ImageVersionRef
 from hooks.waiting import Deadline, poll
 
-Where = tuple[str, str, str, str, str]
-"""(subscription, resource group, gallery, image, version) of an image version."""
 
-
-def version_coordinates(resource: Mapping[str, Any]) -> Where:
-    """(subscription, resource group, gallery, image, version) of a version in the state, from its ID."""
+def version_coordinates(resource: Mapping[str, Any]) -> ImageVersionRef:
+    """The image version a resource of the state is, from its ID."""
     try:
-        ref = ImageVersionRef.parse(str(resource.get("id") or ""))
+        return ImageVersionRef.parse(str(resource.get("id") or ""))
     except ValueError as exc:
         raise RecoverError(
             f"{resource.get('urn')} has no image version ID in the state ({resource.get('id')!r})"
         ) from exc
-    return ref.subscription_id, ref.resource_group, ref.gallery, ref.image, ref.version
 
 
 @dataclass(frozen=True)
@@ -51,8 +47,8 @@ class VersionWait:
         unfinished = []
         for resource in versions:
             where = version_coordinates(resource)
-            label = f"{where[3]} {where[4]}"
-            status = arm.get_replication_status(self.settings, *where, credential=self.credential)
+            label = f"{where.image} {where.version}"
+            status = arm.get_replication_status(self.settings, where, credential=self.credential)
             if status is None or settled(status):
                 self._report(label, status)
                 continue
@@ -60,7 +56,9 @@ class VersionWait:
             if self.preview_only:
                 unfinished.append(label)
                 continue
-            minutes = self.wait_minutes if self.wait_minutes is not None else self._create_timeout(where[3], where[4])
+            minutes = (
+                self.wait_minutes if self.wait_minutes is not None else self._create_timeout(where.image, where.version)
+            )
             try:
                 status = self._follow(label, where, status, minutes)
             except WaitTimeout as exc:
@@ -74,13 +72,13 @@ class VersionWait:
         return unfinished
 
     def _follow(
-        self, label: str, where: Where, first: arm.ReplicationStatus, minutes: float
+        self, label: str, where: ImageVersionRef, first: arm.ReplicationStatus, minutes: float
     ) -> arm.ReplicationStatus | None:
         """Poll the version until Azure settles it, printing each change; WaitTimeout after `minutes`."""
         seen = [regions_text(first)]
 
         def probe() -> tuple[bool, arm.ReplicationStatus | None]:
-            now = arm.get_replication_status(self.settings, *where, credential=self.credential)
+            now = arm.get_replication_status(self.settings, where, credential=self.credential)
             shown = regions_text(now) if now else "gone"
             if shown != seen[-1]:
                 self.say(f"{label}: {shown}")

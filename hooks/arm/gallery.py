@@ -16,7 +16,7 @@ from hooks.arm.session import compute_client
 from hooks.arm.spelling import canonical
 from hooks.errors import ArmError
 from hooks.log import Log
-from hooks.targets import ArmSettings
+from hooks.targets import ArmSettings, ImageVersionRef
 
 PERMISSION_IMAGE_VERSION_READ = "Microsoft.Compute/galleries/images/versions/read"
 PERMISSION_IMAGE_DEFINITION_READ = "Microsoft.Compute/galleries/images/read"
@@ -129,20 +129,15 @@ class ReplicationStatus:
 
 def get_replication_status(
     settings: ArmSettings,
-    subscription_id: str,
-    resource_group: str,
-    gallery: str,
-    image: str,
-    version: str,
+    version: ImageVersionRef,
     log: Log | None = None,
     credential: TokenCredential | None = None,
 ) -> ReplicationStatus | None:
     """Read an image version's replication status (GET only); None if the version does not exist (yet)."""
-    target = f"image version {version} of {image} in gallery {gallery} (resource group {resource_group})"
     found = _read_version(
         settings,
-        subscription_id,
-        (resource_group, gallery, image, version),
+        version.subscription_id,
+        (version.resource_group, version.gallery, version.image, version.version),
         credential,
         verb="read the replication status of",
         with_replication=True,
@@ -159,7 +154,7 @@ def get_replication_status(
     )
     if log is not None:
         regions = ", ".join(f"{r.region} {r.state} {r.progress or 0}%" for r in status.regions)
-        log.info(f"{target}: {status.provisioning_state}, replication {status.aggregated_state} ({regions})")
+        log.info(f"{version}: {status.provisioning_state}, replication {status.aggregated_state} ({regions})")
     return status
 
 
@@ -231,17 +226,11 @@ class VersionSourceFacts:
 
 
 def get_version_source(
-    settings: ArmSettings,
-    subscription_id: str,
-    resource_group: str,
-    gallery: str,
-    image: str,
-    version: str,
-    credential: TokenCredential | None = None,
+    settings: ArmSettings, version: ImageVersionRef, credential: TokenCredential | None = None
 ) -> VersionSourceFacts | None:
     """Read an image version with its replication status (GET only, bounded); None if it does not exist."""
-    where = (resource_group, gallery, image, version)
-    found = _read_version(settings, subscription_id, where, credential, with_replication=True)
+    where = (version.resource_group, version.gallery, version.image, version.version)
+    found = _read_version(settings, version.subscription_id, where, credential, with_replication=True)
     if found is None:
         return None
     props = found.properties

@@ -15,7 +15,7 @@ from azure.core.exceptions import HttpResponseError
 from hooks import arm
 from hooks.errors import ArmAccessDenied, ArmError, ArmUnreachable, ImageGalleryError, VmNotFound, WaitTimeout
 from hooks.log import Log
-from hooks.targets import VmRef
+from hooks.targets import ImageVersionRef, VmRef
 
 if TYPE_CHECKING:
     from tests.fakes.arm import FakeArm
@@ -427,11 +427,15 @@ def test_a_version_to_promote_from_is_read_with_its_source_or_none(fake_arm_env:
     vm = fake_arm_env.add_vm()
     image = fake_arm_env.add_gallery_image()
     fake_arm_env.add_image_version(image, "1.2.3", source_vm_id=vm.id)
-    found = arm.get_version_source(settings, fake_arm_env.subscription_id, "rg-gallery", "gal", "img", "1.2.3")
+
+    def version(number: str) -> ImageVersionRef:
+        return ImageVersionRef(fake_arm_env.subscription_id, "rg-gallery", "gal", "img", number)
+
+    found = arm.get_version_source(settings, version("1.2.3"))
     assert found is not None and found.id.endswith("/images/img/versions/1.2.3")
     assert (found.source_id, found.provisioning_state, found.location) == (vm.id, "Succeeded", "westeurope")
     assert found.replication, "read with its replication status"
-    assert arm.get_version_source(settings, fake_arm_env.subscription_id, "rg-gallery", "gal", "img", "9.9.9") is None
+    assert arm.get_version_source(settings, version("9.9.9")) is None
     assert fake_arm_env.non_get_requests() == []
 
 

@@ -16,6 +16,7 @@ from commands import replication
 from commands.replication import main
 from hooks import arm
 from hooks.log import Log
+from hooks.targets import ImageVersionRef
 
 if TYPE_CHECKING:
     from tests.fakes.arm import FakeArm, FakeGalleryImage
@@ -345,15 +346,18 @@ def test_a_failed_login_exits_2_on_one_line(
 
 def test_get_replication_status_reads_azure_shape(fake_arm_env: FakeArm, image: FakeGalleryImage) -> None:
     settings = fake_arm_env.settings()
-    read = (settings, fake_arm_env.subscription_id, "rg-gallery", "gal", "ubuntu")
-    assert arm.get_replication_status(*read, "1.0.0") is None
+
+    def version(number: str) -> ImageVersionRef:
+        return ImageVersionRef(fake_arm_env.subscription_id, "rg-gallery", "gal", "ubuntu", number)
+
+    assert arm.get_replication_status(settings, version("1.0.0")) is None
     replicating(
         fake_arm_env,
         image,
         replication={"West Europe": [("Completed", 100)], "East US": [("Failed", 0, "quota")]},
     )
     log = Log("replication", sink=lambda line: None)
-    assert arm.get_replication_status(*read, "1.0.0", log) == arm.ReplicationStatus(
+    assert arm.get_replication_status(settings, version("1.0.0"), log) == arm.ReplicationStatus(
         provisioning_state="Failed",
         aggregated_state="Failed",
         regions=(
@@ -367,6 +371,6 @@ def test_get_replication_status_reads_azure_shape(fake_arm_env: FakeArm, image: 
     ]
     # Without a replication script the fake reports, like a finished version, every region Completed.
     fake_arm_env.add_image_version(image, "0.9.0")
-    old = arm.get_replication_status(*read, "0.9.0")
+    old = arm.get_replication_status(settings, version("0.9.0"))
     assert old is not None and old.aggregated_state == "Completed" and old.provisioning_state == "Succeeded"
     assert fake_arm_env.non_get_requests() == []

@@ -27,7 +27,7 @@ from commands.recover.repair import repaired
 from commands.recover.replicating import version_coordinates
 from commands.recover.state import creating_version
 from hooks.arm.vm import VmStatus
-from hooks.targets import ArmSettings
+from hooks.targets import ArmSettings, ImageVersionRef
 
 SUB = "00000000-0000-0000-0000-00000000aaaa"
 GALLERY = f"/subscriptions/{SUB}/resourceGroups/rg-gallery/providers/Microsoft.Compute/galleries/gal"
@@ -301,7 +301,7 @@ def test_the_repaired_state_holds_the_imports_as_resources_and_no_pending_operat
     assert imported["parent"] == version["resource"]["parent"]
     assert imported["dependencies"] == version["resource"]["dependencies"]
     assert creating_version(imported)
-    assert version_coordinates(imported) == (SUB, "rg-gallery", "gal", "img", "1.0.0")
+    assert version_coordinates(imported) == ImageVersionRef(SUB, "rg-gallery", "gal", "img", "1.0.0")
     assert not creating_version({**imported, "outputs": {"provisioningState": "Succeeded"}})
 
 
