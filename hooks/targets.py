@@ -84,15 +84,12 @@ class VmRef:
 
     @property
     def id(self) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/Microsoft.Compute/virtualMachines/{self.name}"
-        )
+        return _compute_id(self.subscription_id, self.resource_group, f"virtualMachines/{self.name}")
 
     @classmethod
     def parse(cls, resource_id: str) -> VmRef:
         """Parse a VM resource ID; raises ValueError with the expected shape if malformed."""
-        return cls(*_parse_id(_VM_ID, resource_id, "a VM", "virtualMachines"))
+        return cls(*_parse_id(_VM_ID, resource_id, "a VM", "virtualMachines/<name>"))
 
     def __str__(self) -> str:
         return f"VM {self.name} (resource group {self.resource_group})"
@@ -109,7 +106,7 @@ class GalleryRef:
     @classmethod
     def parse(cls, resource_id: str) -> GalleryRef:
         """Parse a gallery resource ID; raises ValueError with the expected shape if malformed."""
-        return cls(*_parse_id(_GALLERY_ID, resource_id, "a gallery", "galleries"))
+        return cls(*_parse_id(_GALLERY_ID, resource_id, "a gallery", "galleries/<name>"))
 
 
 @dataclass(frozen=True)
@@ -124,22 +121,20 @@ class ImageVersionRef:
 
     @property
     def id(self) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/Microsoft.Compute/galleries/{self.gallery}/images/{self.image}/versions/{self.version}"
-        )
+        path = f"galleries/{self.gallery}/images/{self.image}/versions/{self.version}"
+        return _compute_id(self.subscription_id, self.resource_group, path)
 
     @classmethod
     def parse(cls, resource_id: str) -> ImageVersionRef:
         """Parse an image version resource ID; raises ValueError with the expected shape if malformed."""
-        m = _IMAGE_VERSION_ID.match(resource_id.strip())
-        if not m:
-            raise ValueError(
-                f"{resource_id!r} is not a gallery image version resource ID; expected /subscriptions/<guid>"
-                "/resourceGroups/<rg>/providers/Microsoft.Compute/galleries/<gallery>/images/<definition>"
-                "/versions/<Major.Minor.Patch>"
+        return cls(
+            *_parse_id(
+                _IMAGE_VERSION_ID,
+                resource_id,
+                "a gallery image version",
+                "galleries/<gallery>/images/<definition>/versions/<Major.Minor.Patch>",
             )
-        return cls(m["sub"].lower(), m["rg"], m["gallery"], m["image"], m["version"])
+        )
 
     def same_as(self, other: str) -> bool:
         """True when `other` names this version (ARM IDs compare without case)."""
@@ -150,15 +145,22 @@ class ImageVersionRef:
         return f"image version {self.version} of {self.image} in {where}"
 
 
-def _parse_id(pattern: re.Pattern[str], resource_id: str, what: str, collection: str) -> tuple[str, str, str]:
-    """(subscription, resource group, name) of a Microsoft.Compute resource ID matching `pattern`."""
+def _compute_id(subscription_id: str, resource_group: str, path: str) -> str:
+    """The ARM ID of a Microsoft.Compute resource; `path` is what follows `Microsoft.Compute/`."""
+    return f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/Microsoft.Compute/{path}"
+
+
+def _parse_id(pattern: re.Pattern[str], resource_id: str, what: str, path: str) -> tuple[str, ...]:
+    """The parts of a Microsoft.Compute resource ID matching `pattern`, in its groups' order, the subscription
+    (always the first) in lower case; `path` is the ID's shape after `Microsoft.Compute/`, for the error."""
     m = pattern.match(resource_id.strip())
     if not m:
         raise ValueError(
             f"{resource_id!r} is not {what} resource ID; expected /subscriptions/<guid>/resourceGroups/<rg>"
-            f"/providers/Microsoft.Compute/{collection}/<name>"
+            f"/providers/Microsoft.Compute/{path}"
         )
-    return m["sub"].lower(), m["rg"], m["name"]
+    subscription, *rest = m.groups()
+    return (subscription.lower(), *rest)
 
 
 SECRET = {"secret": True}
