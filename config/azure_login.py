@@ -31,6 +31,8 @@ from hooks.login import CLOUD_AUTHORITIES, LOGIN_KEYS, SECRET_KEYS, LoginSetting
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.IGNORECASE)
 _ENV_NAMES = {var.lower(): key.name for key in LOGIN_KEYS for var in key.env}
 _ENV_NAMES["arm_subscription_id"] = "subscriptionId"
+_SCOPE = re.compile(r"(.+)/\.default/?")
+"""An audience written as a scope: what precedes `/.default` is the audience."""
 _NAMESPACE_NEAR_MISSES = ("azure", "azurenative", "azure_native", "azure.native", "azurerm", "azure-native-")
 
 
@@ -184,8 +186,9 @@ def _check(node: Node, full: str, name: str, value: str) -> None:
 def scope_problem(audience: str) -> str | None:
     """An audience written as a scope (`…/.default`): the token is asked for `<audience>/.default` by whoever
     requests it, so the suffix would be doubled."""
-    if audience.rstrip("/").endswith("/.default"):
-        meant = audience.rstrip("/").removesuffix("/.default")
+    scope = _SCOPE.fullmatch(audience)
+    if scope is not None:
+        meant = scope[1]
         return (
             f"{audience!r} is a scope, not an audience: the token is requested for <audience>/.default; write {meant!r}"
         )

@@ -270,3 +270,11 @@ def test_a_plan_image_type_outside_the_marketplace_is_one_problem() -> None:
     raw["marketplace"] = False
     raw["images"][0]["planImageType"] = "x64Gen1"  # would not fit the V2 definition either: not said twice
     assert the_problem(raw) == "images[0].planImageType: is a Marketplace rule: remove it, or set marketplace: true"
+
+
+def test_fifty_gallery_tags_and_no_more() -> None:
+    raw = sc.base()
+    raw["galleryTags"] = {f"tag{i}": "v" for i in range(50)}
+    assert len(load(raw).gallery.tags) == 50
+    raw["galleryTags"]["one-more"] = "v"
+    assert the_problem(raw) == "galleryTags: has 51 tags; Azure allows at most 50"

@@ -350,3 +350,28 @@ def test_only_the_trailing_slash_of_an_endpoint_is_removed() -> None:
 def test_a_misspelt_key_in_a_misspelt_namespace_is_warned_about_with_both_fixed() -> None:
     (warning,) = load({"azure-nativ:clientSceret": "x"}, secret=("azure-nativ:clientSceret",)).warnings
     assert warning.endswith("did you mean azure-native:clientSecret?"), warning
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/providers/Microsoft.Compute", "/resourceGroups/rg-images", "/subscriptions", "/locations/westeurope", "/v1.0"],
+)
+def test_every_arm_resource_path_and_version_is_refused_in_the_endpoint(path: str) -> None:
+    found = the_problem({"armEndpoint": f"https://management.azure.com{path}"})
+    assert found.startswith(f"armEndpoint: 'https://management.azure.com{path}' has a path ({path})"), found
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({"azure-native:oidcRequestUrl": "https:///token"}, "'https:///token' is not an http(s) URL"),
+        ({"azure-native:msiEndpoint": "ftp://169.254.169.254/token"}, "'ftp://169.254.169.254/token' is not an http"),
+        ({"azure-native:clientId": "not-a-guid-but-thirty-six-characters"}, "is not an application (client) ID"),
+        (
+            {"armAudience": "https://management.core.windows.net/.default/"},
+            "write 'https://management.core.windows.net'",
+        ),
+    ],
+)
+def test_urls_guids_and_scopes_at_their_edges(extra: dict[str, Any], fragment: str) -> None:
+    assert fragment in the_problem(extra)
