@@ -215,9 +215,9 @@ def check_wait_behind_creates(creates: int) -> float:
 
 
 def corpus_figures(say: Callable[[str], None]) -> dict[str, float]:
-    """The stack-file corpus (tests/unit/stack_file_corpus.py) through `make plan`'s code: bad stack files it lets
-    through without a word, and legitimate ones it refuses (issue 22); both should be 0."""
-    from tests.unit import stack_file_corpus
+    """The stack-file corpus (tests/unit/config/stack_file_corpus.py) through `make plan`'s code: bad stack files it
+    lets through without a word, and legitimate ones it refuses (issue 22); both should be 0."""
+    from tests.unit.config import stack_file_corpus
 
     counts = stack_file_corpus.counts()
     for label, key, total in (

@@ -6,7 +6,7 @@ from typing import Any
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: Any) -> None:
-    from tests.unit.test_bad_stack_corpus import CORPUS_RESULT
+    from tests.unit.config.test_corpus import CORPUS_RESULT
 
     line = config.stash.get(CORPUS_RESULT, None)
     if line:

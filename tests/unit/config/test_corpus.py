@@ -1,6 +1,6 @@
-"""The stack-file corpus (tests/unit/stack_file_corpus.py) through `make plan`'s code path: every bad stack file is
-refused cleanly naming its key, every ambiguous one is warned about naming its key, every legitimate edge value
-is accepted. The result line (`N cases: N clean`) is printed in the test summary."""
+"""The stack-file corpus (stack_file_corpus.py) through `make plan`'s code path: every bad stack file is refused
+cleanly naming its key, every ambiguous one is warned about naming its key, every legitimate edge value is
+accepted. The result line (`N cases: N clean`) is printed in the test summary."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit import stack_file_corpus as corpus
-from tests.unit.stack_file_corpus import BAD as CASES
+from tests.unit.config import stack_file_corpus as corpus
+from tests.unit.config.stack_file_corpus import BAD as CASES
 
 CORPUS_RESULT = pytest.StashKey[str]()
 

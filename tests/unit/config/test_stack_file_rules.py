@@ -14,7 +14,7 @@ from commands import stack_file
 from hooks.errors import ConfigError
 from tests.unit import stack_configs as sc
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TODAY = date(2026, 11, 22)
 
 

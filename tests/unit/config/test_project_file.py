@@ -13,7 +13,7 @@ import config
 from commands import stack_file
 from tests.unit import stack_configs as sc
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # sdk/go/common/workspace/project.json: a declared key needs `type`, one of these, and `items` for arrays;
 # no other attribute than type, items, description, secret, default.
 SIMPLE_TYPES = {"string", "integer", "boolean", "array"}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from commands import plan
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEV = (ROOT / "Pulumi.dev.yaml").read_text()
 PROJECT_FILE = (ROOT / "Pulumi.yaml").read_text()
 PRIVATE_KEY_BLOCK = re.search(r"        privateKey:\n          secure: .*\n", DEV)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_config import DELETE, assert_reported, config_with, problems_of, the_problem
+from tests.unit.config.test_loader import DELETE, assert_reported, config_with, problems_of, the_problem
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from hooks.targets import SshTarget, WinRmTarget
-from tests.unit.test_config import SSH, WINRM, assert_reported, base_config, config_with, load, problems_of
+from tests.unit.config.test_loader import SSH, WINRM, assert_reported, base_config, config_with, load, problems_of
 
 
 def test_connect_timeouts_default_to_ten_minutes() -> None:
