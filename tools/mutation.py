@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import argparse
 import ast
+import concurrent.futures
+import contextlib
 import copy
 import os
+import queue
 import random
 import re
 import shutil
@@ -35,6 +38,7 @@ import signal
 import subprocess  # nosec B404 - runs pytest on a private copy of the tree
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -44,20 +48,38 @@ ROOT = Path(__file__).resolve().parents[1]
 EXCLUSIONS = ROOT / "tools" / "mutation_exclusions.txt"
 
 CONFIG_TESTS = (
-    "tests/unit/test_config.py",
-    "tests/unit/test_config_login_settings.py",
-    "tests/unit/test_config_cross_field.py",
-    "tests/unit/test_stack_yaml.py",
-    "tests/unit/test_config_bounds.py",
-    "tests/unit/test_stack_file_rules.py",
-    "tests/unit/test_project_files.py",
-    "tests/unit/test_config_shapes.py",
+    "tests/unit/config/test_loader.py",
+    "tests/unit/config/test_login_settings.py",
+    "tests/unit/config/test_cross_field_rules.py",
+    "tests/unit/config/test_stack_yaml.py",
+    "tests/unit/config/test_bounds.py",
+    "tests/unit/config/test_stack_file_rules.py",
+    "tests/unit/config/test_project_file.py",
+    "tests/unit/config/test_reader.py",
     "tests/unit/test_versions_marketplace.py",
-    "tests/unit/test_bad_stack_corpus.py",
+    "tests/unit/config/test_corpus.py",
     "tests/unit/test_partner_center.py",
     "tests/unit/test_promotion_program.py",
 )
 """The config's tests: each module of config/ that decides something runs its mutants against all of them."""
+
+ARM_MODULES = ("budget", "errors", "session", "vm", "vm_facts", "gallery", "subscription", "spelling")
+"""The modules of hooks/arm/ that every ARM call goes through, or that read what the checks compare."""
+
+ARM_TESTS = (
+    "tests/unit/test_arm_spelling.py",
+    "tests/unit/test_arm_error_messages.py",
+    "tests/unit/test_arm_retries.py",
+    "tests/unit/test_arm_sessions.py",
+    "tests/integration/test_arm_strict.py",
+    "tests/integration/test_arm_tokens.py",
+    "tests/integration/test_arm_operations.py",
+    "tests/integration/test_replication.py",
+    "tests/integration/test_version_copy.py",
+    "tests/integration/test_arm_waits.py",
+    "tests/integration/test_arm.py",
+)
+"""The tests of ARM_MODULES, the pure unit tests first (a mutant they kill costs about two seconds)."""
 
 # module -> the test files that cover it (only these run against its mutants)
 TESTS: dict[str, tuple[str, ...]] = {
@@ -78,17 +100,14 @@ TESTS: dict[str, tuple[str, ...]] = {
         "tests/integration/test_guest_provider_linux.py",
         "tests/integration/test_guest_provider_windows.py",
     ),
-    **{
-        f"hooks/arm/{name}.py": (
-            "tests/integration/test_arm_strict.py",
-            "tests/integration/test_arm_tokens.py",
-            "tests/integration/test_replication.py",
-            "tests/integration/test_version_copy.py",
-            "tests/integration/test_arm_waits.py",
-            "tests/integration/test_arm.py",
-        )
-        for name in ("budget", "errors", "session", "vm", "vm_facts", "gallery", "subscription", "spelling")
-    },
+    **{f"hooks/arm/{name}.py": ARM_TESTS for name in ARM_MODULES},
+    # Only hooks/version_boot.py sends raw requests through ArmRequests: its tests follow real operations.
+    "hooks/arm/operations.py": (
+        "tests/integration/test_arm_operations.py",
+        "tests/integration/test_test_boot.py",
+    ),
+    # The guard is seen only in a fresh interpreter, where no model class was worked out yet.
+    "hooks/arm/sdk_guard.py": ("tests/unit/test_arm_models.py",),
     **{
         f"config/{name}.py": CONFIG_TESTS
         for name in (
@@ -231,7 +250,7 @@ class _Points(ast.NodeTransformer):
                     out.append(ast.copy_location(ast.Pass(), stmt))
                     continue
             visited = self.visit(stmt)
-            out.append(visited)  # type: ignore[arg-type]
+            out.append(visited)
         return out or [ast.Pass()]
 
     def generic_visit(self, node: ast.AST) -> ast.AST:
@@ -358,18 +377,42 @@ def load_exclusions() -> dict[tuple[str, str, str], str]:
 # --- running -----------------------------------------------------------------------------------------------------
 
 
+_RUNNING: set[subprocess.Popen[str]] = set()
+"""pytest processes under way, so that an interrupted run stops them (each is its own process group)."""
+_RUNNING_LOCK = threading.Lock()
+
+
 def _pytest(tree: Path, tests: list[str], extra: list[str], timeout: float) -> tuple[str, str]:
     """('passed' | 'failed' | 'timeout', output tail)."""
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *extra, *tests]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.Popen(  # nosec B603 - fixed argv
+        cmd,
+        cwd=tree,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    with _RUNNING_LOCK:
+        _RUNNING.add(proc)
     try:
-        proc = subprocess.run(  # nosec B603 - fixed argv
-            cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout, start_new_session=True
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout if isinstance(exc.stdout, str) else (exc.stdout or b"").decode(errors="replace")
-        return "timeout", out[-2000:]
-    return ("passed" if proc.returncode == 0 else "failed"), (proc.stdout + proc.stderr)[-4000:]
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(proc)
+        out, _ = proc.communicate()
+        return "timeout", (out or "")[-2000:]
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(proc)
+    return ("passed" if proc.returncode == 0 else "failed"), (out or "")[-4000:]
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Kill a pytest run and whatever it started (fake ARM, dynamic provider hosts): its own process group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _baseline_failures(output: str) -> list[str]:
@@ -377,10 +420,10 @@ def _baseline_failures(output: str) -> list[str]:
 
 
 def run_module(
-    tree: Path, module: str, limit: int, seed: int, exclusions: dict[tuple[str, str, str], str]
+    trees: list[Path], module: str, limit: int, seed: int, exclusions: dict[tuple[str, str, str], str]
 ) -> dict[str, object]:
+    """Run the module's sample, one mutant per tree at a time (`trees`: private copies, one per job)."""
     source = (ROOT / module).read_text(encoding="utf-8")
-    target = tree / module
     tests = [t for t in TESTS[module] if (ROOT / t).exists()]
     points = mutation_points(module, source)
     rng = random.Random(f"{seed}:{module}")  # nosec B311 - sampling, not security
@@ -388,12 +431,12 @@ def run_module(
 
     # baseline: the unmutated module, all tests (no -x), to time it and to deselect what already fails
     started = time.monotonic()
-    cmd_tests = [*tests]
-    state, output = _pytest(tree, cmd_tests, ["--no-header", "-rfE", "--override-ini=addopts="], timeout=1800)
+    state, output = _pytest(trees[0], tests, ["--no-header", "-rfE", "--override-ini=addopts="], timeout=1800)
     baseline = time.monotonic() - started
     failing = _baseline_failures(output) if state == "failed" else []
     extra = [f"--deselect={f}" for f in failing]
-    timeout = max(30.0, 3 * baseline + 15)
+    # With several jobs the runs share the cores: the margin grows with them, so that a slow run is not a kill.
+    timeout = max(30.0, 3 * baseline * max(1, len(trees) // 2) + 15)
     print(
         f"\n== {module}: {len(points)} mutation points, running {len(sample)} (seed {seed}); tests: "
         f"{' '.join(tests)}; baseline {baseline:.0f}s",
@@ -402,38 +445,58 @@ def run_module(
     for f in failing:
         print(f"   already failing, deselected: {f}", flush=True)
 
-    killed = survived = excluded = 0
-    survivors: list[Mutant] = []
-    for n, mutant in enumerate(sample, 1):
+    free: queue.SimpleQueue[Path] = queue.SimpleQueue()
+    for tree in trees:
+        free.put(tree)
+    printing = threading.Lock()
+
+    def run_one(n: int, mutant: Mutant) -> str:
+        """'killed' | 'survived' | 'excluded'."""
         if mutant.key() in exclusions:
-            excluded += 1
-            continue
+            return "excluded"
         try:
             mutated = mutate(module, source, mutant.index)
             compile(mutated, module, "exec")
         except (SyntaxError, ValueError):
-            excluded += 1
-            continue
-        target.write_text(mutated, encoding="utf-8")
+            return "excluded"
+        tree = free.get()
         try:
-            state, _ = _pytest(tree, tests, extra, timeout)
+            (tree / module).write_text(mutated, encoding="utf-8")
+            try:
+                state, _ = _pytest(tree, tests, extra, timeout)
+            finally:
+                (tree / module).write_text(source, encoding="utf-8")
         finally:
-            target.write_text(source, encoding="utf-8")
-        if state == "passed":
-            survived += 1
-            survivors.append(mutant)
-            print(f"   [{n}/{len(sample)}] SURVIVED {mutant}", flush=True)
-        else:
-            killed += 1
-            print(f"   [{n}/{len(sample)}] killed ({state}) {mutant}", flush=True)
-    counted = killed + survived
+            free.put(tree)
+        with printing:
+            if state == "passed":
+                print(f"   [{n}/{len(sample)}] SURVIVED {mutant}", flush=True)
+            else:
+                print(f"   [{n}/{len(sample)}] killed ({state}) {mutant}", flush=True)
+        return "survived" if state == "passed" else "killed"
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(trees)) as pool:
+        futures = {pool.submit(run_one, n, m): m for n, m in enumerate(sample, 1)}
+        try:
+            outcomes = {futures[done]: done.result() for done in concurrent.futures.as_completed(futures)}
+        except KeyboardInterrupt:
+            for future in futures:
+                future.cancel()
+            with _RUNNING_LOCK:
+                for proc in list(_RUNNING):
+                    _stop(proc)
+            raise
+    survivors = [m for m in sample if outcomes.get(m) == "survived"]
+    killed = sum(1 for o in outcomes.values() if o == "killed")
+    excluded = sum(1 for o in outcomes.values() if o == "excluded")
+    counted = killed + len(survivors)
     score = killed / counted if counted else 1.0
     elapsed = time.monotonic() - started
     return {
         "module": module,
         "score": score,
         "killed": killed,
-        "survived": survived,
+        "survived": len(survivors),
         "excluded": excluded,
         "survivors": survivors,
         "seconds": elapsed,
@@ -454,6 +517,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="only list the sampled mutants")
     parser.add_argument("--fail-under", type=float, default=0.0, help="exit 1 when a module scores below this")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="mutants run at once, each in its own copy of the tree (default 1; the ARM tests mostly wait on "
+        "sockets and timers, so 2 or 3 shorten a run without loading the cores much)",
+    )
     args = parser.parse_args(argv)
     modules = [m for arg in args.modules for m in arg.split() if m]
     unknown = [m for m in modules if m not in TESTS]
@@ -478,15 +548,17 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM as Ctrl-C, so that the private copy is removed either way
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     results = []
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
-        tree = Path(tmp) / "tree"
-        shutil.copytree(ROOT, tree, ignore=IGNORE, symlinks=True)
-        for shared in (".venv", ".cache"):  # the environment and the cached waagent sandbox, never mutated
-            if (ROOT / shared).exists():
-                os.symlink(ROOT / shared, tree / shared)
+        trees = [Path(tmp) / f"tree{job}" for job in range(max(1, args.jobs))]
+        for tree in trees:
+            shutil.copytree(ROOT, tree, ignore=IGNORE, symlinks=True)
+            for shared in (".venv", ".cache"):  # the environment and the cached waagent sandbox, never mutated
+                if (ROOT / shared).exists():
+                    os.symlink(ROOT / shared, tree / shared)
         try:
             for module in modules:
-                results.append(run_module(tree, module, args.limit, args.seed, exclusions))
+                results.append(run_module(trees, module, args.limit, args.seed, exclusions))
         except KeyboardInterrupt:
             print("\ninterrupted: the working tree was never modified; partial results below", file=sys.stderr)
 
@@ -508,7 +580,8 @@ def main(argv: list[str] | None = None) -> int:
     total = total_k + total_s
     print(
         f"\nmutation: {total_k}/{total} killed ({(total_k / total if total else 1.0):.2f}), lowest module {worst:.2f} "
-        f"(seed {args.seed})"
+        f"(seed {args.seed}, {len(modules)} module(s), limit {args.limit}, {args.jobs} job(s), "
+        f"{time.monotonic() - started:.0f}s)"
     )
     return 1 if results and worst < args.fail_under else 0
 
