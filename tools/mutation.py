@@ -75,6 +75,7 @@ ARM_TESTS = (
     "tests/integration/test_arm_tokens.py",
     "tests/integration/test_arm_operations.py",
     "tests/integration/test_arm_reads.py",
+    "tests/integration/test_arm_vm_power.py",
     "tests/integration/test_replication.py",
     "tests/integration/test_version_copy.py",
     "tests/integration/test_arm_waits.py",
