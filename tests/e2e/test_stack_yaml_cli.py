@@ -1,4 +1,4 @@
-"""`make plan` reads stack files as the real Pulumi CLI reads them (issue 22 item 1): the same files through both.
+"""`make plan` reads stack files as the real Pulumi CLI reads them: the same files through both.
 
 1. The values: for each file, what `pulumi config --json` shows equals what the plan's reader hands the program
    (commands/stack_file.py with config.stack_yaml: go-yaml v3's scalars, Pulumi's rendering), key by key; a file
@@ -230,7 +230,7 @@ def test_plan_and_preview_agree_on_stack_files_written_with_yaml_1_1_scalars(
         "nested-yes": (good.replace("excludeFromLatest: False", "excludeFromLatest: yes"), "excludeFromLatest", None),
         "nested-off": (good.replace("      ssh:\n", "      deallocate: off\n      ssh:\n"), "deallocate", None),
         "unquoted-number-as-text": (good.replace("sku: 22_04-gen2", "sku: 2204"), "identifier.sku", None),
-        # The azure-native login settings (issue 22 item 3): the program refuses them as the plan does.
+        # The azure-native login settings: the program refuses them as the plan does.
         "login-secret-in-plaintext": (
             good.replace("config:\n", "config:\n  azure-native:clientSecret: Xy7~Q8.not-encrypted\n"),
             "azure-native:clientSecret",

@@ -1,4 +1,4 @@
-"""Issue 12 under the real Pulumi CLI: a definition with `validate: true` gets a test boot of its new version after
+"""The test boot under the real Pulumi CLI: a definition with `validate: true` gets a test boot of its new version after
 the version exists (a throwaway VM in the first target region, on the configured subnet, no public IP, deleted
 afterwards), served by the chain's host; the Azure CLI's end-of-life defaults are pinned at the first creation, so a
 second `up` changes nothing; the generated administrator password is nowhere in the state."""

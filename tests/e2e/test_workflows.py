@@ -152,7 +152,7 @@ def changed_stacks(root: Path, *args: str) -> tuple[list[str], str]:
         (["Pulumi.yaml"], ["dev", "prod"]),
         (["uv.lock", "Pulumi.dev.yaml"], ["dev", "prod"]),
         ([".github/workflows/preview.yml"], ["dev", "prod"]),
-        (["README.md", "docs/x.md", "tests/unit/test_config.py"], []),
+        (["README.md", "docs/x.md", "tests/unit/config/test_loader.py"], []),
         (["tools/bench.py", "tools/engine/go.mod"], []),
         (["Pulumi.staging.yaml"], []),  # deleted: nothing to preview
         (["sub/Pulumi.dev.yaml"], ["dev", "prod"]),  # not a stack file of this project

@@ -1,6 +1,7 @@
-"""Issue 12 through the real dynamic provider host against the HTTPS fake of ARM (and its Graph stand-in): the
-Marketplace's certification rules and the definition's features in the capture-time checks, the provider
-registration of Microsoft.PartnerCenterIngestion, and the lookup of Partner Center's service principals."""
+"""Publishing to the Marketplace, through the real dynamic provider host against the HTTPS fake of ARM (and its
+Graph stand-in): the Marketplace's certification rules and the definition's features in the capture-time checks,
+the provider registration of Microsoft.PartnerCenterIngestion, and the lookup of Partner Center's service
+principals."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 12 item 6: the test boot of a new image version, through the real dynamic provider host against the HTTPS
+"""The test boot of a new image version, through the real dynamic provider host against the HTTPS
 fake of ARM: a throwaway VM from the version (no public IP), provisioning and the guest agent awaited, then the VM,
 its disks and NIC deleted, whatever happened; leftovers of an interrupted run removed by tag first; preview touches
 nothing; the administrator password never leaves the VM's PUT."""

@@ -1,4 +1,4 @@
-"""Issue 12 item 4: the data disks a version captures from its VM, as the capture-time checks read them (through
+"""The data disks a version captures from its VM, as the capture-time checks read them (through
 the real dynamic provider host against the HTTPS fake of ARM): listed with their LUNs in the preview's log, held
 to `dataDiskLuns` when declared, and required to be declared when a target region encrypts with a disk
 encryption set (each LUN gets its own encryption entry)."""

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
-# The topics issue 18 moved out of the README, one page each.
+# The topics moved out of the README, one page each.
 EXPECTED_PAGES = {
     "configuration.md",
     "checks-and-failures.md",

@@ -1,16 +1,14 @@
-"""Issue 12 in layers 1 and 2: the new config keys, the GalleryImage features/plan/disallowed inputs, the Partner
-Center resources under the SDK's mocks, and the stack outputs for Partner Center."""
+"""Publishing to the Marketplace under the SDK's mocks: the GalleryImage's features, purchase plan and disallowed
+disk types, the Partner Center resources for each publisher access, the stack outputs Partner Center reads, and the
+capture-time check of the features a definition claims. Their config keys are tests/unit/config/'s."""
 
 from __future__ import annotations
 
 import datetime
 from typing import Any
 
-import pytest
-
 import config
 from components.image_gallery import role_assignment_name
-from hooks.errors import ConfigError
 from tests.unit import stack_configs as sc
 from tests.unit.test_components import IMAGE_T, ROLE_T, one, run
 
@@ -24,76 +22,10 @@ def load(raw: dict[str, Any]) -> config.StackSpec:
     return config.load(raw, ["sourceVms"], TODAY)
 
 
-def problems(raw: dict[str, Any]) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load(raw)
-    return list(info.value.problems)
-
-
 def with_image(**fields: Any) -> dict[str, Any]:
     raw = sc.base()
     raw["images"][0].update(fields)
     return raw
-
-
-def test_features_plan_and_disallowed_are_read() -> None:
-    raw = with_image(
-        features={"diskControllerTypes": ["NVMe", "SCSI"], "acceleratedNetwork": True, "hibernate": False},
-        purchasePlan={"name": "gen2", "publisher": "contoso", "product": "ubuntu-hardened"},
-        disallowedDiskTypes=["Standard_LRS"],
-    )
-    d = load(raw).images[0]
-    assert d.disk_controller_types == ("SCSI", "NVMe")
-    assert (d.accelerated_network, d.hibernate) == (True, False)
-    assert d.purchase_plan == config.PurchasePlanSpec("gen2", "contoso", "ubuntu-hardened")
-    assert d.disallowed_disk_types == ("Standard_LRS",)
-
-
-@pytest.mark.parametrize(
-    ("fields", "expected"),
-    [
-        ({"features": {"diskControllerTypes": ["IDE"]}}, "images[0].features.diskControllerTypes[0]: 'IDE' is not"),
-        ({"features": {"diskControllerTypes": []}}, "images[0].features.diskControllerTypes: must list"),
-        (
-            {"hyperVGeneration": "V1", "securityType": "Standard", "features": {"diskControllerTypes": ["NVMe"]}},
-            "images[0].features.diskControllerTypes: NVMe needs hyperVGeneration V2",
-        ),
-        ({"features": {"acceleratedNetworking": True}}, "images[0].features.acceleratedNetworking: unknown key"),
-        ({"purchasePlan": {"name": "p", "publisher": "c"}}, "images[0].purchasePlan.product: is required"),
-        ({"purchasePlan": {"name": "p", "product": "x"}}, "images[0].purchasePlan.publisher: is required"),
-        ({"purchasePlan": {"publisher": "c", "product": "x"}}, "images[0].purchasePlan.name: is required"),
-        ({"disallowedDiskTypes": ["Premium"]}, "images[0].disallowedDiskTypes[0]: 'Premium' is not one of"),
-        ({"privacyStatementUri": "contoso privacy"}, "images[0].privacyStatementUri: 'contoso privacy' is not an"),
-    ],
-)
-def test_definition_fields_are_validated(fields: dict[str, Any], expected: str) -> None:
-    assert any(p.startswith(expected) for p in problems(with_image(**fields))), problems(with_image(**fields))
-
-
-def test_publisher_access_and_marketplace_keys() -> None:
-    raw = sc.base()
-    raw.pop("publisherPrincipalId")
-    raw.update(publisherAccess="partnerCenterServicePrincipals", publisherTenantId=sc.PRINCIPAL, marketplace=False)
-    spec = load(raw)
-    assert spec.publisher is not None and spec.publisher.service_principals and spec.publisher.principal_id is None
-    assert [a.app_id for a in spec.publisher.apps] == [app for _, app in config.PARTNER_CENTER_APPS]
-    assert spec.gallery.marketplace is False
-    assert any(p.startswith("publisherAccess: 'sp' is not one of") for p in problems({**raw, "publisherAccess": "sp"}))
-    bad_graph = {**raw, "graphEndpoint": "http://graph.example"}
-    assert any(p.startswith("graphEndpoint: ") and "https://" in p for p in problems(bad_graph))
-    assert load(sc.base()).gallery.marketplace is True
-    assert load(sc.base()).publisher.access == "owner"  # type: ignore[union-attr]
-
-
-def test_latest_version_skips_excluded_ones() -> None:
-    versions = [
-        config.ImageVersionSpec(v, None, (), exclude_from_latest=x)
-        for v, x in (("1.10.0", False), ("1.9.0", False), ("2.0.0", True))
-    ]
-    d = config.ImageDefinitionSpec(
-        "d", "Linux", "Generalized", "V2", "x64", "Standard", "p", "o", "s", versions=tuple(versions)
-    )
-    assert d.latest_version == "1.10.0"
 
 
 # --- components ----------------------------------------------------------------------------------------------

@@ -181,6 +181,22 @@ def test_capture_target_from_props() -> None:
         CaptureTarget.from_props({"version": "1.0.0"})
 
 
+def test_the_data_disk_rule() -> None:
+    from hooks.arm import DataDiskFacts
+    from hooks.preflight import check_data_disk_luns, data_disks_line
+
+    two = facts(data_disks=(DataDiskFacts(1, 64), DataDiskFacts(0, 32)))
+    assert check_data_disk_luns(VM, two, target(data_disk_luns=(0, 1))) is None
+    assert check_data_disk_luns(VM, two, target()) is None, "undeclared and unencrypted: whatever the VM has"
+    wrong = check_data_disk_luns(VM, two, target(data_disk_luns=(0,)))
+    assert wrong is not None and wrong.path == "images[1].versions[2].dataDiskLuns"
+    encrypted = check_data_disk_luns(VM, two, target(encrypts_data_disks=True))
+    assert encrypted is not None and "diskEncryptionSetId" in encrypted.message
+    assert check_data_disk_luns(VM, facts(), target(encrypts_data_disks=True)) is None
+    assert data_disks_line(VM, two, target()).endswith(": LUN 0 (32 GB), LUN 1 (64 GB)")
+    assert "no data disks" in data_disks_line(VM, facts(), target())
+
+
 # --- the shared read cache -----------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ import pytest
 from components.captured_image_version import guest_props
 from config import AzureSpec
 from hooks.targets import ProviderInput, SshTarget, SysprepOptions, WinRmTarget
-from tests.unit.config.test_loader import PASSPHRASE, PASSWORD, PRIVATE_KEY, config_with, load
+from tests.unit.config.one_change import PASSPHRASE, PASSWORD, PRIVATE_KEY, config_with, load
 
 SSH = SshTarget(
     host="10.0.0.4",

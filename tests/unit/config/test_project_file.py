@@ -21,7 +21,12 @@ ALLOWED_ATTRIBUTES = {"type", "items", "description", "secret", "default"}
 
 
 def project() -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    return doc
+
+
+def test_the_project_file_follows_the_cli_schema() -> None:
+    assert stack_file.check_project_file(yaml.safe_load((ROOT / "Pulumi.yaml").read_text())) == []
 
 
 def test_project_file_follows_the_cli_schema() -> None:
