@@ -96,6 +96,7 @@ def test_any_other_status_is_azures_refusal_with_status_code_and_message(status:
         ({"code": "Conflict", "message": "Busy."}, ("Conflict", "Busy")),
         ({"Code": "Conflict", "Message": "Busy."}, ("Conflict", "Busy")),
         ({"error": {"code": "Conflict"}, "message": "Busy."}, ("Conflict", "Busy")),
+        ({"error": {"message": "Busy."}, "code": "Conflict"}, ("Conflict", "Busy")),
         ({"unrelated": True}, ("HTTP 409", "Conflict")),
     ],
 )

@@ -215,11 +215,13 @@ def test_one_session_per_endpoint_audience_and_login(
     settings = replace(SETTINGS, login=ScriptedLogin(scripted=authority))
     first = arm.session(settings)
     assert arm.session(replace(settings, endpoint=SETTINGS.endpoint.upper() + "/")) is first
+    sandbox = arm.session(replace(settings, endpoint="https://arm.sandbox"))
+    assert arm.session(replace(settings, endpoint="https://ARM.SANDBOX/")) is sandbox
     assert arm.session(replace(settings, endpoint="https://other.example")) is not first
     assert arm.session(replace(settings, audience="https://other-audience.example")) is not first
     other_login = ScriptedLogin((("clientId", azure_login.Setting("x", "ARM_CLIENT_ID")),), scripted=authority)
     assert arm.session(replace(settings, login=other_login)) is not first
-    assert len(registry) == 4
+    assert len(registry) == 5
 
 
 def test_closing_the_sessions_closes_and_forgets_each(
