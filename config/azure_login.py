@@ -141,9 +141,9 @@ def _check(node: Node, full: str, name: str, value: str) -> None:
     if kind != "tenants" and value[:1] in "[{" and _json_structure(value):
         problem = f"must be one value, not {'a list' if value.startswith('[') else 'a mapping'}"
     elif kind == "boolean":
-        if value.lower() not in ("true", "false"):
-            # azure-native and the VM steps would read anything else differently (the VM steps: only "true" is).
-            node.boolean(full, False)  # reports it, with what YAML 1.1's yes/no/on/off are to the CLI
+        # Only true or false (any case): azure-native and the VM steps would read anything else differently (the VM
+        # steps take only "true" as true); Node.boolean reports it, with what yes/no/on/off are to the CLI.
+        node.boolean(full, False)
     elif kind in ("application", "subscription", "guid"):
         problem = _guid_problem(kind, value)
     elif kind == "tenant":

@@ -211,3 +211,10 @@ def test_only_the_trailing_slash_of_an_endpoint_is_removed() -> None:
     assert stack.publisher is not None and stack.publisher.graph_endpoint == "https://GRAPH.CONTOSO.BOX"
     owner = load(with_keys({"graphEndpoint": "https://GRAPH.CONTOSO.BOX/"}))
     assert owner.publisher is not None and owner.publisher.graph_endpoint == "https://GRAPH.CONTOSO.BOX"
+
+
+def test_a_malformed_principal_with_its_tenant_is_one_problem() -> None:
+    raw = sc.base()
+    raw["publisherPrincipalId"] = "not-a-guid"
+    raw["publisherTenantId"] = "62913c05-bccf-437c-868c-53cdabfbe8d4"
+    assert the_problem(raw).startswith("publisherPrincipalId: 'not-a-guid' is not a GUID")

@@ -206,3 +206,9 @@ def test_latest_version_skips_excluded_ones() -> None:
         "d", "Linux", "Generalized", "V2", "x64", "Standard", "p", "o", "s", versions=tuple(versions)
     )
     assert d.latest_version == "1.10.0"
+
+
+def test_an_empty_list_of_disk_controllers_is_refused() -> None:
+    assert the_problem(with_definition(features={"diskControllerTypes": []})) == (
+        "images[0].features.diskControllerTypes: must list SCSI, NVMe or both (or be left out: SCSI only)"
+    )

@@ -260,3 +260,23 @@ def test_login_settings_reach_the_hosts_as_secrets_when_either_side_says_secret(
 
     found = contextvars.copy_context().run(read)
     assert found == {"azure-native:clientId": False, "azure-native:tenantId": True, "azure-native:clientSecret": True}
+
+
+def test_near_misses_by_hyphen_and_the_classic_providers_namespace_are_named_as_such() -> None:
+    (warning,) = load({"azure-native:client-id": CLIENT}).warnings
+    assert warning.endswith("did you mean azure-native:clientId?"), warning
+    (warning,) = load({"azure:tenantId": TENANT}).warnings
+    assert warning == (
+        "azure:tenantId configures the classic azure provider, which this project does not use; did you mean "
+        "azure-native:tenantId?"
+    )
+
+
+def test_a_certificate_path_on_two_lines_is_refused() -> None:
+    found = the_problem({"azure-native:clientCertificatePath": "/etc/pki/login.pem\n/etc/pki/other.pem"})
+    assert found == "azure-native:clientCertificatePath: must be a file path on one line"
+
+
+@pytest.mark.parametrize("value", ["false", "TRUE"])
+def test_a_boolean_login_setting_in_any_case_is_accepted(value: str) -> None:
+    assert load({"azure-native:useMsi": value}).warnings == ()
