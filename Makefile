@@ -1,12 +1,12 @@
 # image-gallery: every target installs what it needs. On a fresh Debian machine, Python 3.11 and make suffice.
 #   make plan STACK=dev [FORMAT=json]     offline plan of a stack (no network, no credentials)
 #   make replication STACK=dev [WATCH=1]  per-region replication progress of the stack's versions (read-only)
-#   make recover STACK=dev [PREVIEW=1]    after a killed `pulumi up`: the one command (README "When a run fails")
+#   make recover STACK=dev [PREVIEW=1] [DEPROVISIONED=step]  after a killed `pulumi up`: the one command (README "When a run fails")
 #   make demo                             a real `pulumi up` of a demo stack against local stand-ins (fake Azure)
 #   make test                             the whole suite (installs test prerequisites with apt-get when root)
 #   make e2e                              only the end-to-end tests under the real Pulumi CLI
 #   make engine                           build (or reuse) the pinned Pulumi CLI; prints its bin directory
-#   make lint | make bench | make clean | make mutation [MODULES=hooks/preflight.py LIMIT=60 SEED=n]
+#   make lint | make bench | make clean | make mutation [MODULES=hooks/preflight/rules.py LIMIT=60 SEED=n]
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -112,7 +112,7 @@ clean:
 	rm -rf .venv $(CACHE) .pytest_cache .mypy_cache .ruff_cache
 
 # Mutation testing (not part of `make test`): seeded mutants of the modules that decide, each run against the tests
-# that cover its module (tools/mutation.py). MODULES=hooks/preflight.py LIMIT=60 to narrow it. The sample's seed
+# that cover its module (tools/mutation.py). MODULES=hooks/preflight/rules.py LIMIT=60 to narrow it. The sample's seed
 # is the day of the year unless SEED=n is given; the run prints it, so SEED=n draws the same sample again.
 MODULES ?=
 LIMIT ?= 40
