@@ -1,15 +1,17 @@
 """A VM's power state in ARM (hooks/arm/vm.py), against the HTTPS fake of ARM: what deallocate and
-wait_until_stopped hand back (the pipeline decides its next step on it), how many reads that costs, and the advice
-a refused generalize gives when the VM's state cannot be read."""
+wait_until_stopped hand back (the pipeline decides its next step on it), how many reads that costs, how a
+deallocation's wait ends when ARM's next poll or the bound comes first, and the advice a refused generalize gives when
+the VM's state cannot be read."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import pytest
 
 from hooks import arm
-from hooks.errors import ArmError
+from hooks.errors import ArmError, WaitTimeout
 from hooks.log import Log
 
 if TYPE_CHECKING:
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.fakes.arm"]
 
 INSTANCE_VIEW = r"/instanceView$"
+OPERATION_PATH = r"/operations/[0-9a-f-]+$"
 
 
 @pytest.fixture
@@ -90,3 +93,30 @@ def test_a_refused_generalize_of_a_vm_seen_in_no_power_state_says_so(fake_arm_en
     assert "The VM was seen in no power state (X/y), which allows it: another operation may be running" in str(
         caught.value
     )
+
+
+@pytest.mark.parametrize(("header", "value"), [("retry-after-ms", "600000"), ("x-ms-retry-after-ms", "600000")])
+def test_a_poll_interval_in_milliseconds_past_the_bound_ends_the_deallocation_wait_at_once(
+    fake_arm_env: FakeArm, log: Log, header: str, value: str
+) -> None:
+    vm = fake_arm_env.add_vm()
+    body = {"status": "InProgress", "name": "op"}
+    fake_arm_env.add_fault(200, method="GET", path=OPERATION_PATH, times=None, headers={header: value}, body=body)
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout) as caught:
+        arm.deallocate(fake_arm_env.settings(operation_timeout=3.0), vm.ref, log)
+    assert time.monotonic() - started < 2, "nothing new comes before the next poll: the wait ends at once"
+    assert "ARM set its next poll 600s away" in str(caught.value)
+
+
+def test_a_deallocation_still_running_when_the_bound_passes_between_polls_says_what_was_seen(
+    fake_arm_env: FakeArm, log: Log
+) -> None:
+    vm = fake_arm_env.add_vm()
+    fake_arm_env.hang_next_lro()
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout) as caught:
+        arm.deallocate(fake_arm_env.settings(operation_timeout=1.0, poll_interval=30.0), vm.ref, log)
+    assert 0.9 <= time.monotonic() - started < 3, "the wait lasts its bound, not a poll interval"
+    assert "(last seen: operation status InProgress)" in str(caught.value)
+    assert "next poll" not in str(caught.value)
