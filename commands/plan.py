@@ -241,8 +241,13 @@ def describe(resources: list[PlannedResource]) -> list[dict[str, Any]]:
             entry["previewChecks"] = _capture_checks(inputs.get("capture"))
         if r.type == PARTNER_CENTER_PRINCIPAL:
             entry["previewChecks"] = [
-                f"Microsoft Graph (GET {inputs.get('graph_endpoint')}/v1.0/servicePrincipals(appId='"
-                f"{inputs.get('app_id')}')): the tenant has the service principal; fails naming it when missing"
+                f"Microsoft Graph (GET {inputs.get('graph_endpoint')}/v1.0/servicePrincipals"
+                + (
+                    f"/{inputs['configured_object_id']}, configured in {inputs.get('config_key')})"
+                    if inputs.get("configured_object_id")
+                    else f"?$filter=displayName eq '{inputs.get('display_name')}'): exactly one, owned by Microsoft"
+                )
+                + ": the tenant has the service principal; fails naming it and what to register when missing"
             ]
         if r.type == PARTNER_CENTER_REGISTRATION:
             entry["steps"] = [
@@ -394,7 +399,7 @@ _SHOWN = {
     DYNAMIC_VM: ("vm_id", "generalize", "deallocate"),
     DYNAMIC_TEST_BOOT: ("boot",),
     PARTNER_CENTER_REGISTRATION: ("subscription_id", "namespace"),
-    PARTNER_CENTER_PRINCIPAL: ("app_id", "display_name", "graph_endpoint"),
+    PARTNER_CENTER_PRINCIPAL: ("display_name", "configured_object_id", "graph_endpoint"),
 }
 
 

@@ -17,7 +17,7 @@ from config import (
     AzureSpec,
     GallerySpec,
     ImageDefinitionSpec,
-    PartnerCenterAppSpec,
+    PartnerCenterPrincipalSpec,
     PublisherSpec,
 )
 from hooks.providers.partner_center import PartnerCenterServicePrincipal, ProviderRegistration
@@ -155,18 +155,20 @@ class ImageGallery(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
-        for app in publisher.apps:
-            self.partner_center_roles[app.app_id] = self._service_principal_role(name, publisher, app, azure)
+        for principal in publisher.principals:
+            self.partner_center_roles[principal.key] = self._service_principal_role(name, publisher, principal, azure)
 
     def _service_principal_role(
-        self, name: str, publisher: PublisherSpec, app: PartnerCenterAppSpec, azure: AzureSpec
+        self, name: str, publisher: PublisherSpec, spec: PartnerCenterPrincipalSpec, azure: AzureSpec
     ) -> authorization.RoleAssignment:
-        slug = "-".join(app.display_name.lower().split())
+        slug = "-".join(spec.display_name.lower().split())
         principal = PartnerCenterServicePrincipal(
             f"{name}-sp-{slug}",
             {
-                "app_id": app.app_id,
-                "display_name": app.display_name,
+                "display_name": spec.display_name,
+                "configured_object_id": spec.object_id,
+                "config_key": f"partnerCenterPrincipalIds.{spec.key}",
+                "namespace": PARTNER_CENTER_NAMESPACE,
                 "graph_endpoint": publisher.graph_endpoint,
                 "arm": arm_props(azure),
                 "on_unreachable": azure.on_arm_unreachable,
@@ -183,9 +185,10 @@ class ImageGallery(pulumi.ComponentResource):
             principal_id=principal.object_id,
             principal_type="ServicePrincipal",
             role_definition_id=scope.apply(lambda gid: _role_definition_id(gid, role_guid)),
-            # Keyed by the application ID (the same in every tenant, known in preview), not the object ID.
-            role_assignment_name=scope.apply(lambda gid: role_assignment_name(gid, app.app_id, role_guid)),
-            description=f"Partner Center ({app.display_name}) reads this gallery's images (managed by image-gallery)",
+            # Keyed by the display name Microsoft publishes (the same in every tenant, known in preview), not by
+            # the object ID, which Graph gives only when the check runs.
+            role_assignment_name=scope.apply(lambda gid: role_assignment_name(gid, spec.display_name, role_guid)),
+            description=f"Partner Center ({spec.display_name}) reads this gallery's images (managed by image-gallery)",
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[self.provider_registration], delete_before_replace=True
             ),

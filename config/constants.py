@@ -32,7 +32,7 @@ SCALAR_KEYS = (
     "parallelHosts",
     "allowUnknownRegions",
 )
-STRUCTURED_KEYS = ("galleryTags", "images", "sourceVms")
+STRUCTURED_KEYS = ("galleryTags", "images", "sourceVms", "partnerCenterPrincipalIds")
 MAX_PARALLEL_HOSTS = 64
 """Each host is one Python process (~60 MB): more than this is a mistake, not a speed-up."""
 TOP_LEVEL_KEYS = SCALAR_KEYS + STRUCTURED_KEYS
@@ -64,12 +64,15 @@ PUBLISHER_ACCESS = ("owner", "partnerCenterServicePrincipals")
 """How Partner Center reads the gallery: `owner` (seed 003: the publisher account gets publisherRole on the gallery),
 or `partnerCenterServicePrincipals` (Microsoft's newer guidance: register Microsoft.PartnerCenterIngestion on the
 gallery's subscription and grant Compute Gallery Image Reader on the gallery to Partner Center's service principals)."""
-PARTNER_CENTER_APPS = (
-    ("Microsoft Partner Center Resource Provider", "497d76fa-f477-478a-aa29-49b0dee35030"),
-    ("Compute Image Registry", "5947d96b-019a-46ba-ad4b-8ffc6f493b2e"),
-)
-"""Partner Center's first-party applications (display name, application ID); their service principals in the
-publisher's tenant get Compute Gallery Image Reader on the gallery (docs/partner-center.md)."""
+PARTNER_CENTER_PRINCIPALS = {
+    "resourceProvider": "Microsoft Partner Center Resource Provider",
+    "computeImageRegistry": "Compute Image Registry",
+}
+"""Partner Center's first-party service principals (config key in `partnerCenterPrincipalIds` → display name); each
+gets Compute Gallery Image Reader on the gallery. Microsoft publishes their display names, not their IDs: its own
+snippet finds them by name (`az ad sp list --display-name "Microsoft Partner Center Resource Provider" --query
+'[].id'`, https://aka.ms/ComputeGalleryPermissions), so the checks do the same in Microsoft Graph
+(docs/partner-center.md)."""
 PARTNER_CENTER_NAMESPACE = "Microsoft.PartnerCenterIngestion"
 PUBLIC_CLOUD_GRAPH = "https://graph.microsoft.com"
 DISK_CONTROLLER_TYPES = ("SCSI", "NVMe")
@@ -87,9 +90,13 @@ CONFIDENTIAL_VM_ENCRYPTION_TYPES = ("EncryptedVMGuestStateOnlyWithPmk", "Encrypt
 """`confidentialVmEncryptionType` of a version (targetRegions[].encryption.osDiskImage.securityProfile)."""
 CONFIDENTIAL_SECURITY_TYPES = ("ConfidentialVM", "ConfidentialVmSupported", "TrustedLaunchAndConfidentialVmSupported")
 """Definition security types a confidential VM encryption type applies to."""
-PLAN_IMAGE_TYPES = {"x64Gen1": ("x64", "V1"), "x64Gen2": ("x64", "V2"), "Arm64Gen2": ("Arm64", "V2")}
-"""`planImageType`: the image type of the Marketplace plan's technical configuration → (architecture,
+PLAN_IMAGE_TYPES = {"x64Gen1": ("x64", "V1"), "x64Gen2": ("x64", "V2"), "arm64Gen2": ("Arm64", "V2")}
+"""`planImageType`: the image type of the Marketplace plan's technical configuration, spelled as the Product
+Ingestion API spells `imageType` (lowercase first letter; `vmImageVersions[].vmImages[].imageType` in
+https://learn.microsoft.com/partner-center/marketplace-offers/product-ingestion-api-vm) → (architecture,
 hyperVGeneration) the definition must have."""
+OLD_PLAN_IMAGE_TYPES = {"Arm64Gen2": "arm64Gen2"}
+"""Spellings `planImageType` accepted before it followed the ingestion API: still read, with a warning."""
 DEFAULT_END_OF_LIFE_MONTHS = 6
 """The Azure CLI's default end of life of a new image version (and deletion blocked before it)."""
 TEST_BOOT_VM_SIZES = {"x64": "Standard_D2s_v5", "Arm64": "Standard_D2ps_v5", "confidential": "Standard_DC2as_v5"}

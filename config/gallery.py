@@ -12,6 +12,7 @@ from config.azure_login import scope_problem
 from config.constants import (
     HOST_NAME,
     MAX_PARALLEL_HOSTS,
+    PARTNER_CENTER_PRINCIPALS,
     PRINCIPAL_TYPES,
     PUBLIC_CLOUD_GRAPH,
     PUBLISHER_ACCESS,
@@ -19,7 +20,7 @@ from config.constants import (
     RESOURCE_GROUP_NAME,
 )
 from config.reader import MISSING, Node, read_guid, read_region, warn_unquoted_date
-from config.specs import AzureSpec, GallerySpec, PublisherSpec
+from config.specs import AzureSpec, GallerySpec, PartnerCenterPrincipalSpec, PublisherSpec
 from hooks.targets import ON_ARM_UNREACHABLE, PUBLIC_CLOUD_ARM
 
 # Microsoft.Compute/galleries: 1-80, alphanumerics, underscores and periods, start and end with alphanumeric.
@@ -65,6 +66,23 @@ def read_gallery(root: Node) -> GallerySpec | None:
     return GallerySpec(name, rg, location, description, tags, marketplace)
 
 
+def _partner_center_principals(root: Node, access: str | None) -> tuple[PartnerCenterPrincipalSpec, ...] | None:
+    """`partnerCenterPrincipalIds`: per principal (PARTNER_CENTER_PRINCIPALS' keys), its object ID in this tenant,
+    instead of the lookup by display name. None when the map has a problem (already reported)."""
+    node = root.child("partnerCenterPrincipalIds")
+    if node is None:
+        return tuple(PartnerCenterPrincipalSpec(k, n) for k, n in PARTNER_CENTER_PRINCIPALS.items())
+    if access != "partnerCenterServicePrincipals":
+        root.problem("partnerCenterPrincipalIds", "is only used with publisherAccess: partnerCenterServicePrincipals")
+        return None
+    before = len(root.problems)
+    found = tuple(
+        PartnerCenterPrincipalSpec(k, n, read_guid(node, k, None)) for k, n in PARTNER_CENTER_PRINCIPALS.items()
+    )
+    node.done()
+    return found if len(root.problems) == before else None
+
+
 def _check_tags(root: Node, tags: Mapping[str, str]) -> None:
     """Azure's tag limits (see _MAX_TAGS): ARM would refuse the gallery only at `pulumi up`."""
     if len(tags) > _MAX_TAGS:
@@ -103,10 +121,11 @@ def read_publisher(root: Node) -> PublisherSpec | None:
         root.problem("graphEndpoint", f"{graph!r} {problem.replace('ARM tokens', 'Graph tokens')}")
         graph = PUBLIC_CLOUD_GRAPH
     principal_given = root.raw("publisherPrincipalId") not in (MISSING, None)
+    principals = _partner_center_principals(root, access)
     if access == "partnerCenterServicePrincipals":
-        if principal_type is None or (principal_given and principal_id is None):
+        if principal_type is None or (principal_given and principal_id is None) or principals is None:
             return None
-        return PublisherSpec(principal_id, principal_type, role, tenant_id, access, graph.rstrip("/"))
+        return PublisherSpec(principal_id, principal_type, role, tenant_id, access, graph.rstrip("/"), principals)
     if principal_id is None or principal_type is None:
         if tenant_id is not None and not principal_given:
             root.problem(

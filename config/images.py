@@ -18,6 +18,7 @@ from config.constants import (
     DISK_TYPES,
     HYPER_V_GENERATIONS,
     MARKETPLACE_PLAN_SOURCE,
+    OLD_PLAN_IMAGE_TYPES,
     OS_STATES,
     OS_TYPES,
     PLAN_IMAGE_TYPES,
@@ -172,7 +173,17 @@ def _features(node: Node, fields: Mapping[str, Any]) -> dict[str, Any]:
 def _plan_image_type(node: Node, fields: Mapping[str, Any]) -> str | None:
     """`planImageType`: the Marketplace plan's image type must fit the definition's architecture and Hyper-V
     generation (a Gen1 plan image cannot be a V2 definition). Marketplace galleries only."""
-    kind: str | None = node.choice("planImageType", PLAN_IMAGE_TYPES, None)
+    old = node.value.get("planImageType")
+    if isinstance(old, str) and old in OLD_PLAN_IMAGE_TYPES:
+        # Stacks written before planImageType followed the Product Ingestion API's spelling keep working.
+        node.raw("planImageType")
+        kind: str | None = OLD_PLAN_IMAGE_TYPES[old]
+        node.shared.warnings.append(
+            f"{node.at('planImageType')}: {old!r} is the old spelling; write {kind!r}, as Partner Center's Product "
+            "Ingestion API spells the image type (read as that)"
+        )
+    else:
+        kind = node.choice("planImageType", PLAN_IMAGE_TYPES, None)
     if kind is None:
         return None
     if not node.shared.marketplace:

@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 
 from config.azure_login import LoginValues, principal_id_confusion, read_login
-from config.constants import AZURE_NATIVE, BLANK_MEANS_UNSET, PARTNER_CENTER_APPS, PUBLISHER_ROLES
+from config.constants import AZURE_NATIVE, BLANK_MEANS_UNSET, PUBLISHER_ROLES
 from config.engine_values import stray_warning
 from config.gallery import read_azure, read_gallery, read_publisher
 from config.images import read_definition
@@ -138,7 +138,11 @@ def _check_identities(
     tenants += [(t, "publisherTenantId") for t in (publisher.tenant_id,) if t]
     subscriptions = [(s, f"{AZURE_NATIVE}:subscriptionId") for s in (subscription,) if s]
     subscriptions += [(v.vm.subscription_id, f"sourceVms.{k}.id") for k, v in source_vms.items() if v]
-    known = [(app, f"the application ID of Partner Center's {name!r}") for name, app in PARTNER_CENTER_APPS]
+    known = [
+        (p.object_id, f"the object ID of Partner Center's {p.display_name!r} (partnerCenterPrincipalIds.{p.key})")
+        for p in publisher.principals
+        if p.object_id is not None
+    ]
     known += [(guid, f"the role definition ID of {role}") for role, guid in PUBLISHER_ROLES.items()]
     what = principal_id_confusion(publisher.principal_id, login, tenants, subscriptions, known)
     if what is None:
@@ -151,8 +155,8 @@ def _check_identities(
     advice = f"{how} object ID"
     if "Partner Center" in what:
         advice = (
-            "with publisherAccess: partnerCenterServicePrincipals the checks find Partner Center's service principals "
-            "themselves: remove publisherPrincipalId, or give your publisher account's object ID"
+            "with publisherAccess: partnerCenterServicePrincipals that principal gets its role already: remove "
+            "publisherPrincipalId, or give your publisher account's object ID"
         )
     problems.append(
         f"publisherPrincipalId: {publisher.principal_id} is {what}, not the object ID of the user, group or service "

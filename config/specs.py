@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from config.constants import PARTNER_CENTER_APPS, PUBLIC_CLOUD_GRAPH, PUBLISHER_ROLES, SUBNET_ID
+from config.constants import PARTNER_CENTER_PRINCIPALS, PUBLIC_CLOUD_GRAPH, PUBLISHER_ROLES, SUBNET_ID
 from hooks.targets import PUBLIC_CLOUD_ARM, ImageVersionRef, SshTarget, SysprepOptions, VmRef, WinRmTarget
 
 
@@ -57,11 +57,16 @@ class GallerySpec:
 
 
 @dataclass(frozen=True)
-class PartnerCenterAppSpec:
-    """One of Partner Center's first-party applications, looked up by application ID in the tenant."""
+class PartnerCenterPrincipalSpec:
+    """One of Partner Center's first-party service principals: found by display name in the tenant, or given."""
 
+    key: str
+    """Its key in `partnerCenterPrincipalIds` (e.g. `computeImageRegistry`)."""
     display_name: str
-    app_id: str
+    """The display name Microsoft publishes (PARTNER_CENTER_PRINCIPALS)."""
+    object_id: str | None = None
+    """`partnerCenterPrincipalIds.<key>`: the principal's object ID in this tenant, used instead of the lookup by
+    display name (for a tenant where the name differs); None: looked up by name."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +86,10 @@ class PublisherSpec:
     """owner | partnerCenterServicePrincipals (see PUBLISHER_ACCESS)."""
     graph_endpoint: str = PUBLIC_CLOUD_GRAPH
     """Microsoft Graph, where preview looks Partner Center's service principals up (sovereign clouds differ)."""
-    apps: tuple[PartnerCenterAppSpec, ...] = tuple(PartnerCenterAppSpec(n, a) for n, a in PARTNER_CENTER_APPS)
-    """With partnerCenterServicePrincipals: the applications whose service principals get the reader role."""
+    principals: tuple[PartnerCenterPrincipalSpec, ...] = tuple(
+        PartnerCenterPrincipalSpec(k, n) for k, n in PARTNER_CENTER_PRINCIPALS.items()
+    )
+    """With partnerCenterServicePrincipals: Partner Center's service principals that get the reader role."""
 
     @property
     def service_principals(self) -> bool:

@@ -24,6 +24,11 @@ class WaitTimeout(ImageGalleryError):
     """A bounded wait ran out; the message says what was awaited and for how long."""
 
 
+class PartnerCenterPrincipalMissing(ImageGalleryError):
+    """The tenant has no single service principal of Partner Center's owned by Microsoft under the name Microsoft
+    publishes (or the configured object ID is not a service principal); the message says what to register."""
+
+
 class ArmError(ImageGalleryError):
     """Azure Resource Manager refused or failed an operation."""
 

@@ -44,13 +44,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import trustme
 
 from hooks.targets import ArmSettings, VmRef
+
+if TYPE_CHECKING:
+    from tests.fakes.entra import FakeServicePrincipal
 
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-00000000aaaa"
 DEFAULT_TENANT = "72f988bf-0000-0000-0000-00000000beef"
@@ -116,7 +119,7 @@ _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
         re.compile(r"^/subscriptions/(?P<sub>[^/]+)/providers/(?P<ns>[A-Za-z0-9.]+)/register$", re.I),
     ),
     # Microsoft Graph, served by the same fake (tests point graphEndpoint at it).
-    ("GET", "graph_service_principal", re.compile(r"^/v1\.0/servicePrincipals\(appId='(?P<app>[^']+)'\)$", re.I)),
+    ("GET", "graph_service_principals", re.compile(r"^/v1\.0/servicePrincipals(?:/(?P<id>[^/]+))?$", re.I)),
 ]
 
 
@@ -593,8 +596,8 @@ class FakeArm:
         """(subscription, namespace), lower-case → registrationState; absent: NotRegistered."""
         self.register_polls = 1
         """GETs of a provider answering Registering after its register POST, before it is Registered."""
-        self.service_principals: dict[str, tuple[str, str]] = {}
-        """Graph: application ID (lower-case) → (object ID, display name) of its service principal in the tenant."""
+        self.service_principals: list[FakeServicePrincipal] = []
+        """Graph: the tenant's service principals (tests/fakes/entra.py answers for them)."""
         """(scope, name), both lower-case → the assignment."""
         self.request_log: Path | None = None
         """When set, every request is also appended to this file as one JSON line (for other processes)."""
@@ -1355,12 +1358,11 @@ exit 2
             self.registered_providers[key] = f"Registering:{self.register_polls}"
         return 200, {"namespace": m["ns"], "registrationState": "Registering"}, {}
 
-    def _on_graph_service_principal(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
-        found = self.service_principals.get(m["app"].lower())
-        if found is None:
-            error = {"code": "Request_ResourceNotFound", "message": f"Resource '{m['app']}' does not exist."}
-            return 404, {"error": error}, {}
-        return 200, {"id": found[0], "appId": m["app"], "displayName": found[1]}, {}
+    def _on_graph_service_principals(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        from tests.fakes.entra import graph_service_principals
+
+        status, body = graph_service_principals(self.service_principals, m["id"], query)
+        return status, body, {}
 
     def _vm(self, m: re.Match[str]) -> FakeVm | None:
         return self.vms.get((m["sub"].lower(), m["rg"].lower(), m["name"].lower()))

@@ -9,6 +9,11 @@ fake GitHub; each access token lives `token_lifetime` seconds, and the fake ARM 
 (`FakeArm.trust(entra)`) until they expire. Refusals are Entra's own codes: AADSTS700016 (unknown client ID),
 AADSTS7000215 (wrong secret), AADSTS700024 (client assertion expired), AADSTS90002 (unknown tenant).
 
+FakeServicePrincipal and `graph_service_principals` are the tenant's service principals as Microsoft Graph lists
+them (the fake ARM serves Graph's routes with them): `GET /v1.0/servicePrincipals?$filter=displayName eq '…'`
+returns every principal of that name, whoever owns its application (`appOwnerOrganizationId`), as Graph does; a
+look-alike registered by another tenant under a first-party name is listed too, and the caller must refuse it.
+
 FakeGitHubOidc answers `GET <url>?audience=…` with `Authorization: Bearer <request token>` by a fresh ID token
 (`{"value": …}`) living `token_lifetime` seconds, as ACTIONS_ID_TOKEN_REQUEST_URL does.
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import ssl
 import threading
 import time
@@ -41,6 +47,50 @@ def _jwt(payload: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
 
     return f"{part({'typ': 'JWT', 'alg': 'none'})}.{part(payload)}.{uuid.uuid4().hex}"
+
+
+MICROSOFT_SERVICES_TENANT = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"
+"""The owner tenant of Microsoft's first-party applications, as Graph reports it."""
+_DISPLAY_NAME_EQ = re.compile(r"^displayName eq '((?:[^']|'')*)'$")
+
+
+@dataclass(frozen=True)
+class FakeServicePrincipal:
+    """A service principal in the tenant, with the tenant that owns its application."""
+
+    object_id: str
+    app_id: str
+    display_name: str
+    owner_tenant: str = MICROSOFT_SERVICES_TENANT
+
+    def graph(self) -> dict[str, Any]:
+        return {
+            "id": self.object_id,
+            "appId": self.app_id,
+            "displayName": self.display_name,
+            "appOwnerOrganizationId": self.owner_tenant,
+        }
+
+
+def graph_service_principals(
+    principals: list[FakeServicePrincipal], object_id: str | None, query: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    """Graph's answer to GET /v1.0/servicePrincipals[/{id}]: one principal by object ID, or the collection filtered
+    by `$filter=displayName eq '…'` (the one filter the product sends; others are refused as Graph would)."""
+    if object_id is not None:
+        for p in principals:
+            if p.object_id.lower() == object_id.lower():
+                return 200, p.graph()
+        message = (
+            f"Resource '{object_id}' does not exist or one of its queried reference-property objects are not present."
+        )
+        return 404, {"error": {"code": "Request_ResourceNotFound", "message": message}}
+    wanted = _DISPLAY_NAME_EQ.fullmatch(query.get("$filter", ""))
+    if wanted is None:
+        return 400, {"error": {"code": "Request_UnsupportedQuery", "message": "Unsupported query."}}
+    name = wanted[1].replace("''", "'")
+    # Graph compares displayName case-insensitively and lists every match, whoever owns the application.
+    return 200, {"value": [p.graph() for p in principals if p.display_name.lower() == name.lower()]}
 
 
 class _Handler(BaseHTTPRequestHandler):

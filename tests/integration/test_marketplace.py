@@ -5,13 +5,15 @@ principals."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from config import PARTNER_CENTER_APPS, PARTNER_CENTER_NAMESPACE
+from config import PARTNER_CENTER_NAMESPACE
 from hooks.providers.partner_center import PartnerCenterServicePrincipalProvider, ProviderRegistrationProvider
 from tests.fakes.dynamic_host import DynamicHost, host_factory, with_provider  # noqa: F401
+from tests.fakes.entra import MICROSOFT_SERVICES_TENANT, FakeServicePrincipal, graph_service_principals
 from tests.integration.test_preflight import arm_props, capture, check, guest_props, only_failure
 
 if TYPE_CHECKING:
@@ -20,7 +22,19 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.fakes.arm"]
 
 PC_URN = "urn:pulumi:test::image-gallery::pulumi-python:dynamic/partnercenter:{}::{}"
-RESOURCE_PROVIDER_APP, IMAGE_REGISTRY_APP = (app for _, app in PARTNER_CENTER_APPS)
+REGISTRY = "Compute Image Registry"
+# The application ID a public export of Microsoft Graph lists for Compute Image Registry (issue 21); the product never
+# uses an application ID, it only logs the one Graph returns.
+REGISTRY_SP = FakeServicePrincipal(
+    "0f0f0f0f-1111-2222-3333-444444444444", "51b6191a-b045-44cf-8277-ee37c9fb5a06", REGISTRY
+)
+LOOK_ALIKE = FakeServicePrincipal(
+    "bad0bad0-1111-2222-3333-444444444444",
+    "bad0bad0-aaaa-bbbb-cccc-dddddddddddd",
+    REGISTRY,
+    owner_tenant="0badc0de-0000-4000-8000-000000000000",
+)
+"""Anyone can register an application called "Compute Image Registry" in their tenant and get it consented here."""
 
 
 @pytest.fixture
@@ -131,16 +145,20 @@ def test_registration_registers_reads_and_is_left_on_delete(fake_arm: FakeArm, h
     assert fake_arm.non_get_requests() == posts, "delete leaves the provider registered"
 
 
-# --- Partner Center: service principals by application ID ----------------------------------------------------
+# --- Partner Center: service principals by display name, owned by Microsoft --------------------------------------
 
 
-def principal_props(fake: FakeArm, app_id: str = IMAGE_REGISTRY_APP, on_unreachable: str = "fail") -> dict[str, Any]:
+def principal_props(
+    fake: FakeArm, configured: str | None = None, on_unreachable: str = "fail", display_name: str = REGISTRY
+) -> dict[str, Any]:
     return with_provider(
         PartnerCenterServicePrincipalProvider(),
         {
             "resource_name": "gallery-sp-compute-image-registry",
-            "app_id": app_id,
-            "display_name": "Compute Image Registry",
+            "display_name": display_name,
+            "configured_object_id": configured,
+            "config_key": "partnerCenterPrincipalIds.computeImageRegistry",
+            "namespace": PARTNER_CENTER_NAMESPACE,
             "graph_endpoint": fake.endpoint,
             "arm": arm_props(fake),
             "on_unreachable": on_unreachable,
@@ -153,25 +171,86 @@ def principal_props(fake: FakeArm, app_id: str = IMAGE_REGISTRY_APP, on_unreacha
 SP_URN = PC_URN.format("PartnerCenterServicePrincipal", "gallery-sp-compute-image-registry")
 
 
-def test_service_principal_found_in_preview(fake_arm: FakeArm, host: DynamicHost) -> None:
-    fake_arm.service_principals[IMAGE_REGISTRY_APP] = ("0f0f0f0f-1111-2222-3333-444444444444", "Compute Image Registry")
+def graph_reads(fake: FakeArm) -> list[tuple[str, str | None]]:
+    """(path, $filter) of each request the checks sent to Graph."""
+    return [(r.path, r.query.get("$filter")) for r in fake.requests if r.path.startswith("/v1.0/")]
+
+
+def test_service_principal_found_by_name_and_owner_in_preview(fake_arm: FakeArm, host: DynamicHost) -> None:
+    fake_arm.service_principals += [LOOK_ALIKE, REGISTRY_SP]
     result = host.check(SP_URN, {}, principal_props(fake_arm))
     assert result.failures == []
-    assert result.inputs["object_id"] == "0f0f0f0f-1111-2222-3333-444444444444"
+    assert result.inputs["object_id"] == REGISTRY_SP.object_id, "Microsoft's, not the look-alike listed first"
     assert fake_arm.non_get_requests() == [], "the lookup is read-only"
-    assert any(f"servicePrincipals(appId='{IMAGE_REGISTRY_APP}')" in r.path for r in fake_arm.requests)
+    assert graph_reads(fake_arm) == [("/v1.0/servicePrincipals", "displayName eq 'Compute Image Registry'")]
     _, outs = host.create(SP_URN, principal_props(fake_arm))
-    assert outs["object_id"] == "0f0f0f0f-1111-2222-3333-444444444444"
-
-
-def test_missing_service_principal_is_named_in_preview(fake_arm: FakeArm, host: DynamicHost) -> None:
-    prop, reason = only_failure(host.check(SP_URN, {}, principal_props(fake_arm)))
-    assert prop == "app_id"
-    assert reason.startswith("publisherAccess: ")
-    assert '"Compute Image Registry"' in reason and IMAGE_REGISTRY_APP in reason
-    assert (
-        "has no service principal in this tenant" in reason and f"az ad sp create --id {IMAGE_REGISTRY_APP}" in reason
+    assert (outs["object_id"], outs["app_id"], outs["owner_tenant"]) == (
+        REGISTRY_SP.object_id,
+        REGISTRY_SP.app_id,
+        MICROSOFT_SERVICES_TENANT,
     )
+    logged = host.close()
+    assert (
+        f'"Compute Image Registry" found by name: application ID {REGISTRY_SP.app_id}, object ID '
+        f"{REGISTRY_SP.object_id}, owner tenant {MICROSOFT_SERVICES_TENANT}"
+    ) in logged
+
+
+def test_a_look_alike_owned_by_another_tenant_is_refused(fake_arm: FakeArm, host: DynamicHost) -> None:
+    fake_arm.service_principals.append(LOOK_ALIKE)
+    # Graph lists it under the name, as the fake does: a lookup ignoring the owner would grant it the role.
+    _, listed = graph_service_principals(fake_arm.service_principals, None, {"$filter": f"displayName eq '{REGISTRY}'"})
+    lenient = listed["value"][0]["id"]
+    assert lenient == LOOK_ALIKE.object_id
+    prop, reason = only_failure(host.check(SP_URN, {}, principal_props(fake_arm)))
+    assert prop == "display_name" and reason.startswith("publisherAccess: ")
+    assert 'no service principal named "Compute Image Registry" owned by Microsoft' in reason
+    assert (
+        f"refused {LOOK_ALIKE.object_id} (application {LOOK_ALIKE.app_id}), owned by tenant "
+        f"{LOOK_ALIKE.owner_tenant}, not by Microsoft"
+    ) in reason
+    with pytest.raises(Exception, match="Compute Image Registry"):
+        host.create(SP_URN, principal_props(fake_arm))
+
+
+def test_two_principals_owned_by_microsoft_are_not_guessed_between(fake_arm: FakeArm, host: DynamicHost) -> None:
+    twin = FakeServicePrincipal(
+        "0f0f0f0f-9999-2222-3333-444444444444", "51b6191a-0000-44cf-8277-ee37c9fb5a06", REGISTRY
+    )
+    fake_arm.service_principals += [REGISTRY_SP, twin]
+    _, reason = only_failure(host.check(SP_URN, {}, principal_props(fake_arm)))
+    assert 'lists 2 service principals named "Compute Image Registry" owned by Microsoft\'s tenant' in reason
+    assert "set partnerCenterPrincipalIds.computeImageRegistry to the right object ID" in reason
+
+
+def test_missing_service_principal_says_what_to_register(fake_arm: FakeArm, host: DynamicHost) -> None:
+    prop, reason = only_failure(host.check(SP_URN, {}, principal_props(fake_arm)))
+    assert prop == "display_name"
+    assert reason.startswith('publisherAccess: this tenant has no service principal named "Compute Image Registry"')
+    assert f"`az provider register --namespace {PARTNER_CENTER_NAMESPACE} --subscription <id>`" in reason
+    assert 'says Registered and `az ad sp list --display-name "Compute Image Registry"' in reason
+    assert "set partnerCenterPrincipalIds.computeImageRegistry to its object ID" in reason
+    guids = set(re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", reason))
+    assert guids == {MICROSOFT_SERVICES_TENANT}, "no application or object ID is invented"
+    assert "az ad sp create" not in reason
+
+
+def test_a_configured_object_id_is_read_by_id(fake_arm: FakeArm, host: DynamicHost) -> None:
+    renamed = FakeServicePrincipal("0f0f0f0f-7777-2222-3333-444444444444", REGISTRY_SP.app_id, "Bildregister")
+    fake_arm.service_principals += [LOOK_ALIKE, renamed]
+    result = host.check(SP_URN, {}, principal_props(fake_arm, configured=renamed.object_id))
+    assert result.failures == [] and result.inputs["object_id"] == renamed.object_id
+    assert graph_reads(fake_arm) == [(f"/v1.0/servicePrincipals/{renamed.object_id}", None)], "no lookup by name"
+    assert "configured in partnerCenterPrincipalIds.computeImageRegistry" in host.close()
+
+
+def test_a_configured_object_id_missing_from_the_tenant_is_named(fake_arm: FakeArm, host: DynamicHost) -> None:
+    props = principal_props(fake_arm, configured="0f0f0f0f-8888-2222-3333-444444444444")
+    _, reason = only_failure(host.check(SP_URN, {}, props))
+    assert reason.startswith(
+        "publisherAccess: partnerCenterPrincipalIds.computeImageRegistry: 0f0f0f0f-8888-2222-3333-444444444444 is "
+        "not a service principal in this tenant"
+    ), reason
 
 
 def test_unreachable_graph_fails_or_warns(fake_arm: FakeArm, host: DynamicHost) -> None:

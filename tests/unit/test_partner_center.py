@@ -75,7 +75,13 @@ def test_service_principal_access() -> None:
     )
     assert registration.inputs["subscription_id"] == "<subscription>"
     principals = [r for r in resources if r.type == PRINCIPAL_T]
-    assert sorted(p.inputs["app_id"] for p in principals) == sorted(a for _, a in config.PARTNER_CENTER_APPS)
+    assert sorted(p.inputs["display_name"] for p in principals) == sorted(config.PARTNER_CENTER_PRINCIPALS.values())
+    assert {p.inputs.get("configured_object_id") for p in principals} == {None}, "looked up by name, no ID assumed"
+    assert sorted(p.inputs["config_key"] for p in principals) == [
+        "partnerCenterPrincipalIds.computeImageRegistry",
+        "partnerCenterPrincipalIds.resourceProvider",
+    ]
+    assert {p.inputs["namespace"] for p in principals} == {"Microsoft.PartnerCenterIngestion"}
     assert {p.inputs["graph_endpoint"] for p in principals} == {"https://graph.microsoft.us"}
     roles = [r for r in resources if r.type == ROLE_T and "partner-center" in r.name]
     assert len(roles) == 2
@@ -84,10 +90,24 @@ def test_service_principal_access() -> None:
         assert role.inputs["roleDefinitionId"].endswith(f"/roleDefinitions/{READER}")
         assert role.inputs["principalType"] == "ServicePrincipal"
         assert registration.urn in role.depends_on
-        app = next(p.inputs["app_id"] for p in principals if p.name.replace("-sp-", "-partner-center-") == role.name)
-        assert role.inputs["roleAssignmentName"] == role_assignment_name(gallery_id, app, READER)
+        name = next(
+            p.inputs["display_name"] for p in principals if p.name.replace("-sp-", "-partner-center-") == role.name
+        )
+        assert role.inputs["roleAssignmentName"] == role_assignment_name(gallery_id, name, READER)
     # The publisher account's own role is still there (publisherPrincipalId is set).
     assert len([r for r in resources if r.type == ROLE_T]) == 3
+
+
+def test_a_configured_object_id_reaches_the_principals_lookup() -> None:
+    raw = sc.base()
+    raw["publisherAccess"] = "partnerCenterServicePrincipals"
+    raw["partnerCenterPrincipalIds"] = {"resourceProvider": "5e5e5e5e-0000-4000-8000-000000000002"}
+    principals = {p.inputs["display_name"]: p for p in run(raw) if p.type == PRINCIPAL_T}
+    assert (
+        principals["Microsoft Partner Center Resource Provider"].inputs["configured_object_id"]
+        == "5e5e5e5e-0000-4000-8000-000000000002"
+    )
+    assert principals["Compute Image Registry"].inputs.get("configured_object_id") is None
 
 
 def test_partner_center_outputs() -> None:

@@ -570,10 +570,22 @@ LOGIN_BAD = [
         "publisherPrincipalId",
     ),
     c(
-        "partner-center-app-as-publisher",
+        "partner-center-principal-as-publisher",
         f"publisherPrincipalId: {PRINCIPAL}",
-        "publisherPrincipalId: 497d76fa-f477-478a-aa29-49b0dee35030",
+        "publisherPrincipalId: 5e5e5e5e-0000-4000-8000-000000000001\n"
+        "  image-gallery:publisherAccess: partnerCenterServicePrincipals\n"
+        "  image-gallery:partnerCenterPrincipalIds:\n"
+        "    computeImageRegistry: 5e5e5e5e-0000-4000-8000-000000000001",
         "publisherPrincipalId",
+    ),
+    c(
+        "partner-center-principal-id-not-a-guid",
+        f"publisherPrincipalId: {PRINCIPAL}",
+        f"publisherPrincipalId: {PRINCIPAL}\n"
+        "  image-gallery:publisherAccess: partnerCenterServicePrincipals\n"
+        "  image-gallery:partnerCenterPrincipalIds:\n"
+        "    resourceProvider: 497d76fa",
+        "partnerCenterPrincipalIds.resourceProvider",
     ),
     c(
         "role-as-publisher",

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-import config
 from tests.unit import stack_configs as sc
 from tests.unit.config.one_change import (
     DELETE,
@@ -102,7 +101,10 @@ def test_publisher_access_and_marketplace_keys() -> None:
     raw.update(publisherAccess="partnerCenterServicePrincipals", publisherTenantId=sc.PRINCIPAL, marketplace=False)
     spec = load(raw)
     assert spec.publisher is not None and spec.publisher.service_principals and spec.publisher.principal_id is None
-    assert [a.app_id for a in spec.publisher.apps] == [app for _, app in config.PARTNER_CENTER_APPS]
+    assert [(p.key, p.display_name, p.object_id) for p in spec.publisher.principals] == [
+        ("resourceProvider", "Microsoft Partner Center Resource Provider", None),
+        ("computeImageRegistry", "Compute Image Registry", None),
+    ], "found by the names Microsoft publishes: no ID is assumed"
     assert spec.gallery.marketplace is False
     assert any(
         p.startswith("publisherAccess: 'sp' is not one of") for p in problems_of({**raw, "publisherAccess": "sp"})
@@ -111,6 +113,46 @@ def test_publisher_access_and_marketplace_keys() -> None:
     assert any(p.startswith("graphEndpoint: ") and "https://" in p for p in problems_of(bad_graph))
     assert load(sc.base()).gallery.marketplace is True
     assert load(sc.base()).publisher.access == "owner"  # type: ignore[union-attr]
+
+
+SERVICE_PRINCIPALS = {"publisherAccess": "partnerCenterServicePrincipals", "publisherPrincipalId": DELETE}
+REGISTRY_OBJECT = "5e5e5e5e-0000-4000-8000-000000000001"
+
+
+def with_principal_ids(ids: Any, access: dict[str, Any] = SERVICE_PRINCIPALS) -> dict[str, Any]:
+    raw = {**sc.base(), **access, "partnerCenterPrincipalIds": ids}
+    return {k: v for k, v in raw.items() if v is not DELETE}
+
+
+def test_a_principals_object_id_can_be_configured() -> None:
+    publisher = load(with_principal_ids({"computeImageRegistry": REGISTRY_OBJECT.upper()})).publisher
+    assert publisher is not None
+    assert [(p.key, p.object_id) for p in publisher.principals] == [
+        ("resourceProvider", None),
+        ("computeImageRegistry", REGISTRY_OBJECT),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("ids", "expected"),
+    [
+        (
+            {"computeImageRegistry": "5947d96b"},
+            "partnerCenterPrincipalIds.computeImageRegistry: '5947d96b' is not a GUID",
+        ),
+        ({"computeImageRegistry": 42}, "partnerCenterPrincipalIds.computeImageRegistry: must be a non-empty string"),
+        ({"imageRegistry": REGISTRY_OBJECT}, "partnerCenterPrincipalIds.imageRegistry: unknown key"),
+        ("5947d96b-019a-46ba-ad4b-8ffc6f493b2e", "partnerCenterPrincipalIds: must be an object"),
+    ],
+)
+def test_configured_principal_ids_are_validated(ids: Any, expected: str) -> None:
+    found = the_problem(with_principal_ids(ids))
+    assert found.startswith(expected), found
+
+
+def test_configured_principal_ids_need_the_service_principal_access() -> None:
+    found = the_problem(with_principal_ids({"computeImageRegistry": REGISTRY_OBJECT}, access={}))
+    assert found == "partnerCenterPrincipalIds: is only used with publisherAccess: partnerCenterServicePrincipals"
 
 
 # --- endpoints and the audience ---------------------------------------------------------------------------------------

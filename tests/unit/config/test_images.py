@@ -194,6 +194,27 @@ def test_a_plan_image_type_outside_the_marketplace_is_one_problem() -> None:
     assert the_problem(raw) == "images[0].planImageType: is a Marketplace rule: remove it, or set marketplace: true"
 
 
+def test_plan_image_types_are_spelled_as_the_ingestion_api_spells_them() -> None:
+    # Partner Center's Product Ingestion API spells imageType with a lowercase first letter (x64Gen2, arm64Gen2).
+    assert sorted(config.PLAN_IMAGE_TYPES) == ["arm64Gen2", "x64Gen1", "x64Gen2"]
+    arm = with_definition(architecture="Arm64", planImageType="arm64Gen2")
+    stack = load(arm)
+    assert (stack.images[0].plan_image_type, stack.warnings) == ("arm64Gen2", ())
+
+
+def test_the_old_arm64_spelling_is_read_with_a_warning() -> None:
+    stack = load(with_definition(architecture="Arm64", planImageType="Arm64Gen2"))
+    assert stack.images[0].plan_image_type == "arm64Gen2"
+    assert stack.warnings == (
+        "images[0].planImageType: 'Arm64Gen2' is the old spelling; write 'arm64Gen2', as Partner Center's Product "
+        "Ingestion API spells the image type (read as that)",
+    )
+    (found,) = problems_of(with_definition(planImageType="Arm64Gen2"))  # still checked against the definition
+    assert found.startswith("images[0].planImageType: arm64Gen2 needs architecture Arm64 and hyperVGeneration V2")
+    (unknown,) = problems_of(with_definition(planImageType="X64Gen2"))
+    assert unknown.startswith("images[0].planImageType: 'X64Gen2' is not one of"), unknown
+
+
 # --- the latest version -----------------------------------------------------------------------------------------------
 
 

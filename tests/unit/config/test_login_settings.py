@@ -12,13 +12,19 @@ from typing import Any
 import pytest
 
 import config
-from config.constants import PARTNER_CENTER_APPS, PUBLISHER_ROLES
+from config.constants import PUBLISHER_ROLES
 from hooks.errors import ConfigError
 from tests.unit import stack_configs as sc
 
 TODAY = date(2026, 11, 22)
 TENANT = "62913c05-bccf-437c-868c-53cdabfbe8d4"
 CLIENT = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+REGISTRY_OBJECT = "5e5e5e5e-0000-4000-8000-000000000001"
+"""An object ID configured for Partner Center's Compute Image Registry (partnerCenterPrincipalIds)."""
+WITH_REGISTRY_ID = {
+    "publisherAccess": "partnerCenterServicePrincipals",
+    "partnerCenterPrincipalIds": {"computeImageRegistry": REGISTRY_OBJECT},
+}
 
 
 def load(extra: dict[str, Any], secret: tuple[str, ...] = (), plain: set[str] | None = None) -> config.StackSpec:
@@ -188,7 +194,11 @@ def test_the_logins_application_id_as_the_publishers_object_id_is_refused() -> N
         ({"azure-native:tenantId": sc.PRINCIPAL}, "is a tenant ID (azure-native:tenantId)"),
         ({"azure-native:subscriptionId": sc.PRINCIPAL}, "is a subscription ID (azure-native:subscriptionId)"),
         ({"publisherPrincipalId": sc.SUBSCRIPTION}, "is a subscription ID (sourceVms."),
-        ({"publisherPrincipalId": PARTNER_CENTER_APPS[0][1]}, "is the application ID of Partner Center's"),
+        (
+            {**WITH_REGISTRY_ID, "publisherPrincipalId": REGISTRY_OBJECT},
+            "is the object ID of Partner Center's 'Compute Image Registry' "
+            "(partnerCenterPrincipalIds.computeImageRegistry)",
+        ),
         ({"publisherPrincipalId": PUBLISHER_ROLES["Owner"]}, "is the role definition ID of Owner"),
     ],
 )
@@ -197,9 +207,9 @@ def test_a_publisher_object_id_that_is_another_kind_of_id_is_refused(extra: dict
     assert found.startswith("publisherPrincipalId: ") and what in found, found
 
 
-def test_partner_centers_application_id_points_at_the_access_that_finds_its_principals() -> None:
-    found = the_problem({"publisherPrincipalId": PARTNER_CENTER_APPS[1][1]})
-    assert "publisherAccess: partnerCenterServicePrincipals" in found
+def test_partner_centers_principal_as_the_publisher_says_it_gets_its_role_already() -> None:
+    found = the_problem({**WITH_REGISTRY_ID, "publisherPrincipalId": REGISTRY_OBJECT})
+    assert "publisherAccess: partnerCenterServicePrincipals that principal gets its role already" in found
 
 
 def test_the_client_id_given_as_the_tenant_id_and_the_tenant_as_the_subscription_are_refused() -> None:
