@@ -239,6 +239,7 @@ def describe(resources: list[PlannedResource]) -> list[dict[str, Any]]:
             os_type = inputs.get("os_type")
             entry["steps"] = list(steps.LINUX_GUEST_STEPS if os_type == "Linux" else steps.WINDOWS_GUEST_STEPS)
             entry["previewChecks"] = _capture_checks(inputs.get("capture"))
+            entry["safetySnapshot"] = steps.safety_snapshot_plan(inputs.get("vm_id"), inputs.get("safety_snapshot"))
         if r.type == PARTNER_CENTER_PRINCIPAL:
             entry["previewChecks"] = [
                 f"Microsoft Graph (GET {inputs.get('graph_endpoint')}/v1.0/servicePrincipals"

@@ -17,6 +17,7 @@ from config import AzureSpec, GallerySpec, ImageDefinitionSpec, ImageVersionSpec
 from hooks.providers.chain import GuestGeneralization, VmGeneralization
 from hooks.providers.engine_log import child_urn
 from hooks.providers.version_test_boot import VersionTestBoot
+from hooks.safety_snapshots import SnapshotPlan
 
 SECONDS_PER_MINUTE = 60.0
 COMPONENT_TYPE = "image-gallery:index:CapturedImageVersion"
@@ -76,6 +77,16 @@ def guest_props(source: SourceVmSpec, definition: ImageDefinitionSpec, azure: Az
         "ssh": ssh.to_props() if ssh is not None else None,
         "winrm": {**winrm.to_props(), "sysprep": source.sysprep.to_props()} if winrm is not None else None,
     }
+
+
+def safety_snapshot_props(args: CapturedImageVersionArgs) -> dict[str, Any] | None:
+    """The guest half's `safety_snapshot` input: the snapshots before the guest step, tagged with the stack, the
+    version and the source VM; None with `safetySnapshot: false`."""
+    source = args.version.source_vm
+    if source is None or not source.safety_snapshot:
+        return None
+    version = f"{args.definition.name}/{args.version.version}"
+    return SnapshotPlan(pulumi.get_stack(), version, source.safety_snapshot_retention_days).to_props()
 
 
 def capture_props(args: CapturedImageVersionArgs) -> dict[str, Any]:
@@ -249,6 +260,7 @@ class CapturedImageVersion(pulumi.ComponentResource):
                 {
                     **guest_props(source, d, args.azure),
                     "capture": capture_props(args),
+                    "safety_snapshot": safety_snapshot_props(args),
                     "read_in_check": read_in_check(),
                     "credentials": guest_credentials(source),
                     "log_urn": self._child_urn(opts, name, GuestGeneralization.TYPE, f"{name}-guest"),

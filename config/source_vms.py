@@ -20,6 +20,7 @@ from config.constants import HOST_NAME
 from config.reader import Node
 from config.specs import Secret, SourceVmSpec
 from hooks.host_keys import parse_host_key
+from hooks.safety_snapshots import DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS
 from hooks.targets import (
     SHA256_FINGERPRINT,
     SettingProblem,
@@ -62,9 +63,11 @@ def read_source_vms(node: Node | None) -> dict[str, SourceVmSpec | None]:
         ssh = read_ssh(ssh_node) if ssh_node is not None else None
         winrm, sysprep = read_winrm(winrm_node) if winrm_node is not None else (None, SysprepOptions())
         deallocate = vm_node.boolean("deallocate", True)
+        snapshot = vm_node.boolean("safetySnapshot", True)
+        retention = vm_node.integer("safetySnapshotRetentionDays", DEFAULT_RETENTION_DAYS, 0, MAX_RETENTION_DAYS)
         vm_node.done()
         if vm is not None and (ssh_node is None or ssh is not None) and (winrm_node is None or winrm is not None):
-            result[str(key)] = SourceVmSpec(str(key), vm, ssh, winrm, deallocate, sysprep)
+            result[str(key)] = SourceVmSpec(str(key), vm, ssh, winrm, deallocate, sysprep, snapshot, retention)
     return result
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from config.constants import PARTNER_CENTER_PRINCIPALS, PUBLIC_CLOUD_GRAPH, PUBLISHER_ROLES, SUBNET_ID
+from hooks.safety_snapshots import DEFAULT_RETENTION_DAYS
 from hooks.targets import PUBLIC_CLOUD_ARM, ImageVersionRef, SshTarget, SysprepOptions, VmRef, WinRmTarget
 
 
@@ -146,6 +147,13 @@ class SourceVmSpec:
     """For Specialized definitions: deallocate before capture (recommended for a consistent disk)."""
     sysprep: SysprepOptions = field(default_factory=SysprepOptions)
     """`winrm.sysprep`: how sysprep is run and watched (used with `winrm` only)."""
+    safety_snapshot: bool = True
+    """`safetySnapshot`: take an incremental snapshot of each of the VM's disks before the guest step (sysprep or
+    waagent deprovision), so the VM can be given its disks back (hooks/safety_snapshots.py). Generalized
+    definitions only: a Specialized capture changes nothing in the guest."""
+    safety_snapshot_retention_days: int = DEFAULT_RETENTION_DAYS
+    """`safetySnapshotRetentionDays` (0-3650): how long the safety snapshots are kept; 0 deletes them with the
+    version's chain (when the version leaves the stack), as does a later delete once the days are over."""
 
     @property
     def id(self) -> str:

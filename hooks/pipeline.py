@@ -19,8 +19,10 @@ from datetime import UTC, datetime
 
 from hooks import arm
 from hooks.arm import VmStatus
-from hooks.errors import PreCheckFailed
+from hooks.arm.snapshots import take_safety_snapshots
+from hooks.errors import ConfigError, ImageGalleryError, PreCheckFailed
 from hooks.log import Log
+from hooks.safety_snapshots import SafetySnapshot, SnapshotPlan, restore_advice
 from hooks.targets import ArmSettings, GuestResult, SshTarget, SysprepOptions, VmRef, WinRmTarget
 
 # The steps below, in words (what `make plan` prints and docs/ documents): hooks/steps.py, which the
@@ -46,6 +48,8 @@ class GuestRequest:
     capture_checks: Callable[[Log], VmStatus] | None = None
     """Capture-time checks to run before anything irreversible; raises CaptureMismatch. Returns the VM's status
     from the same read (the VM with its instance view), so the half reads the VM once."""
+    safety_snapshot: SnapshotPlan | None = None
+    """Snapshot the VM's disks before the guest step (sourceVms.<key>.safetySnapshot); None: no snapshot."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class GuestOutcome:
     detail: str
     started_at: str
     finished_at: str
+    snapshots: tuple[SafetySnapshot, ...] = ()
+    """The safety snapshots taken (or found, from an earlier run) before the guest step."""
 
 
 def generalize_guest(req: GuestRequest, log: Log) -> GuestOutcome:
@@ -76,9 +82,27 @@ def generalize_guest(req: GuestRequest, log: Log) -> GuestOutcome:
             "again. If sysprep or waagent already ran on it, do NOT start it: mark it generalized with "
             "`az vm deallocate` + `az vm generalize` and run `pulumi up` again (the guest is then skipped)."
         )
-    result = _run_in_guest(req, log)
+    snapshots = _take_safety_snapshots(req, log)
+    try:
+        result = _run_in_guest(req, log)
+    except ImageGalleryError as exc:
+        advice = restore_advice(req.vm, snapshots)
+        if not advice or isinstance(exc, ConfigError):
+            raise
+        # The guest may have been changed before it failed: the same failure (type and fields), naming the way back.
+        exc.args = (f"{exc} {advice}",)
+        raise
     action = "deprovisioned" if req.os_type == "Linux" else "sysprepped"
-    return GuestOutcome(action, result.method, result.detail, started, now())
+    return GuestOutcome(action, result.method, result.detail, started, now(), snapshots)
+
+
+def _take_safety_snapshots(req: GuestRequest, log: Log) -> tuple[SafetySnapshot, ...]:
+    """The last step before anything irreversible: an incremental snapshot of every disk of the VM (or the ones an
+    earlier run took), unless safetySnapshot is false."""
+    if req.safety_snapshot is None:
+        log.info(f"no safety snapshot of {req.vm} (safetySnapshot: false)")
+        return ()
+    return take_safety_snapshots(req.arm, req.vm, req.safety_snapshot, log)
 
 
 def _run_in_guest(req: GuestRequest, log: Log) -> GuestResult:

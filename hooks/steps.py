@@ -9,10 +9,18 @@ keep the two in step.
 
 from __future__ import annotations
 
+SAFETY_SNAPSHOT_STEP = (
+    "safety snapshot (unless sourceVms.<key>.safetySnapshot is false): an incremental snapshot of the OS disk and of "
+    "each data disk, tagged with the stack, the version and the source VM, in the VM's resource group (one an "
+    "earlier run took is found by its name and reused, never taken twice; bounded)"
+)
+"""hooks.pipeline._take_safety_snapshots (hooks/arm/snapshots.py): the last step before anything irreversible."""
+
 # hooks.pipeline.generalize_guest, Linux (hooks.linux.deprovision)
 LINUX_GUEST_STEPS = (
     "read the VM's power and OS state through ARM (GET only); stop here if Azure reports it generalized",
     "capture-time checks against the image definition (same as in preview)",
+    SAFETY_SNAPSHOT_STEP,
     "connect over SSH, host key verified, retrying with backoff while the VM boots (bounded)",
     "run hooks/scripts/deprovision.sh with sudo: cloud-init clean, waagent -force -deprovision+user, "
     "history clean-up, sync",
@@ -21,6 +29,7 @@ LINUX_GUEST_STEPS = (
 WINDOWS_GUEST_STEPS = (
     "read the VM's power and OS state through ARM (GET only); stop here if Azure reports it generalized",
     "capture-time checks against the image definition (same as in preview)",
+    SAFETY_SNAPSHOT_STEP,
     "connect over WinRM, TLS certificate verified, retrying with backoff while the VM boots (bounded)",
     "read ImageState: sysprep already finished → do not run it again; still running → watch it; "
     "IMAGE_STATE_UNDEPLOYABLE → stop (the image must be reinstalled)",
@@ -100,3 +109,16 @@ TEST_BOOT_STEPS = (
     "a failed provisioning fails this step with Azure's error",
     "delete the VM, its disks and the NIC, whether the boot succeeded or not",
 )
+
+
+def safety_snapshot_plan(vm_id: object, plan: object) -> str:
+    """What the guest half of one version will snapshot, for `make plan` (its `safety_snapshot` input)."""
+    if not isinstance(plan, dict):
+        return f"none: sourceVms.<key>.safetySnapshot is false; nothing can give {vm_id} its disks back"
+    days = plan.get("retention_days")
+    kept = "deleted with the version's chain" if days == 0 else f"kept {days} days, then deleted with the chain"
+    return (
+        f"an incremental snapshot of the OS disk and of each data disk of {vm_id}, named <disk>-safety-"
+        f"{str(plan.get('version')).replace('/', '-')}, tagged stack {plan.get('stack')}, version "
+        f"{plan.get('version')} and the source VM; {kept}"
+    )

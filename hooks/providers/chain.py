@@ -14,6 +14,7 @@ irreversible. The guest step carries it for Generalized definitions, the ARM hal
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pulumi
@@ -32,13 +33,28 @@ from hooks.providers.base import (
     user_facing,
 )
 from hooks.providers.engine_log import sink_for
+from hooks.safety_snapshots import SnapshotPlan
 from hooks.targets import ArmSettings, SshTarget, SysprepOptions, VmRef, WinRmTarget
 
 if TYPE_CHECKING:
     from hooks import preflight
     from hooks.arm import VmStatus
 
-GUEST_OUTPUTS = ("vm_id", "os_type", "action", "method", "detail", "started_at", "finished_at", "resource_name")
+GUEST_OUTPUTS = (
+    "vm_id",
+    "os_type",
+    "action",
+    "method",
+    "detail",
+    "started_at",
+    "finished_at",
+    "resource_name",
+    "safety_snapshots",
+    "safety_snapshot_retention_days",
+    "arm",
+)
+"""`safety_snapshots` (their IDs, disks and keep-until dates), their retention and `arm` (how to reach ARM) are
+kept so that the chain's delete can delete the snapshots whose retention is over (hooks.arm.snapshots)."""
 VM_OUTPUTS = (
     "vm_id",
     "actions",
@@ -210,7 +226,10 @@ class GuestGeneralizationProvider(_ChainStepProvider):
             def checks(log: Log) -> VmStatus:
                 return _checked_status(settings, vm, target, log)
 
-        request = pipeline.GuestRequest(vm, os_type, settings, ssh, winrm, sysprep, capture_checks=checks)
+        plan = _snapshot_plan(props)
+        request = pipeline.GuestRequest(
+            vm, os_type, settings, ssh, winrm, sysprep, capture_checks=checks, safety_snapshot=plan
+        )
         outcome: pipeline.GuestOutcome = user_facing(log, lambda: pipeline.generalize_guest(request, log))
         outs = {
             "vm_id": vm.id,
@@ -221,8 +240,19 @@ class GuestGeneralizationProvider(_ChainStepProvider):
             "started_at": outcome.started_at,
             "finished_at": outcome.finished_at,
             "resource_name": name,
+            "safety_snapshots": [snap.to_props() for snap in outcome.snapshots],
+            "safety_snapshot_retention_days": plan.retention_days if plan is not None else None,
+            "arm": props["arm"],
         }
         return CreateResult(id_=f"{vm.id}/guestGeneralization", outs=outs)
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        # The safety snapshots go with the version's chain once their retention is over (0: at once); the ones
+        # still kept are named with the command that deletes them.
+        snapshots = [s for s in props.get("safety_snapshots") or [] if isinstance(s, Mapping)]
+        if snapshots and isinstance(props.get("arm"), Mapping):
+            _release_snapshots(props, snapshots, self.login_settings())
+        super().delete(_id, props)
 
 
 class VmGeneralizationProvider(_ChainStepProvider):
@@ -283,6 +313,32 @@ class VmGeneralizationProvider(_ChainStepProvider):
         if self._reruns(olds, news):
             return UpdateResult(outs=self._run(news))
         return super().update(_id, olds, news)
+
+
+def _snapshot_plan(props: Mapping[str, Any]) -> SnapshotPlan | None:
+    """The `safety_snapshot` input; absent (older stacks, or safetySnapshot: false): None, no snapshot."""
+    plan = props.get("safety_snapshot")
+    return SnapshotPlan.from_props(plan) if isinstance(plan, Mapping) else None
+
+
+def _release_snapshots(props: Mapping[str, Any], snapshots: list[Mapping[str, Any]], login: LoginSettings) -> None:
+    """Delete the safety snapshots whose keep-until date has come (all of them with a retention of 0)."""
+    from hooks.arm.snapshots import delete_safety_snapshots
+    from hooks.safety_snapshots import SafetySnapshot
+
+    log = Log(str(props.get("resource_name") or "guest"), sink=sink_for(log_urn(props)))
+    today = datetime.now(UTC).date().isoformat()
+    parsed = [SafetySnapshot.from_props(s) for s in snapshots]
+    due = tuple(s for s in parsed if props.get("safety_snapshot_retention_days") == 0 or s.keep_until <= today)
+    for kept in (s for s in parsed if s not in due):
+        log.info(
+            f"safety snapshot {kept.id} kept until {kept.keep_until} (safetySnapshotRetentionDays); delete it then "
+            f"with `az snapshot delete --ids {kept.id}`"
+        )
+    if due:
+        settings = arm_settings(props, login)
+        for deleted in user_facing(log, lambda: delete_safety_snapshots(settings, due, log)):
+            log.info(f"safety snapshot {deleted} deleted")
 
 
 def _checked_status(settings: ArmSettings, vm: VmRef, target: preflight.CaptureTarget, log: Log) -> VmStatus:

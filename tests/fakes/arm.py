@@ -51,6 +51,7 @@ import pytest
 import trustme
 
 from hooks.targets import ArmSettings, VmRef
+from tests.fakes.arm_snapshots import SnapshotRoutes
 
 if TYPE_CHECKING:
     from tests.fakes.entra import FakeServicePrincipal
@@ -75,6 +76,7 @@ _VM_ID = re.compile(
 _CRUD = (("GET", ""), ("PUT", "put_"), ("DELETE", "delete_"))
 _NETWORK = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Network"
 _NIC = re.compile(rf"^{_NETWORK}/networkInterfaces/(?P<name>[^/]+)$", re.I)
+_SNAPSHOT = re.compile(rf"^{_COMPUTE}/snapshots/(?P<name>[^/]+)$", re.I)
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
     ("GET", "subscription", re.compile(r"^/subscriptions/(?P<sub>[^/]+)$", re.I)),
@@ -99,6 +101,8 @@ _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
     ("GET", "vnet", re.compile(rf"^{_NETWORK}/virtualNetworks/(?P<vnet>[^/]+)$", re.I)),
     ("GET", "subnet", re.compile(rf"^{_NETWORK}/virtualNetworks/(?P<vnet>[^/]+)/subnets/(?P<subnet>[^/]+)$", re.I)),
     ("GET", "disk", re.compile(rf"^{_COMPUTE}/disks/(?P<name>[^/]+)$", re.I)),
+    # Safety snapshots (hooks/arm/snapshots.py; the routes in tests/fakes/arm_snapshots.py).
+    *((method, f"{prefix}snapshot", _SNAPSHOT) for method, prefix in _CRUD),
     *((method, f"{prefix}gallery", _GALLERY) for method, prefix in _CRUD),
     *((method, f"{prefix}gallery_image", _IMAGE) for method, prefix in _CRUD),
     *((method, f"{prefix}image_version", _VERSION) for method, prefix in _CRUD),
@@ -250,6 +254,12 @@ class FakeVm:
         return (
             f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
             f"/providers/Microsoft.Compute/disks/{self.os_disk_name}"
+        )
+
+    def data_disk_id(self, lun: int) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.Compute/disks/{self.name}_DataDisk_{lun}"
         )
 
 
@@ -559,7 +569,7 @@ class _Server(ThreadingHTTPServer):
         self.fake.server_errors.append(repr(client_address))
 
 
-class FakeArm:
+class FakeArm(SnapshotRoutes):
     """A running fake ARM endpoint plus its fake `az`. Start with `start()`, or use the fixtures."""
 
     def __init__(self, workdir: Path) -> None:
@@ -604,6 +614,8 @@ class FakeArm:
         self.gallery_images: dict[tuple[str, str, str, str], FakeGalleryImage] = {}
         self.image_versions: dict[tuple[str, str, str, str, str], FakeImageVersion] = {}
         self.disks: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.snapshots: dict[tuple[str, str, str], dict[str, Any]] = {}
+        """Microsoft.Compute/snapshots: (sub, rg, name), lower-case → the snapshot (tests/fakes/arm_snapshots.py)."""
         """Disks created with test-boot VMs (or added by tests as leftovers): (sub, rg, name) lower-case → ARM body."""
         self.nics: dict[tuple[str, str, str], dict[str, Any]] = {}
         """NICs: (sub, rg, name) lower-case → ARM body."""
@@ -915,6 +927,7 @@ exit 2
                 self.operations,
                 self._lro_script,
                 self.disks,
+                self.snapshots,
                 self.nics,
                 self.vnets,
             ):
@@ -1523,7 +1536,7 @@ exit 2
                         "createOption": "Empty",
                         "caching": "None",
                         "diskSizeGB": size,
-                        "managedDisk": {"storageAccountType": "Premium_LRS"},
+                        "managedDisk": {"storageAccountType": "Premium_LRS", "id": vm.data_disk_id(lun)},
                     }
                     for lun, size in enumerate(vm.data_disk_sizes_gb)
                 ],
@@ -1627,6 +1640,20 @@ exit 2
             "properties": props,
         }
         return 200, body, {}
+
+    def disk_exists(self, disk_id: str) -> dict[str, Any] | None:
+        """The managed disk with this ID (a created one, a VM's OS disk or one of its data disks), or None."""
+        m = re.match(rf"^{_COMPUTE}/disks/(?P<name>[^/]+)$", disk_id.strip(), re.I)
+        if m is None:
+            return None
+        status, body, _ = self._on_disk(m, {})
+        if status == 200:
+            return body
+        for vm in self.vms.values():
+            for lun, size in enumerate(vm.data_disk_sizes_gb):
+                if vm.data_disk_id(lun).lower() == m[0].lower():
+                    return {"id": vm.data_disk_id(lun), "managedBy": vm.id, "properties": {"diskSizeGB": size}}
+        return None
 
     def _on_gallery_image(self, m: re.Match[str], query: dict[str, str]) -> tuple[int, dict[str, Any], dict[str, str]]:
         image = self.gallery_images.get((m["sub"].lower(), m["rg"].lower(), m["gallery"].lower(), m["image"].lower()))
