@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 
 from hooks import arm
 from hooks.arm import VmStatus
-from hooks.arm.snapshots import take_safety_snapshots
 from hooks.errors import ConfigError, ImageGalleryError, PreCheckFailed
 from hooks.log import Log
 from hooks.safety_snapshots import SafetySnapshot, SnapshotPlan, restore_advice
@@ -102,7 +101,7 @@ def _take_safety_snapshots(req: GuestRequest, log: Log) -> tuple[SafetySnapshot,
     if req.safety_snapshot is None:
         log.info(f"no safety snapshot of {req.vm} (safetySnapshot: false)")
         return ()
-    return take_safety_snapshots(req.arm, req.vm, req.safety_snapshot, log)
+    return arm.take_safety_snapshots(req.arm, req.vm, req.safety_snapshot, log)
 
 
 def _run_in_guest(req: GuestRequest, log: Log) -> GuestResult:

@@ -107,10 +107,17 @@ TESTS: dict[str, tuple[str, ...]] = {
         "tests/integration/test_guest_provider_windows.py",
     ),
     **{f"hooks/arm/{name}.py": ARM_TESTS for name in ARM_MODULES},
-    # Only hooks/version_boot.py sends raw requests through ArmRequests: its tests follow real operations.
+    # hooks/version_boot.py and hooks/arm/snapshots.py send raw requests through ArmRequests: their tests follow
+    # real operations.
     "hooks/arm/operations.py": (
         "tests/integration/test_arm_operations.py",
         "tests/integration/test_test_boot.py",
+        "tests/integration/test_safety_snapshots.py",
+    ),
+    "hooks/arm/snapshots.py": ("tests/integration/test_safety_snapshots.py",),
+    "hooks/safety_snapshots.py": (
+        "tests/unit/config/test_safety_snapshot_keys.py",
+        "tests/integration/test_safety_snapshots.py",
     ),
     # The guard is seen only in a fresh interpreter, where no model class was worked out yet.
     "hooks/arm/sdk_guard.py": ("tests/unit/test_arm_models.py",),

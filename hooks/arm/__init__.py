@@ -10,6 +10,7 @@ One module per job:
 - `sdk_guard`: the azure-mgmt-compute model guard, put in place by the first session;
 - `vm`: a VM's power state and operations; `vm_facts`: what a capture checks of a VM;
 - `gallery`: image versions, their replication, image definitions; `subscription`: tenant, locations, providers;
+- `snapshots`: the safety snapshots of a source VM's disks before the guest step (hooks/safety_snapshots.py names them);
 - `spelling`: Azure's spelling of compared values.
 
 `from hooks import arm; arm.get_status(...)` is how callers use it: every public name is re-exported here.
@@ -54,6 +55,7 @@ from hooks.arm.session import (
     request,
     session,
 )
+from hooks.arm.snapshots import SNAPSHOTS_API_VERSION, delete_safety_snapshots, take_safety_snapshots
 from hooks.arm.subscription import (
     LOCATIONS_API_VERSION,
     PERMISSION_PROVIDER_READ,
@@ -92,6 +94,7 @@ __all__ = [
     "PERMISSION_VM_READ",
     "POST_SENDS",
     "PROVIDERS_API_VERSION",
+    "SNAPSHOTS_API_VERSION",
     "SUBSCRIPTIONS_API_VERSION",
     "ArmRequests",
     "ArmSession",
@@ -113,6 +116,7 @@ __all__ = [
     "azure_error_detail",
     "close_sessions",
     "deallocate",
+    "delete_safety_snapshots",
     "ensure_login",
     "generalize",
     "get_facts",
@@ -131,6 +135,7 @@ __all__ = [
     "request",
     "scrub_tokens",
     "session",
+    "take_safety_snapshots",
     "tenant_of_refusal",
     "translate",
     "verify_generalized",

@@ -3,6 +3,7 @@ the fake ARM's snapshots (tests/fakes/arm_snapshots.py) and the scripted SSH gue
 disk before the guest step, tagged, never a second one, named with the restore command in a guest failure, deleted
 with the chain when their retention is 0, refused by Azure for a disk that does not exist."""
 
+# ruff: noqa: F811 (pytest fixtures imported from tests.fakes are reused as parameter and variable names)
 from __future__ import annotations
 
 from typing import Any
@@ -18,8 +19,10 @@ from hooks.waiting import Deadline
 from tests.fakes.arm import FakeArm, FakeVm, fake_arm, fake_arm_env  # noqa: F401 (fixtures)
 from tests.fakes.dynamic_host import DynamicHost, HostError, host_factory  # noqa: F401
 from tests.fakes.ssh_guest import SCRIPT_COMMAND, ScriptedLinuxGuest
+from tests.fakes.wsman import FakeWsman, GuestModel, guest, ntlm_user_file, wsman_ca, wsman_server  # noqa: F401
 from tests.integration.test_guest_provider_linux import GUEST_URN, guest_props
 
+UNDEPLOYABLE = "IMAGE_STATE_UNDEPLOYABLE"
 SNAPSHOT_PATH = r"/providers/Microsoft\.Compute/snapshots/"
 
 
@@ -32,8 +35,8 @@ def props_with_snapshot(fake: FakeArm, vm_id: str, guest: ScriptedLinuxGuest, re
 
 
 def test_each_disk_is_snapshotted_once_and_a_guest_failure_names_the_restore(
-    fake_arm: FakeArm,  # noqa: F811
-    host_factory: Any,  # noqa: F811
+    fake_arm: FakeArm,
+    host_factory: Any,
 ) -> None:
     vm = fake_arm.add_vm(power_state="running", data_disk_sizes_gb=[64])
     host: DynamicHost = host_factory(fake_arm.env)
@@ -68,8 +71,8 @@ def test_each_disk_is_snapshotted_once_and_a_guest_failure_names_the_restore(
 
 
 def test_retention_zero_deletes_them_with_the_chain_and_a_retention_keeps_them(
-    fake_arm: FakeArm,  # noqa: F811
-    host_factory: Any,  # noqa: F811
+    fake_arm: FakeArm,
+    host_factory: Any,
 ) -> None:
     kept_vm = fake_arm.add_vm("kept-vm", power_state="running")
     gone_vm = fake_arm.add_vm("gone-vm", power_state="running")
@@ -86,7 +89,7 @@ def test_retention_zero_deletes_them_with_the_chain_and_a_retention_keeps_them(
     assert [s["id"] for s in fake_arm.snapshots.values()] == [kept["safety_snapshots"][0]["id"]]
 
 
-def test_no_snapshot_when_turned_off(fake_arm: FakeArm, host_factory: Any) -> None:  # noqa: F811
+def test_no_snapshot_when_turned_off(fake_arm: FakeArm, host_factory: Any) -> None:
     vm = fake_arm.add_vm(power_state="running")
     host: DynamicHost = host_factory(fake_arm.env)
     with ScriptedLinuxGuest() as guest:
@@ -102,7 +105,7 @@ def _snapshot(fake: FakeArm, vm: FakeVm, disk_id: str) -> SafetySnapshot:
     return ensure_snapshot(client, vm.ref, "s1", disk_id, None, vm.location, {}, deadline, Log("test"))
 
 
-def test_azure_refuses_a_snapshot_of_a_disk_that_does_not_exist(fake_arm_env: FakeArm) -> None:  # noqa: F811
+def test_azure_refuses_a_snapshot_of_a_disk_that_does_not_exist(fake_arm_env: FakeArm) -> None:
     vm = fake_arm_env.add_vm(power_state="running")
     gone = vm.os_disk_id.replace("_OsDisk_", "_Gone_")
     with pytest.raises(ArmError) as err:
@@ -115,10 +118,34 @@ def test_azure_refuses_a_snapshot_of_a_disk_that_does_not_exist(fake_arm_env: Fa
     assert snapshot_requests and all(r.query["api-version"] == SNAPSHOTS_API_VERSION for r in snapshot_requests)
 
 
-def test_the_fake_serves_snapshots_only_at_the_disk_api_versions(fake_arm_env: FakeArm) -> None:  # noqa: F811
+def test_the_fake_serves_snapshots_only_at_the_disk_api_versions(fake_arm_env: FakeArm) -> None:
     vm = fake_arm_env.add_vm()
     client = arm.ArmRequests(fake_arm_env.settings(), vm.subscription_id, Log("test"))
     path = f"/subscriptions/{vm.subscription_id}/resourceGroups/{vm.resource_group}/providers/Microsoft.Compute"
     with pytest.raises(ArmError) as err:
         client.get(f"{path}/snapshots/s1", "2024-07-01", "snapshot s1", "")
     assert "NoRegisteredProviderFound" in str(err.value) or "api-version" in str(err.value)
+
+
+def test_a_windows_vm_that_must_be_reinstalled_is_told_which_snapshot_gives_its_disk_back(
+    fake_arm: FakeArm,
+    host_factory: Any,
+    wsman_server: FakeWsman,
+    guest: GuestModel,
+) -> None:
+    from tests.integration.test_guest_provider_windows import GUEST_URN as WINDOWS_URN
+    from tests.integration.test_guest_provider_windows import windows_props
+
+    guest.image_state = UNDEPLOYABLE  # a sysprep that failed before: Microsoft says reinstall
+    vm = fake_arm.add_vm(power_state="running", os_type="Windows")
+    host: DynamicHost = host_factory(fake_arm.env)
+    props = windows_props(fake_arm, vm.id, wsman_server, guest, guest.password)
+    props["safety_snapshot"] = SnapshotPlan("dev", "win2022/1.0.0", 7).to_props()
+    with pytest.raises(HostError) as err:
+        host.create(WINDOWS_URN, props)
+    (snapshot,) = fake_arm.snapshots.values()
+    details = " ".join(err.value.details.split())
+    assert UNDEPLOYABLE in details and "restore its OS disk" in details
+    assert f"is {snapshot['id']}" in details and f"--source {snapshot['id']}" in details
+    assert f"az vm update --ids {vm.id} --os-disk" in details
+    assert guest.sysprep_launch_count == 0
