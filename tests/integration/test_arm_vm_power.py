@@ -120,3 +120,19 @@ def test_a_deallocation_still_running_when_the_bound_passes_between_polls_says_w
     assert 0.9 <= time.monotonic() - started < 3, "the wait lasts its bound, not a poll interval"
     assert "(last seen: operation status InProgress)" in str(caught.value)
     assert "next poll" not in str(caught.value)
+
+
+def test_a_bound_passing_while_a_slow_poll_is_on_its_way_is_the_wait_ending_not_arms_silence(
+    fake_arm_env: FakeArm, log: Log
+) -> None:
+    # ARM answers every poll, slowly (a loaded ARM, or a loaded machine): the poll in flight when the bound passes
+    # is cut off by it. That is the deallocation still running at the bound, never a deallocation done.
+    vm = fake_arm_env.add_vm()
+    fake_arm_env.hang_next_lro()
+    fake_arm_env.slow_down(method="GET", path=OPERATION_PATH, seconds=0.4)
+    with pytest.raises(WaitTimeout) as caught:
+        arm.deallocate(fake_arm_env.settings(operation_timeout=1.5), vm.ref, log)
+    assert str(caught.value).startswith(f"gave up after 1.5s waiting for Azure to deallocate {vm.ref}")
+    assert "The VM may still be deallocating in Azure" in str(caught.value)
+    assert "did not answer" not in str(caught.value)
+    assert fake_arm_env.count("GET", OPERATION_PATH) >= 2, "ARM answered polls before the bound passed"
