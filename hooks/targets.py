@@ -282,7 +282,8 @@ class SysprepOptions(ProviderInput):
     """Extra sysprep flags, each matching SYSPREP_EXTRA_ARG and none of SYSPREP_REFUSED_FLAGS (such as
     `/unattend:...`)."""
     skip_checks: frozenset[str] = frozenset()
-    """Names of pre-checks to skip, from SYSPREP_CHECKS."""
+    """Names of pre-checks to skip: any of SYSPREP_CHECKS, the one list of all of them (guest-agent first, then the
+    six the guest scripts check), in the order they run; the config and hooks.windows.sysprep accept exactly those."""
     agent_timeout: float = 600.0
     """Bound in seconds for the Azure guest agent services to be Running."""
     timeout: float = 3600.0

@@ -3,10 +3,10 @@
 The step, in order, as `WindowsSysprep.run` reads (each failure before step 10 stops everything and changes
 nothing irreversible):
 
-0. read Windows Setup's ImageState: sysprep already finished (IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE and the
-   process gone or Sysprep_succeeded.tag written) → done, no second sysprep; a sysprep still running (an earlier,
-   interrupted run of this step) → watch it instead of starting another; IMAGE_STATE_UNDEPLOYABLE → a setup
-   phase failed and the image must be reinstalled: stop;
+0. read Windows Setup's ImageState: sysprep already finished (IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE and no
+   Sysprep.exe running) → done, no second sysprep; a sysprep still running (an earlier, interrupted run of this
+   step) → watch it instead of starting another, until its process is gone (a Sysprep_succeeded.tag found then may
+   be the base image's); IMAGE_STATE_UNDEPLOYABLE → a setup phase failed and the image must be reinstalled: stop;
 1. wait until the Azure guest agent services run (the agent takes part in sysprep: packer#5945);
 2. - 8. pre-checks for what makes sysprep fail or leaves an image that cannot be deployed: unsupported server
    roles, BitLocker on any fixed drive, AppX packages installed for a user only, a pending reboot, a disabled
@@ -14,7 +14,8 @@ nothing irreversible):
 9. clean up: leftover answer files from every place Windows Setup looks, the Panther directory, an earlier
    success tag; what was removed is listed in the output;
 10. start Sysprep.exe /oobe /generalize /quiet /quit exactly once, detached from the WinRM shell;
-11. watch until sysprep has really finished (the state, and the process gone or the success tag written);
+11. watch until sysprep has really finished (the state, and the process gone or, only after step 9 removed any
+   earlier one, the success tag written);
    failure as soon as sysprep is gone in any other state, with the tails of the Panther logs; a dropped
    connection, or logons refused while sysprep generalizes, only means reconnecting within the bound.
 
@@ -83,6 +84,14 @@ UNSUPPORTED_ROLES: Mapping[str, str] = {
 }
 WDS_FEATURE = "WDS"
 """Windows Deployment Services: unsupported only once initialized."""
+CD_DVD_CLASS = "{53f56308-b6bf-11d0-94f2-00a0c91efb8b}"
+"""The CD and DVD device class's GUID: the key of its "Removable Storage Access" policies under
+HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\RemovableStorageDevices (Microsoft, "Policy CSP -
+ADMX_RemovableStorage")."""
+PROVISIONING_BREAKERS = (f"{CD_DVD_CLASS}!Deny_Read",)
+"""The per-class deny policies that keep Azure from provisioning a VM from the image: it hands Windows its answer on
+a virtual DVD, which must be readable ("CD and DVD: Deny read access"). Deny_Write and Deny_Execute on any class,
+and any deny on other classes (the "Removable Disks: Deny write access" of hardening baselines), do not matter."""
 CDROM_SYSTEM_START = 1
 """Start value of the cdrom driver service that Microsoft's "Generalize a Windows VM" requires (1: system)."""
 
@@ -133,7 +142,8 @@ class WindowsSysprep:
                 f"sysprep is already running (PID {_pids(state)}), probably from an interrupted earlier run: "
                 "watching it instead of starting another"
             )
-            launch = Launch(pid=state.sysprep_pids[0], certain=True)
+            # Nothing removed an earlier Sysprep_succeeded.tag (the base image's, say): only the process exit counts.
+            launch = Launch(pid=state.sysprep_pids[0], certain=True, tag_is_this_runs=False)
         else:
             self.refuse_unusable_state(state)
             self.wait_for_guest_agent()
@@ -148,7 +158,7 @@ class WindowsSysprep:
         started = time.monotonic()
         final = self.watch(launch)
         took = time.monotonic() - started
-        how = "Sysprep_succeeded.tag written" if final.succeeded_tag else "Sysprep.exe exited"
+        how = "Sysprep.exe exited" if not final.running else "Sysprep_succeeded.tag written"
         self.log.info(f"generalized: ImageState {RESEAL_TO_OOBE}, {how}, after {took:.0f}s")
         cleaned = f"; removed before sysprep: {', '.join(removed)}" if removed else ""
         return GuestResult(
@@ -264,7 +274,7 @@ class WindowsSysprep:
 
         def fix(drives: str) -> str:
             return (
-                f"decrypt {drives}: Disable-BitLocker -MountPoint <drive>, then wait until (Get-BitLockerVolume "
+                f"decrypt {drives} with Disable-BitLocker -MountPoint <drive>, then wait until (Get-BitLockerVolume "
                 "<drive>).VolumeStatus is FullyDecrypted (with Azure Disk Encryption, disable it through Azure "
                 "instead)"
             )
@@ -279,6 +289,7 @@ class WindowsSysprep:
         if not volumes:
             raise self._precheck("bitlocker", f"{source} reported no fixed drive, not even {os_drive}", fix("them"))
         encrypted: list[str] = []
+        drives: list[str] = []
         seen: list[str] = []
         for volume in volumes:
             drive = fact_str(volume, "mount_point") or "?"
@@ -289,15 +300,17 @@ class WindowsSysprep:
                 )
             protected = squash(protection) in ("on", "protectionon")
             if protected or squash(status) != "fullydecrypted":
-                role = " (the OS drive; sysprep fails with 0x80310039)" if drive.lower() == os_drive.lower() else ""
-                encrypted.append(f"{drive}{role}: protection {protection or 'unknown'}, volume {status}")
+                role = "; the OS drive: sysprep fails with 0x80310039" if drive.lower() == os_drive.lower() else ""
+                # The mount point arrives with its colon ("D:"): the details go in parentheses, not after a colon.
+                encrypted.append(f"{drive} (protection {protection or 'unknown'}, volume {status}{role})")
+                drives.append(drive)
             seen.append(f"{drive} {status}")
         if encrypted:
             raise self._precheck(
                 "bitlocker",
                 "BitLocker is active on fixed drives that must be fully decrypted before generalizing: "
                 + "; ".join(encrypted),
-                fix(", ".join(e.split(":")[0].split(" ")[0] + ":" for e in encrypted)),
+                fix(", ".join(drives)),
             )
         self.log.info(f"pre-check bitlocker: ok ({', '.join(seen)})")
 
@@ -378,19 +391,31 @@ class WindowsSysprep:
         if self._skipped("removable-storage"):
             return
         facts = self.guest.run_reconnecting(GuestScript("check-removable-storage"))
+        # Deny_All ("All Removable Storage classes: Deny all access") takes precedence over every class's policy
+        # and denies reading the DVD too.
         denied = ["All Removable Storage classes: Deny all access (Deny_All)"] if fact_bool(facts, "deny_all") else []
-        denied += fact_str_list(facts, "denied")
+        harmless: list[str] = []
+        for value in fact_str_list(facts, "denied"):
+            breaks = value.lower() in {b.lower() for b in PROVISIONING_BREAKERS}
+            (denied if breaks else harmless).append(value)
+        if harmless:
+            self.log.info(
+                "pre-check removable-storage: deny policies that do not affect provisioning (it only reads the "
+                f"CD/DVD): {', '.join(harmless)}"
+            )
         if denied:
             raise self._precheck(
                 "removable-storage",
-                "a group policy denies access to removable storage ("
+                "a group policy denies reading CD/DVD drives ("
                 + "; ".join(denied)
                 + "); Azure provisions a VM from the image through a virtual DVD, so it could not finish setup",
-                "set the policies under Computer Configuration > Administrative Templates > System > Removable "
-                "Storage Access to Not Configured (registry: HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\"
-                "RemovableStorageDevices), run gpupdate /force, and make sure no domain policy sets them again",
+                'set "CD and DVD: Deny read access" and "All Removable Storage classes: Deny all access" under '
+                "Computer Configuration > Administrative Templates > System > Removable Storage Access to Not "
+                "Configured (registry: HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\RemovableStorageDevices, "
+                f"Deny_All and {CD_DVD_CLASS}!Deny_Read; deny-write policies may stay), run gpupdate /force, and make "
+                "sure no domain policy sets them again",
             )
-        self.log.info("pre-check removable-storage: ok (no deny policy)")
+        self.log.info("pre-check removable-storage: ok (CD/DVD drives readable)")
 
     # -- step 9 ---------------------------------------------------------------------------------------------------
 
@@ -432,22 +457,23 @@ class WindowsSysprep:
                 f"the connection dropped while starting sysprep ({lost.summary}); it may or may not have started. "
                 "Not starting it again: watching ImageState instead"
             )
-            return Launch(pid=None, certain=False)
+            return Launch(pid=None, certain=False, tag_is_this_runs=True)
         already = fact_int_list(facts, "already_running")
         if not fact_bool(facts, "started"):
             # Someone started sysprep between step 0 and now; watch that one.
             self.log.warn(f"sysprep was already running (PID {', '.join(map(str, already))}); watching it")
-            return Launch(pid=already[0] if already else None, certain=True)
+            # The clean-up just removed any earlier success tag: a tag seen from now on is that run's.
+            return Launch(pid=already[0] if already else None, certain=True, tag_is_this_runs=True)
         pid = fact_int(facts, "pid")
         self.log.info(f"sysprep started (PID {pid}): {fact_str(facts, 'command_line')}")
-        return Launch(pid=pid, certain=True)
+        return Launch(pid=pid, certain=True, tag_is_this_runs=True)
 
     # -- step 11 --------------------------------------------------------------------------------------------------
 
     def watch(self, launch: Launch) -> ImageState:
-        """Poll until sysprep has finished: ImageState RESEAL_TO_OOBE and the process gone or its success tag written.
-        The state alone is not enough: sysprep sets it before its last actions, and only a finished sysprep may be
-        handed to the ARM half (which deallocates)."""
+        """Poll until sysprep has finished: ImageState RESEAL_TO_OOBE and the process gone or, for a run this step
+        cleaned up before, its success tag written. The state alone is not enough: sysprep sets it before its last
+        actions, and only a finished sysprep may be handed to the ARM half (which deallocates)."""
         deadline = Deadline(self.options.timeout, f"sysprep on {self.host} to finish ({RESEAL_TO_OOBE})")
         last: list[ImageState] = []
 
@@ -464,7 +490,7 @@ class WindowsSysprep:
             if not last or state.describe() != last[-1].describe():
                 self.log.info(f"sysprep: {state.describe()}")
             last.append(state)
-            if state.finished:
+            if state.finished_by(launch):
                 return True, state
             if not state.running:
                 raise self._sysprep_failed(launch, state, deadline)
@@ -587,8 +613,15 @@ class ImageState:
 
     @property
     def finished(self) -> bool:
-        """Sysprep has really finished generalizing: the state, and the process gone or its success tag written."""
-        return self.state == RESEAL_TO_OOBE and (not self.running or self.succeeded_tag)
+        """Sysprep has really finished generalizing, as far as can be told without knowing who wrote the success
+        tag: the state, and no Sysprep.exe running."""
+        return self.state == RESEAL_TO_OOBE and not self.running
+
+    def finished_by(self, launch: Launch) -> bool:
+        """The sysprep of `launch` has really finished: the state, and the process gone or, when any earlier tag
+        was removed before it started, its success tag written (sysprep writes it at its very end). A tag that may
+        predate the run (a base image's, next to a sysprep this step adopted) never counts while Sysprep.exe runs."""
+        return self.finished or (self.state == RESEAL_TO_OOBE and launch.tag_is_this_runs and self.succeeded_tag)
 
     @property
     def running(self) -> bool:
@@ -652,6 +685,9 @@ class Launch:
 
     pid: int | None
     certain: bool
+    tag_is_this_runs: bool
+    """Any earlier Sysprep_succeeded.tag was removed before this sysprep started (step 9), so a tag now is its own.
+    False for a sysprep the step adopted at step 0: a tag then may be the base image's."""
 
 
 # ----------------------------------------------------------------------------------------------------------------

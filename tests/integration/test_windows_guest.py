@@ -311,6 +311,51 @@ def test_reseal_state_with_sysprep_still_running_at_the_start_is_watched(
     assert guest.requests[-1].at >= guest.launches[0].at + 0.8
 
 
+def test_base_images_success_tag_next_to_an_adopted_running_sysprep_is_not_success(
+    guest: GuestModel, winrm_target: WinRmTarget
+) -> None:
+    # The base image left Sysprep_succeeded.tag; a sysprep this step did not start (and so cleaned nothing before)
+    # runs, ImageState already RESEAL_TO_OOBE: only the process exit says it is done.
+    guest.succeeded_tag = True
+    guest.sysprep = SysprepBehaviour(reseal_after=0.0, runtime=1.0, writes_tag=False)
+    guest.sysprep_started_elsewhere()
+    guest.image_state = RESEAL_TO_OOBE
+    outcome = run(winrm_target)
+    result = succeeded(outcome)
+    assert "already generalized" not in result.detail
+    assert "Sysprep.exe exited" in result.detail
+    assert guest.sysprep_launch_count == 0
+    assert guest.requests[-1].at >= guest.launches[0].at + 1.0, "watched until Sysprep.exe had exited"
+
+
+def test_base_images_success_tag_next_to_a_hanging_adopted_sysprep_keeps_watching(
+    guest: GuestModel, winrm_target: WinRmTarget
+) -> None:
+    guest.succeeded_tag = True
+    guest.sysprep = SysprepBehaviour(outcome="hang", reseal_after=0.0)
+    guest.sysprep_started_elsewhere()
+    guest.image_state = RESEAL_TO_OOBE
+    outcome = run(winrm_target, dataclasses.replace(FAST, timeout=1.0))
+    message = expect(outcome, WaitTimeout)
+    assert "sysprep running" in message and "Sysprep_succeeded.tag written" in message
+    assert guest.script_runs["image-state"] > 3, "it kept watching"
+    assert guest.sysprep_launch_count == 0
+
+
+def test_base_images_success_tag_while_an_adopted_sysprep_reseals_is_not_success(
+    guest: GuestModel, winrm_target: WinRmTarget
+) -> None:
+    # Adopted while still generalizing (UNDEPLOYABLE); the state turns RESEAL_TO_OOBE before the process exits.
+    guest.succeeded_tag = True
+    guest.sysprep = SysprepBehaviour(undeployable_after=0.0, reseal_after=0.4, runtime=1.2, writes_tag=False)
+    guest.sysprep_started_elsewhere()
+    outcome = run(winrm_target)
+    succeeded(outcome)
+    assert guest.requests[-1].at >= guest.launches[0].at + 1.2, "the stale tag did not end the watch early"
+    states = [line for line in outcome.log.lines if "sysprep: ImageState" in line]
+    assert any(RESEAL_TO_OOBE in line and "sysprep running" in line and "tag written" in line for line in states)
+
+
 def test_logons_refused_while_sysprep_runs_are_a_drop_not_bad_credentials(
     guest: GuestModel, winrm_target: WinRmTarget
 ) -> None:
@@ -417,7 +462,7 @@ PRECHECK_FAILURES = [
     pytest.param(
         "bitlocker",
         _set(data_drives={"D:": ("Off", "FullyDecrypted"), "F:": ("On", "FullyEncrypted")}),
-        "F:: protection On, volume FullyEncrypted",
+        "F: (protection On, volume FullyEncrypted)",
         id="bitlocker-data-drive",
     ),
     pytest.param(
@@ -434,6 +479,12 @@ PRECHECK_FAILURES = [
         _set(removable_denied=["{53f56308-b6bf-11d0-94f2-00a0c91efb8b}!Deny_Read"]),
         "{53f56308-b6bf-11d0-94f2-00a0c91efb8b}!Deny_Read",
         id="deny-cd-read",
+    ),
+    pytest.param(
+        "removable-storage",
+        _set(removable_denied=["{53F56308-B6BF-11D0-94F2-00A0C91EFB8B}!Deny_Read"]),
+        "denies reading CD/DVD drives",
+        id="deny-cd-read-upper-case",
     ),
     pytest.param("guest-agent", _agent(start_type="Disabled"), "disabled and will not start", id="agent-disabled"),
     pytest.param("guest-agent", _agent(present=False), "WindowsAzureGuestAgent is not installed", id="agent-absent"),
@@ -551,6 +602,28 @@ def test_a_client_edition_without_server_roles_passes_and_says_why(
     assert any("no Get-WindowsFeature (client edition)" in line for line in outcome.log.lines)
 
 
+def test_deny_write_policies_of_hardening_baselines_pass_the_removable_storage_check(
+    guest: GuestModel, winrm_target: WinRmTarget
+) -> None:
+    # Removable Disks {53f5630d-...}: Deny write access, and even CD and DVD: Deny write / execute access: Azure only
+    # reads the provisioning DVD.
+    guest.removable_denied = [
+        "{53f5630d-b6bf-11d0-94f2-00a0c91efb8b}!Deny_Write",
+        "{53f56308-b6bf-11d0-94f2-00a0c91efb8b}!Deny_Write",
+        "{53f56308-b6bf-11d0-94f2-00a0c91efb8b}!Deny_Execute",
+        "{53f5630d-b6bf-11d0-94f2-00a0c91efb8b}!Deny_Read",
+    ]
+    outcome = run(winrm_target)
+    succeeded(outcome)
+    assert guest.sysprep_launch_count == 1
+    said = [line for line in outcome.log.lines if "pre-check removable-storage" in line]
+    assert any(
+        "do not affect provisioning" in line and "{53f5630d-b6bf-11d0-94f2-00a0c91efb8b}!Deny_Write" in line
+        for line in said
+    )
+    assert any("ok (CD/DVD drives readable)" in line for line in said)
+
+
 def test_an_edition_without_appx_passes_and_says_why(guest: GuestModel, winrm_target: WinRmTarget) -> None:
     guest.appx_supported = False
     outcome = run(winrm_target)
@@ -564,9 +637,10 @@ def test_bitlocker_protection_on_is_refused_whatever_the_volume_says_and_the_fix
 ) -> None:
     guest.data_drives = {"D:": ("On", "FullyDecrypted"), "E:": ("Off", "FullyDecrypted"), "F:": ("Off", "Encrypting")}
     message = expect(run(winrm_target), PreCheckFailed)
-    assert "D:: protection On, volume FullyDecrypted" in message and "F:: protection Off" in message
+    assert "D: (protection On, volume FullyDecrypted)" in message and "F: (protection Off" in message
     assert "E:" not in message.split("Fix:")[0]
-    assert "Fix: decrypt D:, F::" in message
+    assert "Fix: decrypt D:, F: with Disable-BitLocker" in message
+    assert "::" not in message, "a drive letter arrives with its colon: never printed as D::"
     assert guest.sysprep_launch_count == 0
 
 

@@ -1,7 +1,9 @@
 # image-gallery-script: check-removable-storage
-# Reports group policies that deny access to removable storage (Removable Storage Access: "All Removable Storage
-# classes: Deny all access", or a Deny_* value for one device class such as CD and DVD): Azure provisions a VM
-# through a virtual DVD, so a VM from such an image cannot finish setup. Prints one JSON line.
+# Reports the group policies that deny access to removable storage (Removable Storage Access; Microsoft, "Policy
+# CSP - ADMX_RemovableStorage"): Deny_All under the root key ("All Removable Storage classes: Deny all access"), and
+# every Deny_Read / Deny_Write / Deny_Execute value set on a device class's key (the class GUID, e.g. CD and DVD
+# {53f56308-b6bf-11d0-94f2-00a0c91efb8b}). Azure provisions a VM through a virtual DVD, so only what denies reading
+# it matters; hooks/windows/sysprep.py decides which. Prints one JSON line.
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 
