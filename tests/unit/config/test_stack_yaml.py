@@ -277,3 +277,24 @@ def test_an_encrypted_value_is_not_type_checked_offline() -> None:
         )
         == []
     )
+
+
+def test_not_a_number_in_each_spelling_go_yaml_knows() -> None:
+    assert all(math.isnan(stack_yaml.resolve_plain(text)) for text in (".nan", ".NaN", ".NAN"))
+
+
+@pytest.mark.parametrize("text", ["2028-12-31 ", "2028-12-31Tnoon", "2028-12-31T10:00Z", "2028-12-31 10:00:00 UTC"])
+def test_a_date_followed_by_something_else_is_text(text: str) -> None:
+    assert stack_yaml.go_time(text) is None
+    assert stack_yaml.resolve_plain(text) == text
+
+
+def test_zero_and_infinities_as_go_writes_them() -> None:
+    assert [stack_yaml.engine_json(f) for f in (0.0, 1e-7)] == ["0", "1e-7"]
+    assert [stack_yaml.go_key(k) for k in (math.inf, -math.inf, math.nan, 0.0, "x")] == [
+        "+Inf",
+        "-Inf",
+        "NaN",
+        "0",
+        "x",
+    ]
