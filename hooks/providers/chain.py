@@ -207,6 +207,19 @@ class GuestGeneralizationProvider(_ChainStepProvider):
             return [CheckFailure("winrm", "a Windows guest step needs WinRM connection details")]
         return []
 
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        result = super().check(olds, news)
+        # The preview says what the create will snapshot before the guest step; nothing when the job is done
+        # (the same VM) or when this is the update itself, not its preview.
+        vm_id = news.get("vm_id")
+        done = bool(olds) and all(same_input(k, olds.get(k), news.get(k)) for k in self.replace_keys)
+        if not result.failures and not done and news.get("read_in_check") is not False and known(vm_id):
+            from hooks.steps import safety_snapshot_plan
+
+            plan = news.get("safety_snapshot")
+            log_for(news, self.default_name).info(f"safety snapshot: {safety_snapshot_plan(vm_id, plan)}")
+        return result
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         from hooks import pipeline
 

@@ -149,3 +149,18 @@ def test_a_windows_vm_that_must_be_reinstalled_is_told_which_snapshot_gives_its_
     assert f"is {snapshot['id']}" in details and f"--source {snapshot['id']}" in details
     assert f"az vm update --ids {vm.id} --os-disk" in details
     assert guest.sysprep_launch_count == 0
+
+
+def test_the_preview_says_what_will_be_snapshotted(fake_arm: FakeArm, host_factory: Any) -> None:
+    vm = fake_arm.add_vm(power_state="running", data_disk_sizes_gb=[64])
+    host: DynamicHost = host_factory(fake_arm.env)
+    with ScriptedLinuxGuest() as guest:
+        props = props_with_snapshot(fake_arm, vm.id, guest, 0)
+        assert host.check(GUEST_URN, {}, props).failures == []
+        props["safety_snapshot"] = None
+        assert host.check(GUEST_URN, {}, props).failures == []
+    log = " ".join(host.close().split())
+    assert f"safety snapshot: an incremental snapshot of the OS disk and of each data disk of {vm.id}" in log
+    assert "named <disk>-safety-ubuntu-1.0.0" in log and "deleted with the version's chain" in log
+    assert "safety snapshot: none: sourceVms.<key>.safetySnapshot is false" in log
+    assert fake_arm.count(path=SNAPSHOT_PATH) == 0, "a preview takes no snapshot"
