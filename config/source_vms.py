@@ -105,6 +105,7 @@ def read_ssh(node: Node) -> SshTarget | None:
         )
     connect = _seconds(node, "connectTimeoutMinutes", SshTarget.connect_timeout)
     command = _seconds(node, "commandTimeoutMinutes", SshTarget.command_timeout)
+    keep_machine_id = node.boolean("keepMachineId", SshTarget.keep_machine_id)
     node.done()
     if host is None or username is None:
         return None
@@ -119,6 +120,7 @@ def read_ssh(node: Node) -> SshTarget | None:
         insecure_ignore_host_key=insecure,
         connect_timeout=connect,
         command_timeout=command,
+        keep_machine_id=keep_machine_id,
     )
 
 

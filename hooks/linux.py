@@ -1,5 +1,6 @@
 """Generalize a Linux guest over SSH: run hooks/scripts/deprovision.sh (cloud-init clean, `waagent -force
--deprovision+user`, history clean-up, sync) with passwordless sudo.
+-deprovision+user`, SSH host keys deleted whatever waagent's settings, /etc/machine-id emptied unless
+`SshTarget.keep_machine_id`, history clean-up, sync) with passwordless sudo.
 
 The host key is always verified against the configured one unless the target explicitly opts out. Connecting is
 retried with backoff while the VM boots, within `SshTarget.connect_timeout`; authentication failures are not
@@ -48,6 +49,8 @@ EXIT_NOT_ROOT = 90
 """Exit code of deprovision.sh when it does not run as root."""
 EXIT_NO_WAAGENT = 91
 """Exit code of deprovision.sh when waagent is missing (nothing was changed)."""
+KEEP_MACHINE_ID = "--keep-machine-id"
+"""deprovision.sh's option that leaves /etc/machine-id as it is (SshTarget.keep_machine_id)."""
 
 TAIL_LINES = 20
 """How many of the script's last output lines go into errors and the result."""
@@ -380,12 +383,14 @@ def _run_script(client: paramiko.SSHClient, target: SshTarget, log: Log, guard: 
         raise GuestConnectionError(f"the SSH connection to {where} closed right after it was made")
     # root needs no sudo (and may not have it); anyone else needs it without a password prompt.
     command = "sh -s" if target.username == "root" else "sudo -n sh -s"
+    if target.keep_machine_id:
+        command += f" -- {KEEP_MACHINE_ID}"
     started = time.monotonic()
     log.info(f"running deprovision.sh on {where} as {command!r} (up to {target.command_timeout:g}s)")
     try:
         channel = transport.open_session(timeout=max(1.0, min(_MAX_ATTEMPT_SECONDS, target.command_timeout)))
         channel.set_combine_stderr(True)
-        # One of two fixed strings, no user input: the script itself travels on stdin, never in the command line.
+        # One of four fixed strings, no user input: the script itself travels on stdin, never in the command line.
         channel.exec_command(command)  # nosec B601
     except (OSError, EOFError, paramiko.SSHException) as exc:
         raise GuestConnectionError(

@@ -246,6 +246,9 @@ class SshTarget(ProviderInput):
     """Bound in seconds for connecting, retrying with backoff while the VM boots."""
     command_timeout: float = 900.0
     """Bound in seconds for the deprovision script."""
+    keep_machine_id: bool = False
+    """Leave /etc/machine-id as it is (the stack file's `keepMachineId`). By default deprovisioning empties it, so
+    that systemd gives every VM made from the image its own ID at first boot (machine-id(5))."""
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,12 @@
 # Generalize a Linux Azure VM so it can be captured into an Azure Compute Gallery image.
 #
 # Runs as root on the guest: hooks/linux.py pipes it to `sudo -n sh -s` over SSH; by hand:
-#   sudo sh deprovision.sh
-# After it, the VM must not be started again before it is captured (it has no host keys, no user, no resolv.conf).
+#   sudo sh deprovision.sh [--keep-machine-id]
+# After it, the VM must not be started again before it is captured (it has no host keys, no user, no resolv.conf,
+# and an empty /etc/machine-id).
+#
+# Option: --keep-machine-id leaves /etc/machine-id as it is (the source VM's `ssh.keepMachineId: true`); by default
+# it is emptied, so every VM made from the image gets its own.
 #
 # Output contract (hooks/linux.py reads it):
 #   - progress lines start with "image-gallery: step "
@@ -15,6 +19,7 @@ set -eu
 # Distinctive exit codes, chosen well away from waagent's own (0/1) and the shell's (126/127/128+n).
 EXIT_NOT_ROOT=90
 EXIT_NO_WAAGENT=91
+EXIT_USAGE=92
 
 # The SSH session may die while we run (waagent deletes the user it belongs to). Ignore SIGHUP and SIGPIPE so
 # the deprovisioning always runs to the end rather than stopping half-way; output to a dead session is lost.
@@ -36,6 +41,14 @@ fail() {
 # before running any of it, so a script cut off in transit runs nothing, and nothing that main starts can read
 # the rest of the script as its input.
 main() {
+    keep_machine_id=false
+    for arg in "$@"; do
+        case $arg in
+            --keep-machine-id) keep_machine_id=true ;;
+            *) fail "$EXIT_USAGE" "unknown option $arg (known: --keep-machine-id); nothing was changed" ;;
+        esac
+    done
+
     if [ "$(id -u)" -ne 0 ]; then
         fail "$EXIT_NOT_ROOT" "must run as root (run it with sudo)"
     fi
@@ -69,8 +82,12 @@ main() {
     fi
     rm -rf /var/lib/cloud/
 
-    # The documented generalization step: deletes SSH host keys, DHCP leases, resolv.conf, the agent's state, locks
-    # root's password, resets the hostname and deletes the user named in /var/lib/waagent/ovf-env.xml.
+    # The documented generalization step: deletes DHCP leases, resolv.conf, the agent's state, resets the hostname
+    # and deletes the user named in /var/lib/waagent/ovf-env.xml. It deletes the SSH host keys only when
+    # /etc/waagent.conf has Provisioning.RegenerateSshHostKeyPair=y, and locks root's password only with
+    # Provisioning.DeleteRootPassword=y (WALinuxAgent, azurelinuxagent/pa/deprovision/default.py: `if
+    # conf.get_regenerate_ssh_host_key(): self.regen_ssh_host_key(...)`; both default to n in common/conf.py and
+    # in its README's configuration list). The host keys are therefore deleted again below, whatever it says.
     say "step 3/4: running $waagent -force -deprovision+user"
     status=0
     "$waagent" -force -deprovision+user || status=$?
@@ -78,9 +95,29 @@ main() {
         fail "$status" "waagent -force -deprovision+user failed with exit code $status"
     fi
 
+    # Nothing that identifies this VM may end up in the image, whatever waagent's settings are.
+    say "step 4/4: removing SSH host keys, machine-id and shell history, and flushing disks"
+    # Every VM made from the image must get its own host keys: cloud-init's ssh module, waagent (with
+    # RegenerateSshHostKeyPair=y) or the distribution's sshd-keygen / `ssh-keygen -A` creates them at first boot.
+    # This session keeps working: sshd read its keys when it started.
+    rm -f /etc/ssh/ssh_host_*
+    if [ "$keep_machine_id" = true ]; then
+        say "keeping /etc/machine-id (keepMachineId)"
+    elif [ -e /etc/machine-id ]; then
+        # machine-id(5): an image used on many machines should carry /etc/machine-id "either missing or an empty
+        # file"; systemd then generates a new ID at boot ("First Boot Semantics": an empty file means first boot,
+        # so the units that run once per machine run). Emptied rather than deleted: an empty file also lets a
+        # read-only image have an ID mounted over it, and some tools expect the file to exist.
+        : >/etc/machine-id
+        # With /etc/machine-id empty, systemd takes the D-Bus machine ID if there is one: a separate file there (not
+        # the usual symbolic link to /etc/machine-id) would carry this VM's ID into every VM.
+        if [ -f /var/lib/dbus/machine-id ] && [ ! -L /var/lib/dbus/machine-id ]; then
+            rm -f /var/lib/dbus/machine-id
+        fi
+    fi
+
     # Shell history must not end up in the image. This session is not interactive, so it writes no history itself;
     # HISTSIZE=0 keeps any shell started from here from writing one, as Packer's recipe does.
-    say "step 4/4: removing shell history and flushing disks"
     HISTSIZE=0
     export HISTSIZE
     rm -f /root/.bash_history

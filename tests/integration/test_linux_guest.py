@@ -88,6 +88,22 @@ def host_files(sandbox: Sandbox) -> list[Path]:
     return sorted((sandbox.root / "etc/ssh").glob("ssh_host_*key*"))
 
 
+MACHINE_ID = "5c1f0a3e9d8b4f6a8e2b7c4d1a0f9e3b\n"
+
+
+def give_identity(sandbox: Sandbox, regenerate_host_keys: str | None = None) -> None:
+    """What a running VM has: a machine ID (and a D-Bus copy of it as a separate file, as on older images); with
+    `regenerate_host_keys`, waagent.conf's Provisioning.RegenerateSshHostKeyPair set to it."""
+    (sandbox.root / "etc/machine-id").write_text(MACHINE_ID)
+    dbus = sandbox.root / "var/lib/dbus"
+    dbus.mkdir(parents=True, exist_ok=True)
+    (dbus / "machine-id").write_text(MACHINE_ID)
+    if regenerate_host_keys is not None:
+        conf = sandbox.root / "etc/waagent.conf"
+        lines = [line for line in conf.read_text().splitlines() if "RegenerateSshHostKeyPair" not in line]
+        conf.write_text("\n".join([*lines, f"Provisioning.RegenerateSshHostKeyPair={regenerate_host_keys}"]) + "\n")
+
+
 def replace_waagent(sandbox: Sandbox, script: str) -> None:
     agent = sandbox.root / "usr/sbin/waagent"
     agent.unlink()
@@ -101,6 +117,7 @@ def replace_waagent(sandbox: Sandbox, script: str) -> None:
 @pytest.mark.sandbox
 def test_deprovisions_with_the_real_waagent(sandbox: Sandbox) -> None:
     recorder = Recorder()
+    give_identity(sandbox)
     assert sandbox.user_exists(sandbox.username)
     assert host_files(sandbox)
 
@@ -121,12 +138,54 @@ def test_deprovisions_with_the_real_waagent(sandbox: Sandbox) -> None:
     # ...and what deprovision.sh adds.
     assert not (sandbox.root / "root/.bash_history").exists()
     assert list((sandbox.root / "tmp").iterdir()) == []  # the script came on stdin: nothing of ours is left
+    # machine-id(5): emptied, not deleted, so systemd makes a new one at first boot; no D-Bus copy to fall back on.
+    assert (sandbox.root / "etc/machine-id").read_text() == ""
+    assert not (sandbox.root / "var/lib/dbus/machine-id").exists()
 
     assert any("host key ssh-ed25519 SHA256:" in line and "verified" in line for line in recorder.lines)
     steps = [line for line in recorder.lines if "image-gallery: step" in line]
     assert len(steps) == 4
     assert recorder.warnings == []
     assert_no_secrets(secret_pieces(sandbox.private_key), recorder, None, result.detail, result.output_tail)
+
+
+@pytest.mark.sandbox
+def test_host_keys_are_deleted_even_when_waagent_is_told_not_to(sandbox: Sandbox) -> None:
+    # WALinuxAgent deletes them only with Provisioning.RegenerateSshHostKeyPair=y (its default is n).
+    give_identity(sandbox, regenerate_host_keys="n")
+    (sandbox.root / "etc/ssh/ssh_host_ed25519_key-cert.pub").write_text("ssh-ed25519-cert-v01@openssh.com AAAA\n")
+    result = deprovision(sandbox.target(), Recorder().log)
+    assert "All SSH host key pairs will be deleted" not in result.output_tail, "waagent really left them"
+    assert sorted((sandbox.root / "etc/ssh").glob("ssh_host_*")) == []
+    assert (sandbox.root / "etc/machine-id").read_text() == ""
+
+
+@pytest.mark.sandbox
+def test_keep_machine_id_keeps_it_and_still_deletes_the_host_keys(sandbox: Sandbox) -> None:
+    give_identity(sandbox, regenerate_host_keys="n")
+    recorder = Recorder()
+    result = deprovision(sandbox.target(keep_machine_id=True), recorder.log)
+    assert result.output_tail.splitlines()[-1] == COMPLETE_MARKER
+    assert "keeping /etc/machine-id (keepMachineId)" in result.output_tail
+    assert (sandbox.root / "etc/machine-id").read_text() == MACHINE_ID
+    assert (sandbox.root / "var/lib/dbus/machine-id").read_text() == MACHINE_ID
+    assert sorted((sandbox.root / "etc/ssh").glob("ssh_host_*")) == []
+    assert any("--keep-machine-id" in line for line in recorder.lines)
+
+
+@pytest.mark.sandbox
+def test_cloud_init_is_cleaned_where_it_is_installed(sandbox: Sandbox) -> None:
+    # The sandbox has no cloud-init: a stand-in records how it is called (the real one's clean needs its state).
+    calls = sandbox.root / "var/log/cloud-init-calls"
+    stand_in = sandbox.root / "usr/local/bin/cloud-init"
+    stand_in.write_text(f'#!/bin/sh\necho "$*" >>/{calls.relative_to(sandbox.root)}\n')
+    stand_in.chmod(0o755)
+    (sandbox.root / "var/lib/cloud/instance").mkdir(parents=True)
+    give_identity(sandbox)
+    deprovision(sandbox.target(), Recorder().log)
+    assert calls.read_text().splitlines() == ["clean --logs --seed"]
+    assert not (sandbox.root / "var/lib/cloud").exists()
+    assert (sandbox.root / "etc/machine-id").read_text() == ""
 
 
 @pytest.mark.sandbox

@@ -185,6 +185,7 @@ def test_guest_step_inputs_and_secret_credentials(resources: list[plan.PlannedRe
         "host": "10.0.0.4",
         "host_key": sc.HOST_KEY,
         "insecure_ignore_host_key": False,
+        "keep_machine_id": False,
         "port": 22,
         "username": "azureuser",
     }

@@ -81,6 +81,7 @@ RULES: list[Rule] = [
     ({f"{SSH}.insecureIgnoreHostKey": "maybe"}, f"{SSH}.insecureIgnoreHostKey", "must be true or false"),
     ({f"{SSH}.connectTimeoutMinutes": 0}, f"{SSH}.connectTimeoutMinutes", "must be a positive number"),
     ({f"{SSH}.commandTimeoutMinutes": -1}, f"{SSH}.commandTimeoutMinutes", "must be a positive number"),
+    ({f"{SSH}.keepMachineId": "yes"}, f"{SSH}.keepMachineId", "must be true or false"),
     # winrm
     ({f"{WINRM}.password": DELETE}, f"{WINRM}.password", "is required (secret: `pulumi config set --secret --path"),
     ({f"{WINRM}.password": ""}, f"{WINRM}.password", "must be a non-empty string"),
@@ -208,6 +209,13 @@ def test_connect_timeouts_default_to_ten_minutes() -> None:
 def test_connect_timeouts_must_be_positive(section: str, value: Any) -> None:
     found = problems_of(config_with({f"{section}.connectTimeoutMinutes": value}))
     assert any(p.startswith(f"{section}.connectTimeoutMinutes: ") for p in found), found
+
+
+def test_machine_id_is_emptied_unless_the_source_vm_keeps_it() -> None:
+    linux = load(base_config()).source_vms["linux-build"]
+    assert linux.ssh is not None and linux.ssh.keep_machine_id is False
+    kept = load(config_with({f"{SSH}.keepMachineId": True})).source_vms["linux-build"]
+    assert kept.ssh is not None and kept.ssh.keep_machine_id is True
 
 
 # --- Windows logons ---------------------------------------------------------------------------------------------------
