@@ -49,6 +49,8 @@ EXIT_NOT_ROOT = 90
 """Exit code of deprovision.sh when it does not run as root."""
 EXIT_NO_WAAGENT = 91
 """Exit code of deprovision.sh when waagent is missing (nothing was changed)."""
+EXIT_USAGE = 92
+"""Exit code of deprovision.sh given an option it does not know (nothing was changed)."""
 KEEP_MACHINE_ID = "--keep-machine-id"
 """deprovision.sh's option that leaves /etc/machine-id as it is (SshTarget.keep_machine_id)."""
 

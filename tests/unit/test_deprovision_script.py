@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from hooks.linux import COMPLETE_MARKER, ERROR_PREFIX, EXIT_NOT_ROOT, SCRIPT
+from hooks.linux import COMPLETE_MARKER, ERROR_PREFIX, EXIT_NOT_ROOT, EXIT_USAGE, KEEP_MACHINE_ID, SCRIPT
 
 
 def test_parses_as_posix_sh() -> None:
@@ -31,6 +31,8 @@ def test_the_output_contract_matches_the_python_side() -> None:
     assert 'say "deprovision complete"' in text and COMPLETE_MARKER == "image-gallery: deprovision complete"
     assert "printf 'image-gallery: error: %s\\n'" in text and ERROR_PREFIX == "image-gallery: error: "
     assert f"EXIT_NOT_ROOT={EXIT_NOT_ROOT}" in text
+    assert f"EXIT_USAGE={EXIT_USAGE}" in text
+    assert f"{KEEP_MACHINE_ID}) keep_machine_id=true" in text
 
 
 def test_refuses_to_run_without_root() -> None:
@@ -45,3 +47,20 @@ def test_refuses_to_run_without_root() -> None:
     assert result.returncode == EXIT_NOT_ROOT
     assert f"{ERROR_PREFIX}must run as root" in result.stderr
     assert COMPLETE_MARKER not in result.stdout
+
+
+def test_an_unknown_option_is_refused_before_anything_else() -> None:
+    # Safe on any machine, root or not: the options are read before the root check and before any change.
+    result = subprocess.run(
+        ["sh", "-s", "--", "--keep-machine-ids"],
+        input=SCRIPT.read_text(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == EXIT_USAGE
+    assert f"{ERROR_PREFIX}unknown option --keep-machine-ids (known: {KEEP_MACHINE_ID}); nothing was changed" in (
+        result.stderr
+    )
+    assert result.stdout == ""
