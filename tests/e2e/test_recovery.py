@@ -245,6 +245,12 @@ def test_a_killed_up_recovers_with_one_command(where: str, tmp_path: Path, engin
     assert world.arm.count("POST", "/deallocate$") == 1
     assert world.arm.count("POST", "/generalize$") == 1
     assert world.arm.count("PUT", VERSION.format(image=image)) == 1
+    # One safety snapshot of the VM's OS disk (sourceVms.<key>.safetySnapshot is on by default), taken before the
+    # guest step and found again by its name after the kill: never a second one.
+    taken = [r for r in world.arm.requests if r.method == "PUT" and "/snapshots/" in r.path and r.status < 300]
+    assert len(taken) == 1 and len(world.arm.snapshots) == 1, taken
+    (snapshot,) = world.arm.snapshots.values()
+    assert snapshot["properties"]["creationData"]["sourceResourceId"] == vm.os_disk_id
     made = [r for r in world.arm.requests if r.method == "PUT" and "/roleAssignments/" in r.path and r.status < 300]
     assert len(made) == 1 and len(world.arm.role_assignments) == 1, made
 
