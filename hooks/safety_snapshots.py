@@ -106,7 +106,7 @@ def snapshot_name(disk_name: str, version: str) -> str:
 def restore_commands(vm: VmRef, snapshot: SafetySnapshot) -> str:
     """The commands that give `vm` its OS disk back from `snapshot` (Microsoft, "Swap the OS disk",
     SWAP_OS_DISK_DOC): a new disk from the snapshot, the VM stopped (deallocated), its OS disk swapped."""
-    disk = f"{vm.name}-restored-{snapshot.name}"[:80]
+    disk = f"{vm.name[:60]}-restored-osdisk"  # within Azure's 80 characters, ending with a letter
     return (
         f"az disk create --resource-group {vm.resource_group} --name {disk} --source {snapshot.id} && "
         f"az vm deallocate --ids {vm.id} && "

@@ -116,6 +116,7 @@ TESTS: dict[str, tuple[str, ...]] = {
     ),
     "hooks/arm/snapshots.py": ("tests/integration/test_safety_snapshots.py",),
     "hooks/safety_snapshots.py": (
+        "tests/unit/test_safety_snapshots.py",
         "tests/unit/config/test_safety_snapshot_keys.py",
         "tests/integration/test_safety_snapshots.py",
     ),
