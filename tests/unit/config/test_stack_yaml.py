@@ -298,3 +298,37 @@ def test_zero_and_infinities_as_go_writes_them() -> None:
         "0",
         "x",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "sign"),
+    [(s + v, -1 if s == "-" else 1) for s in ("", "+", "-") for v in (".inf", ".Inf", ".INF")],
+)
+def test_every_spelling_of_infinity_go_yaml_knows(text: str, sign: int) -> None:
+    assert stack_yaml.resolve_plain(text) == sign * math.inf
+
+
+@pytest.mark.parametrize("month", range(1, 13))
+def test_the_last_day_of_each_month_and_not_one_more(month: int) -> None:
+    last = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[month - 1]
+    assert stack_yaml.go_time(f"2027-{month:02d}-{last}") == f"2027-{month:02d}-{last} 00:00:00 +0000 UTC"
+    assert stack_yaml.go_time(f"2027-{month:02d}-{last + 1}") is None
+
+
+@pytest.mark.parametrize(("year", "leap"), [(2024, True), (2000, True), (2100, False), (2023, False)])
+def test_february_29th_in_leap_years_only(year: int, leap: bool) -> None:
+    assert (stack_yaml.go_time(f"{year}-02-29") is not None) is leap
+
+
+def test_an_explicit_float_tag_makes_an_integer_a_float() -> None:
+    value = stack_yaml.resolve_tagged("tag:yaml.org,2002:float", "1")
+    assert value == 1.0 and isinstance(value, float)
+
+
+def test_booleans_as_mapping_keys_are_their_go_text() -> None:
+    assert [stack_yaml.go_key(k) for k in (False, True)] == ["false", "true"]
+
+
+def test_a_node_with_a_tag_of_its_own_is_read_by_its_kind() -> None:
+    doc = stack_yaml.load("a: !foo {b: 1}\nc: !bar [1, yes]\nd: !baz text\n")
+    assert doc == {"a": {"b": 1}, "c": [1, "yes"], "d": "text"}
