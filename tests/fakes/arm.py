@@ -36,6 +36,7 @@ import shlex
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -96,6 +97,9 @@ _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
     ("PUT", "put_vm", re.compile(rf"^{_COMPUTE}/virtualMachines/(?P<name>[^/]+)$", re.I)),
     ("GET", "disk_list", re.compile(rf"^{_COMPUTE}/disks$", re.I)),
     ("DELETE", "delete_disk", re.compile(rf"^{_COMPUTE}/disks/(?P<name>[^/]+)$", re.I)),
+    # A safety snapshot's restore (tests/fakes/arm_snapshots.py): a disk from a snapshot, an OS disk swapped.
+    ("PUT", "put_disk", re.compile(rf"^{_COMPUTE}/disks/(?P<name>[^/]+)$", re.I)),
+    ("PATCH", "patch_vm", re.compile(rf"^{_COMPUTE}/virtualMachines/(?P<name>[^/]+)$", re.I)),
     ("GET", "nic_list", re.compile(rf"^{_NETWORK}/networkInterfaces$", re.I)),
     *((method, f"{prefix}nic", _NIC) for method, prefix in _CRUD),
     ("GET", "vnet", re.compile(rf"^{_NETWORK}/virtualNetworks/(?P<vnet>[^/]+)$", re.I)),
@@ -249,8 +253,13 @@ class FakeVm:
     def os_disk_name(self) -> str:
         return f"{self.name}_OsDisk_1_{self.vm_id.replace('-', '')[:32]}"
 
+    os_disk_swapped_to: str | None = None
+    """The disk an OS disk swap (PATCH, tests/fakes/arm_snapshots.py) put in place of the original OS disk."""
+
     @property
     def os_disk_id(self) -> str:
+        if self.os_disk_swapped_to:
+            return self.os_disk_swapped_to
         return (
             f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
             f"/providers/Microsoft.Compute/disks/{self.os_disk_name}"
@@ -746,6 +755,8 @@ class FakeArm(SnapshotRoutes):
         (self.workdir / "az-default").write_text(f"{self.endpoint} {self.tenant_id}")
         self._write_az_tenants()
         state = shlex.quote(str(self.workdir))
+        python = shlex.quote(sys.executable)
+        restore = shlex.quote(str(Path(__file__).with_name("az_restore.py")))
         script = f"""#!/bin/sh
 # Fake Azure CLI for tests: answers `az account get-access-token [--resource R] [--tenant T]`, like a logged-in
 # az, unless logged out. Tokens are JWT-shaped, with the requested resource as `aud` and the tenant as `tid`.
@@ -789,6 +800,11 @@ if [ "$1" = "account" ] && [ "$2" = "get-access-token" ]; then
         "$token" "$(date -d "@$exp" '+%Y-%m-%d %H:%M:%S.000000')" "$exp" "${{tenant:-$home}}"
     exit 0
 fi
+case "$1 $2" in
+    "disk create"|"vm deallocate"|"vm update"|"vm start")
+        # A safety snapshot's restore commands (tests/fakes/az_restore.py), sent to this fake ARM.
+        exec {python} {restore} "$state" "$@" ;;
+esac
 echo "ERROR: fake az does not implement: $*" >&2
 exit 2
 """

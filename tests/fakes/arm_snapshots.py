@@ -12,6 +12,10 @@ Azure's shapes, errors and API versions.
 - Only the disk resource provider's API versions are served (`SNAPSHOT_API_VERSIONS`); another, e.g. the VM API's,
   answers 400 NoRegisteredProviderFound, as ARM does for a version the type does not have.
 - DELETE: 202 and an operation; 204 when it is not there.
+
+And what the restore commands of a guest failure do (run by the fake `az`, tests/fakes/az_restore.py): a disk
+created from a snapshot (PUT disks, createOption Copy; a missing snapshot is Azure's NotFound), and a VM's OS disk
+swapped for it (PATCH the VM; only when the VM is stopped, as Microsoft's "Swap the OS disk" requires).
 """
 
 from __future__ import annotations
@@ -180,3 +184,78 @@ class SnapshotRoutes:
                 self.snapshots.pop(key, None)
 
         return 202, None, self._start_vm_operation(m["sub"], snap["location"], query, remove)
+
+    # What the restore commands of a guest failure do (hooks/safety_snapshots.py restore_commands): a disk from a
+    # snapshot, and a VM's OS disk swapped for it.
+
+    def _on_put_disk(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        """REST "Disks - Create Or Update" with `creationData: {createOption: Copy, sourceResourceId: <snapshot>}`:
+        202 and an operation; a snapshot that does not exist answers 404 NotFound, as for a missing source disk."""
+        body = self._body
+        creation = (body.get("properties") or {}).get("creationData") or {}
+        source_id = str(creation.get("sourceResourceId") or "")
+        snap = next((s for s in self.snapshots.values() if s["id"].lower() == source_id.lower()), None)
+        if creation.get("createOption") != "Copy" or not source_id:
+            return 400, _error("InvalidParameter", "Required parameter 'sourceResourceId' is missing (null)."), {}
+        if snap is None:
+            name = source_id.rstrip("/").rsplit("/", 1)[-1]
+            return 404, _error("NotFound", f"Resource {name} is not found."), {}
+        key = (m["sub"].lower(), m["rg"].lower(), m["name"].lower())
+        if key in self.disks:
+            return 409, _error("Conflict", f"Disk {m['name']} already exists."), {}
+        props = snap["properties"]
+        disk: dict[str, Any] = {
+            "name": m["name"],
+            "id": f"/subscriptions/{m['sub']}/resourceGroups/{m['rg']}/providers/Microsoft.Compute/disks/{m['name']}",
+            "type": "Microsoft.Compute/disks",
+            "location": body.get("location") or snap["location"],
+            "tags": dict(body.get("tags") or {}),
+            "sku": {"name": "Premium_LRS", "tier": "Premium"},
+            "properties": {
+                "creationData": {"createOption": "Copy", "sourceResourceId": snap["id"]},
+                "diskSizeGB": props.get("diskSizeGB", 30),
+                "provisioningState": "Succeeded",
+                "diskState": "Unattached",
+                "timeCreated": datetime.now(UTC).isoformat(),
+                **({"osType": props["osType"]} if props.get("osType") else {}),
+            },
+        }
+        self.disks[key] = disk
+        return 202, disk, self._start_vm_operation(m["sub"], disk["location"], query, None)
+
+    def _on_patch_vm(self, m: re.Match[str], query: dict[str, str]) -> _Answer:
+        """REST "Virtual Machines - Update" (PATCH) swapping `storageProfile.osDisk.managedDisk.id`: Azure swaps an
+        OS disk only on a stopped (deallocated) VM, and only for a disk that exists ("Swap the OS disk")."""
+        vm = self.vms.get((m["sub"].lower(), m["rg"].lower(), m["name"].lower()))
+        if vm is None:
+            return 404, _error("ResourceNotFound", f"The Resource 'Microsoft.Compute/virtualMachines/{m['name']}'"), {}
+        os_disk = ((self._body.get("properties") or {}).get("storageProfile") or {}).get("osDisk") or {}
+        new_id = str((os_disk.get("managedDisk") or {}).get("id") or "")
+        if not new_id:
+            return 400, _error("InvalidParameter", "Only the OS disk swap is served by this fake."), {}
+        if vm.power_state not in ("stopped", "deallocated"):
+            return (
+                409,
+                _error(
+                    "OperationNotAllowed",
+                    f"The OS disk of VM '{vm.name}' can be changed only when the VM is stopped (deallocated).",
+                ),
+                {},
+            )
+        disk = self.disks.get(_disk_key(new_id))
+        if disk is None:
+            return 404, _error("NotFound", f"Resource {new_id.rstrip('/').rsplit('/', 1)[-1]} is not found."), {}
+        disk["managedBy"] = vm.id
+        disk["properties"]["diskState"] = "Reserved"
+        vm.os_disk_swapped_to = disk["id"]
+        status, model, _ = self._on_vm(m, {})
+        return status, model, {}
+
+    _on_vm: Callable[..., _Answer]
+    disks: dict[tuple[str, str, str], dict[str, Any]]
+    vms: dict[tuple[str, str, str], Any]
+
+
+def _disk_key(disk_id: str) -> tuple[str, str, str]:
+    parts = disk_id.strip("/").split("/")
+    return (parts[1].lower(), parts[3].lower(), parts[-1].lower()) if len(parts) >= 8 else ("", "", "")

@@ -6,6 +6,9 @@ with the chain when their retention is 0, refused by Azure for a disk that does 
 # ruff: noqa: F811 (pytest fixtures imported from tests.fakes are reused as parameter and variable names)
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
 from typing import Any
 
 import pytest
@@ -164,3 +167,35 @@ def test_the_preview_says_what_will_be_snapshotted(fake_arm: FakeArm, host_facto
     assert "named <disk>-safety-ubuntu-1.0.0" in log and "deleted with the version's chain" in log
     assert "safety snapshot: none: sourceVms.<key>.safetySnapshot is false" in log
     assert fake_arm.count(path=SNAPSHOT_PATH) == 0, "a preview takes no snapshot"
+
+
+def test_the_restore_commands_of_the_message_give_the_vm_its_os_disk_back(fake_arm: FakeArm, host_factory: Any) -> None:
+    vm = fake_arm.add_vm(power_state="running")
+    original_os_disk = vm.os_disk_id
+    host: DynamicHost = host_factory(fake_arm.env)
+    with ScriptedLinuxGuest(sudo_installed=False) as broken, pytest.raises(HostError) as err:
+        host.create(GUEST_URN, props_with_snapshot(fake_arm, vm.id, broken, 7))
+    (snapshot,) = fake_arm.snapshots.values()
+    details = " ".join(err.value.details.split())
+    start = details.index("az disk create ")
+    end = details.index(f"az vm start --ids {vm.id}") + len(f"az vm start --ids {vm.id}")
+    # Run as the message gives them, through the fake Azure CLI, against the fake ARM.
+    env = {**os.environ, **fake_arm.env}
+    for command in details[start:end].split(" && "):
+        argv = shlex.split(command)
+        assert argv[0] == "az", command
+        done = subprocess.run([str(fake_arm.bin_dir / "az"), *argv[1:]], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, (command, done.stderr)
+    assert vm.os_disk_id != original_os_disk and vm.power_state == "running"
+    restored = fake_arm.disk_exists(vm.os_disk_id)
+    assert restored is not None
+    assert restored["properties"]["creationData"]["sourceResourceId"] == snapshot["id"]
+    assert fake_arm.count("PATCH", r"/virtualMachines/") == 1
+    # The swap needs the VM deallocated first, as Azure does: the fake refuses it on a running VM.
+    again = subprocess.run(
+        [str(fake_arm.bin_dir / "az"), "vm", "update", "--ids", vm.id, "--os-disk", vm.os_disk_id],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode != 0 and "OperationNotAllowed" in again.stderr
