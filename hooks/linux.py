@@ -1,5 +1,6 @@
-"""Generalize a Linux guest over SSH: run hooks/scripts/deprovision.sh (cloud-init clean, `waagent -force
--deprovision+user`, SSH host keys deleted whatever waagent's settings, /etc/machine-id emptied unless
+"""Generalize a Linux guest over SSH: run hooks/scripts/deprovision.sh (a pre-check that something creates SSH host
+keys at first boot, cloud-init clean, `waagent -force -deprovision+user`, SSH host keys deleted whatever waagent's
+settings, /etc/machine-id emptied unless
 `SshTarget.keep_machine_id`, history clean-up, sync) with passwordless sudo.
 
 The host key is always verified against the configured one unless the target explicitly opts out. Connecting is
@@ -33,6 +34,7 @@ from hooks.errors import (
     GuestCommandFailed,
     GuestConnectionError,
     HostKeyMismatch,
+    PreCheckFailed,
     WaitTimeout,
 )
 from hooks.log import Log
@@ -51,6 +53,10 @@ EXIT_NO_WAAGENT = 91
 """Exit code of deprovision.sh when waagent is missing (nothing was changed)."""
 EXIT_USAGE = 92
 """Exit code of deprovision.sh given an option it does not know (nothing was changed)."""
+EXIT_NO_HOST_KEY_GENERATOR = 93
+"""Exit code of deprovision.sh when nothing on the VM would create SSH host keys at first boot (no cloud-init, no
+Provisioning.RegenerateSshHostKeyPair=y, no sshd-keygen unit or `ssh-keygen -A`): deleting them would leave every
+VM made from the image without a working sshd, so it refuses before changing anything."""
 KEEP_MACHINE_ID = "--keep-machine-id"
 """deprovision.sh's option that leaves /etc/machine-id as it is (SshTarget.keep_machine_id)."""
 
@@ -80,6 +86,12 @@ class DeprovisionFailed(GuestCommandFailed):
         """The last lines of output (secrets redacted)."""
 
 
+class NoHostKeyGenerator(DeprovisionFailed, PreCheckFailed):
+    """deprovision.sh refused (exit code EXIT_NO_HOST_KEY_GENERATOR): nothing on the VM would create SSH host keys
+    at first boot, and the step deletes them. Nothing was changed; the VM needs cloud-init or waagent's
+    Provisioning.RegenerateSshHostKeyPair=y first."""
+
+
 def deprovision(target: SshTarget, log: Log) -> GuestResult:
     """Connect to `target`, run deprovision.sh with sudo and return what happened.
 
@@ -88,7 +100,8 @@ def deprovision(target: SshTarget, log: Log) -> GuestResult:
 
     Raises ConfigError (no usable credentials or host key), HostKeyMismatch, GuestConnectionError (unreachable
     within connect_timeout, or authentication refused), DeprovisionFailed (a GuestCommandFailed: the script or
-    sudo failed; carries exit code and output tail) or WaitTimeout (the script ran longer than command_timeout)."""
+    sudo failed; carries exit code and output tail; NoHostKeyGenerator, also a PreCheckFailed, when nothing would
+    create host keys at first boot) or WaitTimeout (the script ran longer than command_timeout)."""
     guard = _Redactor(target.secrets)
     try:
         client = _connect(target, log, guard)
@@ -430,7 +443,7 @@ def _run_script(client: paramiko.SSHClient, target: SshTarget, log: Log, guard: 
             "the VM next and do not start it again before it is captured",
             output_tail=tail,
         )
-    raise DeprovisionFailed(_failure_message(where, target.username, exit_code, tail), exit_code, tail)
+    raise deprovision_failure(where, target.username, exit_code, tail)
 
 
 def _read(channel: paramiko.Channel, output: _Output) -> tuple[bool, _Output]:
@@ -460,6 +473,14 @@ def _exit_code(channel: paramiko.Channel, deadline: Deadline) -> int | None:
     return None if status < 0 else status
 
 
+def deprovision_failure(where: str, username: str, exit_code: int | None, tail: str) -> DeprovisionFailed:
+    """The error for a run of deprovision.sh on `where` (as `username`) that ended without its final marker, by
+    exit code (None: the session ended without one): NoHostKeyGenerator for EXIT_NO_HOST_KEY_GENERATOR, otherwise
+    DeprovisionFailed with advice for the cause."""
+    failure = NoHostKeyGenerator if exit_code == EXIT_NO_HOST_KEY_GENERATOR else DeprovisionFailed
+    return failure(_failure_message(where, username, exit_code, tail), exit_code, tail)
+
+
 def _show_exit(exit_code: int | None) -> str:
     return "no exit status" if exit_code is None else f"exit code {exit_code}"
 
@@ -483,6 +504,14 @@ def _failure_message(where: str, username: str, exit_code: int | None, tail: str
         advice = (
             f"waagent is not installed on {where}. Install the Azure Linux agent (package walinuxagent or waagent) "
             "and run again. Nothing was changed."
+        )
+    elif exit_code == EXIT_NO_HOST_KEY_GENERATOR:
+        advice = (
+            f"pre-check failed on {where}: nothing on this VM would create SSH host keys at first boot (no "
+            "cloud-init, Provisioning.RegenerateSshHostKeyPair is not y in /etc/waagent.conf, no sshd-keygen unit or "
+            "'ssh-keygen -A' in the ssh/sshd service), and deprovisioning deletes them: no VM made from the image "
+            "could start sshd. Nothing was changed. Install cloud-init, or set "
+            "Provisioning.RegenerateSshHostKeyPair=y in /etc/waagent.conf, then run again."
         )
     elif exit_code == EXIT_NOT_ROOT:
         advice = f"deprovision.sh did not run as root on {where} (sudo did not switch user). Nothing was changed."

@@ -20,6 +20,7 @@ set -eu
 EXIT_NOT_ROOT=90
 EXIT_NO_WAAGENT=91
 EXIT_USAGE=92
+EXIT_NO_HOST_KEY_GENERATOR=93
 
 # The SSH session may die while we run (waagent deletes the user it belongs to). Ignore SIGHUP and SIGPIPE so
 # the deprovisioning always runs to the end rather than stopping half-way; output to a dead session is lost.
@@ -35,6 +36,45 @@ fail() {
     shift
     printf 'image-gallery: error: %s\n' "$*" >&2 || true
     exit "$code"
+}
+
+# Step 4 deletes the SSH host keys, so something must create new ones when a VM made from the image first boots,
+# or its sshd cannot start and the VM is unreachable. Prints what will, or nothing. Reads files only.
+host_key_generator() {
+    # cloud-init's ssh module (cc_ssh) deletes and regenerates the host keys on a new instance: ssh_deletekeys and
+    # ssh_genkeytypes default to true and [rsa, ecdsa, ed25519].
+    if command -v cloud-init >/dev/null 2>&1; then
+        echo "cloud-init"
+        return
+    fi
+    # waagent's provisioning creates a new pair with Provisioning.RegenerateSshHostKeyPair=y. Read as waagent reads
+    # it (azurelinuxagent/common/conf.py): lines starting with # ignored, the last one wins, anything after a # in
+    # the value dropped, quotes and blanks stripped, y or n in either case.
+    if [ -f /etc/waagent.conf ]; then
+        regenerate=$(sed -n 's/^[[:space:]]*Provisioning\.RegenerateSshHostKeyPair[[:space:]]*=//p' /etc/waagent.conf |
+            tail -n 1 | sed 's/#.*//; s/[[:space:]"]//g' | tr 'Y' 'y')
+        if [ "$regenerate" = y ]; then
+            echo "waagent (Provisioning.RegenerateSshHostKeyPair=y in /etc/waagent.conf)"
+            return
+        fi
+    fi
+    # The distribution makes missing keys when sshd starts: RHEL, Fedora and Azure Linux with sshd-keygen@.service
+    # (or sshd-keygen.service on older ones); others with an `ssh-keygen -A` in the ssh/sshd unit, a drop-in of it,
+    # or a unit of its own such as Arch's sshdgenkeys.service.
+    for dir in /usr/lib/systemd/system /lib/systemd/system /etc/systemd/system; do
+        for unit in sshd-keygen@.service sshd-keygen.service; do
+            if [ -e "$dir/$unit" ]; then
+                echo "$unit ($dir)"
+                return
+            fi
+        done
+        for file in "$dir"/*ssh*.service "$dir"/*ssh*.service.d/*.conf; do
+            if [ -f "$file" ] && grep -Eqs '^[[:space:]]*Exec[A-Za-z]*=.*ssh-keygen[[:space:]]+-A([[:space:]]|$)' "$file"; then
+                echo "ssh-keygen -A in $file"
+                return
+            fi
+        done
+    done
 }
 
 # Everything happens in main, called on the last line: the shell reads the whole script (it arrives on stdin)
@@ -55,7 +95,7 @@ main() {
 
     # Find waagent before changing anything, so a VM without the agent is left untouched. sudo's secure_path
     # usually contains /usr/sbin, but not on every distribution: look there too.
-    say "step 1/4: looking for the Azure Linux agent"
+    say "step 1/4: looking for the Azure Linux agent and for what creates SSH host keys at first boot"
     waagent=$(command -v waagent 2>/dev/null || true)
     if [ -z "$waagent" ] && [ -x /usr/sbin/waagent ]; then
         waagent=/usr/sbin/waagent
@@ -64,6 +104,12 @@ main() {
         fail "$EXIT_NO_WAAGENT" "waagent is not installed (neither on PATH nor /usr/sbin/waagent); install the Azure Linux agent (package walinuxagent or waagent) and run again; nothing was changed"
     fi
     say "found $waagent"
+
+    generator=$(host_key_generator)
+    if [ -z "$generator" ]; then
+        fail "$EXIT_NO_HOST_KEY_GENERATOR" "nothing on this VM would create SSH host keys at first boot (no cloud-init, Provisioning.RegenerateSshHostKeyPair is not y in /etc/waagent.conf, no sshd-keygen unit or ssh-keygen -A in the ssh/sshd service), and deprovisioning deletes them, so no VM made from the image could start sshd; install cloud-init, or set Provisioning.RegenerateSshHostKeyPair=y in /etc/waagent.conf, and run again; nothing was changed"
+    fi
+    say "SSH host keys will be created at first boot by $generator"
 
     # Remember the invoking user's home now: waagent deletes the user (userdel -r) and its passwd entry with it.
     user_home=""
@@ -97,9 +143,9 @@ main() {
 
     # Nothing that identifies this VM may end up in the image, whatever waagent's settings are.
     say "step 4/4: removing SSH host keys, machine-id and shell history, and flushing disks"
-    # Every VM made from the image must get its own host keys: cloud-init's ssh module, waagent (with
-    # RegenerateSshHostKeyPair=y) or the distribution's sshd-keygen / `ssh-keygen -A` creates them at first boot.
-    # This session keeps working: sshd read its keys when it started.
+    # Every VM made from the image must get its own host keys: step 1 made sure cloud-init's ssh module, waagent
+    # (with RegenerateSshHostKeyPair=y) or the distribution's sshd-keygen / `ssh-keygen -A` creates them at first
+    # boot. This session keeps working: its sshd process already holds the keys.
     rm -f /etc/ssh/ssh_host_*
     if [ "$keep_machine_id" = true ]; then
         say "keeping /etc/machine-id (keepMachineId)"

@@ -9,7 +9,9 @@ It answers exactly what hooks/linux.py sends, and nothing else:
   The script must be byte for byte hooks/scripts/deprovision.sh; once it has been read to the end (the shell
   runs nothing before that), the guest answers with what the script prints on an Ubuntu VM whose
   ``waagent -force -deprovision+user`` succeeds: its own ``say`` lines (read from the script, so they follow
-  it), with waagent's warnings after step 3, then exit status 0;
+  it), with waagent's warnings after step 3, then exit status 0. Like the script, it first looks for what creates
+  SSH host keys at first boot (cloud-init, which Ubuntu has; waagent with RegenerateSshHostKeyPair=y; an
+  sshd-keygen unit) and, with none of them, refuses with the script's own error and exit code, changing nothing;
 - ``ps -eo args=`` (what `make recover` lists to see whether a deprovision still runs, commands/recover/
   killed_deprovision.py): a few system processes, and ``sudo -n sh -s`` while a script runs;
 - anything else: exit status 127 and a message on stderr naming the command, so a change in hooks/linux.py
@@ -20,8 +22,8 @@ its logins are refused. What happens to the host keys depends on waagent.conf's
 ``Provisioning.RegenerateSshHostKeyPair``: Ubuntu ships ``n`` and keeps them (the default here); Debian's
 default ``y`` (the sandbox) deletes them, and then OpenSSH 9.2's sshd, which re-reads its host keys for every
 connection, resets new connections before its banner ("no hostkeys available -- exiting").
-``regenerate_ssh_host_key_pair=True`` plays that: its output and the second run's error are then word for word
-those of the sandbox (which has no cloud-init, so it also prints "cloud-init is not installed; skipping").
+``regenerate_ssh_host_key_pair=True`` plays that, and with ``cloud_init_installed=False`` (the sandbox has no
+cloud-init) its output and the second run's error are word for word those of the sandbox.
 
 Never secure: the keys are throwaway and everything listens on 127.0.0.1 only.
 """
@@ -45,7 +47,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from paramiko.common import AUTH_FAILED, AUTH_SUCCESSFUL, OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, OPEN_SUCCEEDED
 
-from hooks.linux import EXIT_NOT_ROOT, SCRIPT
+from hooks.linux import EXIT_NO_HOST_KEY_GENERATOR, EXIT_NOT_ROOT, SCRIPT
 from hooks.targets import SshTarget
 
 WAAGENT = "/usr/sbin/waagent"
@@ -68,6 +70,7 @@ logging.getLogger(_PARAMIKO_LOG).addHandler(logging.NullHandler())
 logging.getLogger(_PARAMIKO_LOG).propagate = False
 
 _SAY = re.compile(r'^\s*say "([^"]*)"', re.MULTILINE)
+_NO_GENERATOR = re.compile(r'^\s*fail "\$EXIT_NO_HOST_KEY_GENERATOR" "([^"]*)"', re.MULTILINE)
 
 
 class ScriptedLinuxGuest:
@@ -78,6 +81,8 @@ class ScriptedLinuxGuest:
         username: str = "azureuser",
         *,
         regenerate_ssh_host_key_pair: bool = False,
+        cloud_init_installed: bool = True,
+        sshd_keygen_unit: bool = False,
         sudo_installed: bool = True,
         port: int = 0,
         session_dies_in_waagent: bool = False,
@@ -105,7 +110,12 @@ class ScriptedLinuxGuest:
         self.host_public_key = f"ssh-ed25519 {self._host_key.get_base64()}"
         """The guest's own host key, `ssh-ed25519 AAAA…`."""
         self.regenerate_ssh_host_key_pair = regenerate_ssh_host_key_pair
-        """waagent.conf's Provisioning.RegenerateSshHostKeyPair: y deletes the host keys while deprovisioning."""
+        """waagent.conf's Provisioning.RegenerateSshHostKeyPair: y deletes the host keys while deprovisioning (and
+        makes new ones at provisioning)."""
+        self.cloud_init_installed = cloud_init_installed
+        """True (Ubuntu): cloud-init cleans its state, and its ssh module makes new host keys at first boot."""
+        self.sshd_keygen_unit = sshd_keygen_unit
+        """True: /usr/lib/systemd/system/sshd-keygen@.service exists (RHEL, Fedora, Azure Linux)."""
         self.session_dies_in_waagent = session_dies_in_waagent
         """True: the SSH session is cut while waagent runs (as a dropped network would): output up to then, no exit
         status. What the sandbox plays by killing sshd."""
@@ -281,9 +291,22 @@ class ScriptedLinuxGuest:
             _finish(channel, EXIT_NOT_ROOT, stderr="image-gallery: error: must run as root (run it with sudo)\n")
             return
         lines: list[str] = []
+        generator = self._host_key_generator()
         for said in _SAY.findall(script.decode()):
-            if "not installed" in said:
-                continue  # an Ubuntu VM has cloud-init and waagent: those branches print nothing
+            if "cloud-init is not installed" in said and self.cloud_init_installed:
+                continue  # Ubuntu has cloud-init: that branch prints nothing
+            if "$generator" in said and generator is None:
+                # deprovision.sh's pre-check: nothing would create host keys at first boot, so it stops here.
+                refusal = _NO_GENERATOR.search(script.decode())
+                assert refusal is not None, "deprovision.sh no longer refuses a VM without a host key generator"
+                _finish(
+                    channel,
+                    EXIT_NO_HOST_KEY_GENERATOR,
+                    stdout="".join(line + "\n" for line in lines),
+                    stderr=f"image-gallery: error: {refusal.group(1)}\n",
+                )
+                return
+            said = said.replace("$generator", generator or "")
             lines.append(f"image-gallery: {said.replace('$waagent', WAAGENT)}")
             if "-deprovision+user" in said and self.session_dies_in_waagent:
                 channel.sendall("".join(line + "\n" for line in lines).encode())
@@ -294,6 +317,16 @@ class ScriptedLinuxGuest:
             if "-deprovision+user" in said:
                 lines += self._waagent_deprovision_user()
         _finish(channel, 0, stdout="".join(line + "\n" for line in lines))
+
+    def _host_key_generator(self) -> str | None:
+        """What deprovision.sh's host_key_generator prints on this guest, in its order; None for nothing."""
+        if self.cloud_init_installed:
+            return "cloud-init"
+        if self.regenerate_ssh_host_key_pair:
+            return "waagent (Provisioning.RegenerateSshHostKeyPair=y in /etc/waagent.conf)"
+        if self.sshd_keygen_unit:
+            return "sshd-keygen@.service (/usr/lib/systemd/system)"
+        return None
 
     def _waagent_deprovision_user(self) -> list[str]:
         """What `waagent -force -deprovision+user` prints (WALinuxAgent's DeprovisionHandler), and its effect."""

@@ -16,11 +16,19 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from hooks.errors import GuestCommandFailed, GuestConnectionError, HostKeyMismatch, WaitTimeout
-from hooks.linux import COMPLETE_MARKER, EXIT_NO_WAAGENT, DeprovisionFailed, deprovision
+from hooks.errors import GuestCommandFailed, GuestConnectionError, HostKeyMismatch, PreCheckFailed, WaitTimeout
+from hooks.linux import (
+    COMPLETE_MARKER,
+    EXIT_NO_HOST_KEY_GENERATOR,
+    EXIT_NO_WAAGENT,
+    DeprovisionFailed,
+    NoHostKeyGenerator,
+    deprovision,
+)
 from hooks.log import Log
 from hooks.targets import SshTarget
 from tests.fakes.sandbox import Sandbox, sandbox_fixture, sandbox_rootfs  # noqa: F401  (pytest fixtures)
+from tests.fakes.ssh_guest import ScriptedLinuxGuest
 
 
 class Recorder:
@@ -104,6 +112,28 @@ def give_identity(sandbox: Sandbox, regenerate_host_keys: str | None = None) -> 
         conf.write_text("\n".join([*lines, f"Provisioning.RegenerateSshHostKeyPair={regenerate_host_keys}"]) + "\n")
 
 
+def install_cloud_init_stand_in(sandbox: Sandbox) -> Path:
+    """The sandbox has no cloud-init: a stand-in that records how it is called (the real one's clean needs its
+    state). Returns the file its calls go to."""
+    calls = sandbox.root / "var/log/cloud-init-calls"
+    stand_in = sandbox.root / "usr/local/bin/cloud-init"
+    stand_in.write_text(f'#!/bin/sh\necho "$*" >>/{calls.relative_to(sandbox.root)}\n')
+    stand_in.chmod(0o755)
+    return calls
+
+
+SSHD_KEYGEN_UNIT = "usr/lib/systemd/system/sshd-keygen@.service"
+"""Where RHEL, Fedora and Azure Linux install the unit that makes missing host keys before sshd starts."""
+
+
+def install_sshd_keygen_unit(sandbox: Sandbox) -> None:
+    """RHEL's sshd-keygen@.service (openssh-server), as far as the pre-check looks: the file."""
+    (sandbox.root / SSHD_KEYGEN_UNIT).write_text(
+        "[Unit]\nDescription=OpenSSH %i Server Key Generation\nConditionFileNotEmpty=|!/etc/ssh/ssh_host_%i_key\n\n"
+        "[Service]\nType=oneshot\nEnvironmentFile=-/etc/sysconfig/sshd\nExecStart=/usr/libexec/openssh/sshd-keygen %i\n"
+    )
+
+
 def replace_waagent(sandbox: Sandbox, script: str) -> None:
     agent = sandbox.root / "usr/sbin/waagent"
     agent.unlink()
@@ -151,8 +181,10 @@ def test_deprovisions_with_the_real_waagent(sandbox: Sandbox) -> None:
 
 @pytest.mark.sandbox
 def test_host_keys_are_deleted_even_when_waagent_is_told_not_to(sandbox: Sandbox) -> None:
-    # WALinuxAgent deletes them only with Provisioning.RegenerateSshHostKeyPair=y (its default is n).
+    # WALinuxAgent deletes them only with Provisioning.RegenerateSshHostKeyPair=y (its default is n). With n, the
+    # pre-check needs something else to make new ones at first boot: here RHEL's sshd-keygen unit.
     give_identity(sandbox, regenerate_host_keys="n")
+    install_sshd_keygen_unit(sandbox)
     (sandbox.root / "etc/ssh/ssh_host_ed25519_key-cert.pub").write_text("ssh-ed25519-cert-v01@openssh.com AAAA\n")
     result = deprovision(sandbox.target(), Recorder().log)
     assert "All SSH host key pairs will be deleted" not in result.output_tail, "waagent really left them"
@@ -163,6 +195,7 @@ def test_host_keys_are_deleted_even_when_waagent_is_told_not_to(sandbox: Sandbox
 @pytest.mark.sandbox
 def test_keep_machine_id_keeps_it_and_still_deletes_the_host_keys(sandbox: Sandbox) -> None:
     give_identity(sandbox, regenerate_host_keys="n")
+    install_sshd_keygen_unit(sandbox)
     recorder = Recorder()
     result = deprovision(sandbox.target(keep_machine_id=True), recorder.log)
     assert result.output_tail.splitlines()[-1] == COMPLETE_MARKER
@@ -175,11 +208,7 @@ def test_keep_machine_id_keeps_it_and_still_deletes_the_host_keys(sandbox: Sandb
 
 @pytest.mark.sandbox
 def test_cloud_init_is_cleaned_where_it_is_installed(sandbox: Sandbox) -> None:
-    # The sandbox has no cloud-init: a stand-in records how it is called (the real one's clean needs its state).
-    calls = sandbox.root / "var/log/cloud-init-calls"
-    stand_in = sandbox.root / "usr/local/bin/cloud-init"
-    stand_in.write_text(f'#!/bin/sh\necho "$*" >>/{calls.relative_to(sandbox.root)}\n')
-    stand_in.chmod(0o755)
+    calls = install_cloud_init_stand_in(sandbox)
     (sandbox.root / "var/lib/cloud/instance").mkdir(parents=True)
     give_identity(sandbox)
     deprovision(sandbox.target(), Recorder().log)
@@ -245,6 +274,107 @@ def test_key_types_with_a_passphrase(sandbox: Sandbox, client_key: str, host_key
     assert result.output_tail.endswith(COMPLETE_MARKER)
     assert any(f"host key {host_key_type} SHA256:" in line for line in recorder.lines)
     assert_no_secrets(secret_pieces(key_text, passphrase), recorder, None, result.output_tail)
+
+
+# --- what creates host keys at first boot ---------------------------------------------------------------------
+
+
+@pytest.mark.sandbox
+def test_refused_with_nothing_changed_when_nothing_would_create_host_keys(sandbox: Sandbox) -> None:
+    """No cloud-init (the sandbox has none), waagent told not to, no sshd-keygen unit: every VM made from the
+    image would boot without host keys, so the step refuses before it changes anything."""
+    give_identity(sandbox, regenerate_host_keys="n")
+    # A commented-out y does not count, as for waagent, nor does an ssh unit without `ssh-keygen -A`.
+    with open(sandbox.root / "etc/waagent.conf", "a") as conf:
+        conf.write("#Provisioning.RegenerateSshHostKeyPair=y\n")
+    keys_before = {path.name: path.read_bytes() for path in host_files(sandbox)}
+    assert keys_before
+    recorder = Recorder()
+
+    with pytest.raises(NoHostKeyGenerator) as caught:
+        deprovision(sandbox.target(), recorder.log)
+
+    error = caught.value
+    assert isinstance(error, PreCheckFailed) and isinstance(error, DeprovisionFailed)
+    assert error.exit_code == EXIT_NO_HOST_KEY_GENERATOR
+    message = str(error)
+    assert "nothing on this VM would create SSH host keys at first boot" in message
+    assert "install cloud-init, or set Provisioning.RegenerateSshHostKeyPair=y in /etc/waagent.conf" in message
+    assert "Nothing was changed" in message
+    assert "image-gallery: error: nothing on this VM would create SSH host keys" in error.output_tail
+    assert "step 2/4" not in error.output_tail
+    # Nothing was changed: the host keys, the user, the machine ID and waagent's targets are all still there.
+    assert {path.name: path.read_bytes() for path in host_files(sandbox)} == keys_before
+    assert sandbox.user_exists(sandbox.username)
+    assert (sandbox.root / "home" / sandbox.username).is_dir()
+    assert (sandbox.root / "etc/machine-id").read_text() == MACHINE_ID
+    assert (sandbox.root / "var/lib/dbus/machine-id").read_text() == MACHINE_ID
+    assert (sandbox.root / "etc/resolv.conf").exists()
+    assert (sandbox.root / "root/.bash_history").exists()
+    assert_no_secrets(secret_pieces(sandbox.private_key), recorder, error)
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize(
+    ("generator", "named"),
+    [
+        ("cloud-init", "cloud-init"),
+        ("waagent", "waagent (Provisioning.RegenerateSshHostKeyPair=y in /etc/waagent.conf)"),
+        ("sshd-keygen", "sshd-keygen@.service (/usr/lib/systemd/system)"),
+        ("ssh-keygen -A", "ssh-keygen -A in /etc/systemd/system/ssh.service.d/host-keys.conf"),
+    ],
+)
+def test_passes_with_each_thing_that_creates_host_keys_at_first_boot(
+    sandbox: Sandbox, generator: str, named: str
+) -> None:
+    give_identity(sandbox, regenerate_host_keys="n")
+    if generator == "cloud-init":
+        install_cloud_init_stand_in(sandbox)
+    elif generator == "waagent":
+        # Read as waagent reads it: the last line wins, the value's case and a trailing comment do not matter.
+        with open(sandbox.root / "etc/waagent.conf", "a") as conf:
+            conf.write("Provisioning.RegenerateSshHostKeyPair = Y  # new host keys at provisioning\n")
+    elif generator == "sshd-keygen":
+        install_sshd_keygen_unit(sandbox)
+    else:
+        drop_in = sandbox.root / "etc/systemd/system/ssh.service.d"
+        drop_in.mkdir(parents=True)
+        (drop_in / "host-keys.conf").write_text("[Service]\nExecStartPre=/usr/bin/ssh-keygen -A\n")
+
+    result = deprovision(sandbox.target(), Recorder().log)
+
+    assert result.output_tail.splitlines()[-1] == COMPLETE_MARKER
+    assert f"image-gallery: SSH host keys will be created at first boot by {named}" in result.output_tail
+    assert sorted((sandbox.root / "etc/ssh").glob("ssh_host_*")) == []
+    assert not sandbox.user_exists(sandbox.username)
+
+
+@pytest.mark.sandbox
+def test_the_scripted_guest_refuses_and_passes_as_the_sandbox_does(sandbox: Sandbox) -> None:
+    """tests/fakes/ssh_guest.py plays the pre-check for tests that cannot run the sandbox: its refusal must be the
+    sandbox's word for word, and it must pass with the same generators."""
+    give_identity(sandbox, regenerate_host_keys="n")
+    with pytest.raises(NoHostKeyGenerator) as real:
+        deprovision(sandbox.target(), Recorder().log)
+    with ScriptedLinuxGuest(cloud_init_installed=False) as guest, pytest.raises(NoHostKeyGenerator) as scripted:
+        deprovision(guest.target(), Recorder().log)
+    assert scripted.value.output_tail == real.value.output_tail
+    assert scripted.value.exit_code == real.value.exit_code == EXIT_NO_HOST_KEY_GENERATOR
+    assert not guest.deprovisioned
+
+    install_sshd_keygen_unit(sandbox)
+    real_result = deprovision(sandbox.target(), Recorder().log)
+    with ScriptedLinuxGuest(cloud_init_installed=False, sshd_keygen_unit=True) as guest:
+        scripted_result = deprovision(guest.target(), Recorder().log)
+    said = "image-gallery: SSH host keys will be created at first boot by sshd-keygen@.service"
+    assert said in real_result.output_tail and said in scripted_result.output_tail
+    # The Ubuntu default has cloud-init; Debian's waagent.conf (y) alone is enough too.
+    for default_guest in (
+        ScriptedLinuxGuest(),
+        ScriptedLinuxGuest(cloud_init_installed=False, regenerate_ssh_host_key_pair=True),
+    ):
+        with default_guest as guest:
+            assert deprovision(guest.target(), Recorder().log).output_tail.endswith(COMPLETE_MARKER)
 
 
 # --- host keys ------------------------------------------------------------------------------------------------
