@@ -290,3 +290,8 @@ def test_a_certificate_path_on_two_lines_is_refused() -> None:
 @pytest.mark.parametrize("value", ["false", "TRUE"])
 def test_a_boolean_login_setting_in_any_case_is_accepted(value: str) -> None:
     assert load({"azure-native:useMsi": value}).warnings == ()
+
+
+def test_a_near_miss_in_capitals_with_hyphens_is_warned_about_with_the_key_meant() -> None:
+    (warning,) = load({"azure-native:USE-MSI": "true"}).warnings
+    assert warning.endswith("did you mean azure-native:useMsi?"), warning
