@@ -295,3 +295,8 @@ def test_a_boolean_login_setting_in_any_case_is_accepted(value: str) -> None:
 def test_a_near_miss_in_capitals_with_hyphens_is_warned_about_with_the_key_meant() -> None:
     (warning,) = load({"azure-native:USE-MSI": "true"}).warnings
     assert warning.endswith("did you mean azure-native:useMsi?"), warning
+
+
+def test_a_metadata_host_with_a_path_is_refused() -> None:
+    found = the_problem({"azure-native:metadataHost": "management.azure.com/metadata"})
+    assert found.startswith("azure-native:metadataHost: 'management.azure.com/metadata' is not a host name"), found
