@@ -139,8 +139,8 @@ TESTS: dict[str, tuple[str, ...]] = {
     },
     "hooks/windows/scripts.py": ("tests/unit/test_windows_scripts.py", "tests/integration/test_windows_guest.py"),
     "hooks/windows/sysprep.py": ("tests/integration/test_windows_guest.py",),
+    "hooks/ssh_keys.py": ("tests/unit/test_linux_keys.py", "tests/integration/test_ssh_guest.py"),
     "hooks/linux.py": (
-        "tests/unit/test_linux_keys.py",
         "tests/unit/test_deprovision_script.py",
         "tests/integration/test_ssh_guest.py",
         "tests/integration/test_linux_guest.py",

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import paramiko
 
-from hooks.linux import describe_key, parse_host_key, parse_private_key
+from hooks.ssh_keys import describe_key, parse_host_key, parse_private_key
 from hooks.targets import SshTarget
 from hooks.waiting import Deadline
 

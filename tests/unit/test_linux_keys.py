@@ -1,4 +1,4 @@
-"""parse_host_key and parse_private_key: what config validation relies on, and messages that never show a secret."""
+"""hooks.ssh_keys: parse_host_key and parse_private_key, and messages that never show a secret."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from hooks.linux import describe_key, parse_host_key, parse_private_key
+from hooks.ssh_keys import describe_key, parse_host_key, parse_private_key
 
 
 def public_line(private: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:

@@ -37,7 +37,7 @@ DELETE = object()
 
 @functools.cache
 def host_key() -> str:
-    """A real `ssh-ed25519 AAAA...` public key (hooks.linux.parse_host_key decodes it)."""
+    """A real `ssh-ed25519 AAAA...` public key (hooks.ssh_keys.parse_host_key decodes it)."""
     public = Ed25519PrivateKey.generate().public_key()
     return public.public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
 
