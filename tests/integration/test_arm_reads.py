@@ -217,6 +217,16 @@ def test_a_version_captured_from_another_version_has_no_source_vm(fake_arm_env: 
     assert promoted is not None and promoted.source_id == source
 
 
+def test_a_version_answered_without_a_storage_profile_has_no_source(fake_arm_env: FakeArm) -> None:
+    version = fake_arm_env.add_image_version(fake_arm_env.add_gallery_image(), "1.0.0")
+    body = {"id": version.id, "location": "westeurope", "properties": {"provisioningState": "Succeeded"}}
+    fake_arm_env.fail_with_body(200, body, method="GET", path=r"/versions/1\.0\.0$")
+    found = arm.get_image_version(
+        fake_arm_env.settings(), fake_arm_env.subscription_id, "rg-gallery", "gal", "img", "1.0.0"
+    )
+    assert found == arm.ImageVersionFacts(id=version.id, provisioning_state="Succeeded", source_vm_id=None)
+
+
 def test_a_versions_replication_and_end_of_life_are_read(fake_arm_env: FakeArm, log: Log) -> None:
     image = fake_arm_env.add_gallery_image()
     fake_arm_env.add_image_version(
@@ -270,6 +280,15 @@ def test_a_subscription_of_another_tenant_is_told_apart_by_arms_refusal(fake_arm
     assert arm.read_subscription_tenant(settings, fake_arm_env.subscription_id) == (fake_arm_env.tenant_id, False)
     assert arm.read_subscription_tenant(settings, sub) == (OTHER_TENANT, True)
     assert arm.get_subscription_tenant(settings, sub) == OTHER_TENANT
+
+
+@pytest.mark.parametrize("tenant", ["", 7])
+def test_a_subscription_answered_with_a_tenant_that_is_no_id_is_reported(fake_arm_env: FakeArm, tenant: object) -> None:
+    sub = fake_arm_env.subscription_id
+    body = {"id": f"/subscriptions/{sub}", "subscriptionId": sub, "tenantId": tenant}
+    fake_arm_env.fail_with_body(200, body, path=r"^/subscriptions/[^/]+$")
+    with pytest.raises(ArmError, match=f"ARM returned subscription {sub} without a tenantId"):
+        arm.read_subscription_tenant(fake_arm_env.settings(), sub)
 
 
 def test_a_401_that_names_no_tenant_is_the_token_refused(fake_arm_env: FakeArm) -> None:
