@@ -260,3 +260,9 @@ def test_a_malformed_principal_with_its_tenant_is_one_problem() -> None:
     raw["publisherPrincipalId"] = "not-a-guid"
     raw["publisherTenantId"] = "62913c05-bccf-437c-868c-53cdabfbe8d4"
     assert the_problem(raw).startswith("publisherPrincipalId: 'not-a-guid' is not a GUID")
+
+
+def test_the_smallest_poll_interval_is_accepted() -> None:
+    raw = sc.base()
+    raw["armPollIntervalSeconds"] = 1
+    assert load(raw).azure.poll_interval_seconds == 1

@@ -233,3 +233,9 @@ def test_an_empty_list_of_disk_controllers_is_refused() -> None:
     assert the_problem(with_definition(features={"diskControllerTypes": []})) == (
         "images[0].features.diskControllerTypes: must list SCSI, NVMe or both (or be left out: SCSI only)"
     )
+
+
+def test_a_misspelt_purchase_plan_key_is_refused() -> None:
+    plan = {"name": "p", "publisher": "contoso", "product": "x", "prodcut": "x"}
+    found = the_problem(with_definition(purchasePlan=plan))
+    assert found.startswith("images[0].purchasePlan.prodcut: unknown key") and "did you mean 'product'?" in found, found
