@@ -95,3 +95,31 @@ def release_lock(cli: PulumiCli, project: str, say: Callable[[str], None]) -> No
     cli.run("cancel", "--yes")
     held = ", ".join(f"pid {lock.pid} on {lock.hostname or '?'} since {lock.timestamp}" for lock in locks)
     say(f"lock: released (pulumi cancel): it was held by a killed run ({held})")
+
+
+def repair_checkpoint_metadata(cli: PulumiCli, project: str, say: Callable[[str], None]) -> None:
+    """Remove a checkpoint metadata file a kill left unreadable, in a self-managed (`file://`) backend.
+
+    The file backend (gocloud.dev/blob/fileblob, under pulumi/pkg/backend/diy) writes a checkpoint to a temporary
+    file and renames it into place, so the checkpoint itself is always whole; but first it rewrites the sidecar
+    `<stack>.json.attrs` in place (`setAttrs`: os.Create, then a JSON encode). A kill between the two leaves an
+    empty sidecar, and every later command fails with "failed to load checkpoint: EOF". A missing sidecar is read
+    as default metadata (`getAttrs`), so removing the unreadable one is all the repair there is."""
+    backend = file_backend_root(cli.backend_url())
+    if backend is None:
+        return
+    name = cli.stack.rsplit("/", 1)[-1]
+    root = backend / ".pulumi" / "stacks"
+    for sidecar in sorted(root.glob(f"**/{name}.json*.attrs")):
+        if sidecar.parent != root and sidecar.parent.name != project:
+            continue
+        try:
+            json.loads(sidecar.read_text())
+            continue
+        except ValueError:
+            pass
+        sidecar.unlink()
+        say(
+            f"state: removed {sidecar.name}, the checkpoint's metadata file, which the killed run left unreadable "
+            "(the checkpoint itself is whole)"
+        )

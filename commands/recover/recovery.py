@@ -43,6 +43,7 @@ class Recovery:
     say: Callable[[str], None] = print
 
     def run(self) -> int:
+        lock.repair_checkpoint_metadata(self.cli, self.project, self.say)
         exported = self.cli.export()
         pending = state.pending_operations(exported)
         decisions = self.decide_each(exported)

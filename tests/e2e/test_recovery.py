@@ -44,7 +44,12 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 def pending_creates(ws: Workspace) -> list[str]:
-    ops = ws.export()["deployment"].get("pending_operations") or []
+    # Read from the checkpoint file, not `pulumi stack export`: a kill can land while the file backend rewrites
+    # the checkpoint's metadata sidecar in place (gocloud fileblob's setAttrs), and the CLI then refuses the stack
+    # ("failed to load checkpoint: EOF") until `make recover` removes it; the checkpoint is renamed into place whole.
+    (checkpoint,) = (ws.backend / ".pulumi" / "stacks").glob(f"**/{ws.stack}.json")
+    latest = json.loads(checkpoint.read_text())["checkpoint"]["latest"]
+    ops = latest.get("pending_operations") or []
     return sorted(op["resource"]["urn"].split("::")[-1] for op in ops if op["type"] == "creating")
 
 

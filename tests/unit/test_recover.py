@@ -20,7 +20,7 @@ from commands.recover.azure import AZURE_TYPES, AzureType, resource_id, subscrip
 from commands.recover.decisions import GUEST_TOKEN, Action, Decision, decide
 from commands.recover.errors import RecoverError
 from commands.recover.guest_step import LinuxGuestStep
-from commands.recover.lock import file_backend_root, stack_locks
+from commands.recover.lock import file_backend_root, repair_checkpoint_metadata, stack_locks
 from commands.recover.pulumi_cli import PulumiCli
 from commands.recover.recovery import Recovery
 from commands.recover.repair import repaired
@@ -327,6 +327,42 @@ def test_lock_files_of_a_file_backend(tmp_path: Path) -> None:
     elsewhere = {**live, "hostname": "another-runner"}
     (locks / "dev" / "a.json").write_text(json.dumps(elsewhere))
     assert not stack_locks(tmp_path, "image-gallery", "dev")[0].held_here()
+
+
+@dataclass
+class FileBackendCli:
+    """The two things the metadata repair asks the CLI: the backend's URL and the stack."""
+
+    backend: Path
+    stack: str = "dev"
+
+    def backend_url(self) -> str:
+        return f"file://{self.backend}"
+
+
+def test_a_checkpoint_metadata_file_a_kill_left_empty_is_removed_and_said(tmp_path: Path) -> None:
+    stacks = tmp_path / ".pulumi" / "stacks" / "image-gallery"
+    stacks.mkdir(parents=True)
+    checkpoint = stacks / "dev.json"
+    checkpoint.write_text('{"version": 3, "checkpoint": {}}')
+    (stacks / "dev.json.attrs").write_text("")  # fileblob's setAttrs truncated it, then the kill came
+    kept = [stacks / "prod.json.attrs", tmp_path / ".pulumi" / "stacks" / "other" / "dev.json.attrs"]
+    kept[1].parent.mkdir()
+    for path in kept:
+        path.write_text("")  # another stack's, another project's: not this recovery's to touch
+    said: list[str] = []
+    repair_checkpoint_metadata(FileBackendCli(tmp_path), "image-gallery", said.append)  # type: ignore[arg-type]
+    assert not (stacks / "dev.json.attrs").exists() and checkpoint.exists()
+    assert all(path.exists() for path in kept)
+    assert said == [
+        "state: removed dev.json.attrs, the checkpoint's metadata file, which the killed run left unreadable "
+        "(the checkpoint itself is whole)"
+    ]
+    # A readable one is left as it is, and nothing is said.
+    (stacks / "dev.json.attrs").write_text('{"user.content_type": "application/json"}\n')
+    said.clear()
+    repair_checkpoint_metadata(FileBackendCli(tmp_path), "image-gallery", said.append)  # type: ignore[arg-type]
+    assert (stacks / "dev.json.attrs").exists() and said == []
 
 
 def test_people_and_ci_run_the_same_command() -> None:
