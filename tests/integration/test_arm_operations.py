@@ -99,6 +99,13 @@ def test_get_returns_the_body_or_none_when_it_is_not_there(fake_arm_env: FakeArm
     assert client.get(f"{vm.id}-gone", COMPUTE_API, str(vm.ref), PERMISSION) is None
 
 
+def test_an_answer_that_is_not_json_has_no_body(fake_arm_env: FakeArm, client: arm.ArmRequests) -> None:
+    vm = fake_arm_env.add_vm()
+    fake_arm_env.fail_with_body(200, "OK", method="GET", path=r"/virtualMachines/src-vm$")
+    status, body, _ = client.send("GET", f"{vm.id}?api-version={COMPUTE_API}", "read", str(vm.ref), PERMISSION)
+    assert (status, body) == (200, None)
+
+
 def test_a_refusal_other_than_404_names_what_was_being_done(fake_arm_env: FakeArm, client: arm.ArmRequests) -> None:
     vm = fake_arm_env.add_vm()
     fake_arm_env.deny(403, method="GET", path=r"/virtualMachines/src-vm$")
