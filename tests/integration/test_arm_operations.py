@@ -305,6 +305,17 @@ def test_delete_waits_for_the_deletion_and_says_whether_there_was_anything(
     assert client.delete(gone, api, "thing x", permission, deadline) is False  # 404
 
 
+def test_a_deletion_that_fails_in_azure_says_what_it_deleted(fake_arm_env: FakeArm, client: arm.ArmRequests) -> None:
+    disk = fake_arm_env.add_disk("leftover", "rg-x")
+    fake_arm_env.fail_next_lro("DiskInUse", "The disk is in use.")
+    with pytest.raises(ArmError) as caught:
+        client.delete(disk["id"], "2024-03-02", "disk leftover", "Microsoft.Compute/disks/delete", Deadline(5, "it"))
+    assert str(caught.value) == (
+        "Azure could not delete disk leftover: the operation ended Failed with DiskInUse: The disk is in use"
+    )
+    assert fake_arm_env.disks, "the disk is still there"
+
+
 def test_a_refused_delete_names_what_it_deleted(fake_arm_env: FakeArm, client: arm.ArmRequests) -> None:
     disk = fake_arm_env.add_disk("leftover", "rg-x")
     fake_arm_env.deny(403, method="DELETE", path=r"/disks/leftover$")
